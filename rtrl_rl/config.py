@@ -89,6 +89,9 @@ class TrainConfig:
     )
     device: str = _doc("cpu", "learner device: cpu, cuda or auto")
     threads: int = _doc(0, "torch threads in the learner; 0 = leave torch's default")
+    target_success: float = _doc(
+        0.95, "stop once greedy evaluation reaches this success rate (tasks that report success); 0 = never"
+    )
 
 
 @dataclass
@@ -110,7 +113,8 @@ class LogConfig:
     progress: bool = _doc(True, "live progress on the terminal")
     tensorboard: bool = _doc(True, "write TensorBoard event files into run_dir")
     interval_s: float = _doc(2.0, "seconds between progress and log updates")
-    eval_episodes: int = _doc(200, "greedy evaluation episodes at the end of training; 0 = none")
+    eval_episodes: int = _doc(256, "greedy evaluation episodes per evaluation; 0 = none")
+    eval_interval_steps: int = _doc(200_000, "environment steps between evaluations (and at the end)")
 
 
 @dataclass
