@@ -1,0 +1,135 @@
+"""A run's bookkeeping around the training loop: run directory, logs, checkpoints, summary.
+
+Both the synchronous trainer and the process runtime own one :class:`RunSession`. It
+writes ``config.yaml`` at the start, checkpoints every ``runtime.checkpoint_every_s``
+and after each evaluation, and ``summary.json`` plus a final checkpoint at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rtrl_rl import checkpoint as ckpt
+from rtrl_rl.config import Config, save_config, to_dict
+from rtrl_rl.monitor import RunMonitor
+from rtrl_rl.tb import make_logger
+
+
+def describe_spaces(model) -> dict:
+    """Printable observation and action spaces, stored in checkpoints for compatibility checks."""
+    return {"observation_space": repr(model.observation_space), "action_space": repr(model.action_space)}
+
+
+class RunSession:
+    """Owns the run directory of one training run and everything written into it."""
+
+    def __init__(self, config: Config, model, learner, start_step: int = 0, start_time_s: float = 0.0) -> None:
+        self.config, self.model, self.learner = config, model, learner
+        self.run_dir = Path(config.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, self.run_dir / "config.yaml")
+        self.logger = make_logger(self.run_dir, enabled=config.log.tensorboard)
+        self.monitor = RunMonitor(
+            config.train.total_steps,
+            logger=self.logger,
+            progress=config.log.progress,
+            interval_s=config.log.interval_s,
+            start_step=start_step,
+        )
+        self.prior_wall_s = start_time_s
+        self.evaluations: list[dict] = []
+        self.last_checkpoint = time.monotonic()
+        self.time_to_target_s: float | None = None
+
+    def payload(self) -> dict:
+        """Everything a checkpoint holds (see ``docs/checkpoints.md``)."""
+        return ckpt.make_payload(
+            model=self.model,
+            learner=self.learner,
+            step=self.monitor.step,
+            updates=self.monitor.updates,
+            config=to_dict(self.config),
+            extra={"wall_s": self.wall_s(), **describe_spaces(self.model)},
+        )
+
+    def wall_s(self) -> float:
+        """Training wall time, including earlier sessions of a resumed run."""
+        return self.prior_wall_s + self.monitor.wall_s()
+
+    def checkpoint(self, score: float | None = None) -> Path:
+        """Write a checkpoint now (atomically) and point ``model.pt`` at it."""
+        self.last_checkpoint = time.monotonic()
+        return ckpt.save_checkpoint(
+            self.run_dir, self.payload(), self.monitor.step, keep=self.config.runtime.keep_checkpoints, score=score
+        )
+
+    def maybe_checkpoint(self) -> None:
+        """Checkpoint when ``runtime.checkpoint_every_s`` has passed since the last one."""
+        if time.monotonic() - self.last_checkpoint >= self.config.runtime.checkpoint_every_s:
+            self.checkpoint()
+
+    def evaluate_and_check(self, evaluate) -> bool:
+        """Evaluate greedily, log, checkpoint with the score; True when the target is reached.
+
+        ``evaluate(config, model, episodes) -> dict`` runs the episodes (the caller picks
+        the device and process it runs in).
+        """
+        episodes = self.config.log.eval_episodes
+        if episodes <= 0:
+            return False
+        result = evaluate(self.config, self.model, episodes)
+        result = {k: v for k, v in result.items() if not isinstance(v, list)}
+        result.update(step=self.monitor.step, wall_s=round(self.wall_s(), 2))
+        self.evaluations.append(result)
+        scalars = {"eval/mean_return": result["mean_return"]}
+        line = f"eval @ {self.monitor.step:,} steps ({result['wall_s']:.0f} s): return {result['mean_return']:.3g}"
+        if "success_rate" in result:
+            scalars["eval/success_rate"] = result["success_rate"]
+            line += f", greedy success {result['success_rate']:.3f}"
+        self.logger.log_scalars(self.monitor.step, scalars)
+        self.monitor.message(line)
+        self.checkpoint(score=result["mean_return"])
+        target = self.config.train.target_success
+        reached = target > 0 and result.get("success_rate", 0.0) >= target
+        if reached and self.time_to_target_s is None:
+            self.time_to_target_s = result["wall_s"]
+        return reached
+
+    def finish(self, reason: str, evaluate) -> dict:
+        """Final evaluation (unless one just ran), checkpoint, summary.json; returns the summary."""
+        interrupted = reason.startswith("interrupted")
+        fresh = self.evaluations and self.evaluations[-1]["step"] == self.monitor.step
+        if not interrupted and not fresh:
+            self.evaluate_and_check(evaluate)
+        elif interrupted:
+            self.checkpoint()
+        self.monitor.close()
+        summary = self.summary(reason)
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        self.logger.log_hparams(to_dict(self.config), {k: v for k, v in summary.items() if isinstance(v, float)})
+        self.logger.close()
+        return summary
+
+    def summary(self, reason: str) -> dict:
+        """The figures of the run: steps, wall time, throughput, returns, success."""
+        wall = self.wall_s()
+        recent = self.monitor.recent()
+        last_eval = self.evaluations[-1] if self.evaluations else {}
+        summary = {
+            "steps": self.monitor.step,
+            "updates": self.monitor.updates,
+            "wall_s": round(wall, 2),
+            "sps": round((self.monitor.step - self.monitor.start_step) / max(self.monitor.wall_s(), 1e-9), 1),
+            "stopped": reason,
+            "mean_return": last_eval.get("mean_return", recent["mean_return"]),
+            "train_mean_return": recent["mean_return"],
+            "run_dir": str(self.run_dir),
+            "evaluations": self.evaluations,
+        }
+        if "success_rate" in last_eval or recent["success_rate"] is not None:
+            summary["success_rate"] = last_eval.get("success_rate", recent["success_rate"])
+            summary["train_success_rate"] = recent["success_rate"]
+            summary["time_to_target_s"] = self.time_to_target_s
+        return summary
