@@ -1,0 +1,1 @@
+"""The learning agents: element-wise recurrent cores (exact RTRL), networks, losses."""

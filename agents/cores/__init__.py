@@ -1,0 +1,44 @@
+"""Recurrent cores: element-wise cores learned by exact RTRL, and an nn.LSTM baseline.
+
+``make_core(name, input_size, hidden_size, learning="rtrl"|"tbptt", **options)`` builds
+one; see ``docs/cores.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.cores.base import ElementwiseCore, RecurrentCore
+from agents.cores.carry import Carry
+from agents.cores.elstm import ELSTM
+from agents.cores.lstm import LSTM
+from agents.cores.mingru import MinGRU
+
+#: core name -> class
+CORES: dict[str, type[RecurrentCore]] = {"elstm": ELSTM, "mingru": MinGRU, "lstm": LSTM}
+
+
+def available_cores() -> list[str]:
+    """Names accepted by :func:`make_core`."""
+    return sorted(CORES)
+
+
+def elementwise_cores() -> list[str]:
+    """Names of the cores that support exact RTRL."""
+    return sorted(name for name, cls in CORES.items() if issubclass(cls, ElementwiseCore))
+
+
+def make_core(name: str, input_size: int, hidden_size: int, learning: str = "rtrl", **options: Any) -> RecurrentCore:
+    """Build the core ``name`` for inputs of size d = ``input_size`` and n = ``hidden_size`` units.
+
+    ``learning``: "rtrl" (exact untruncated gradient through carried sensitivities) or
+    "tbptt" (gradient truncated at the segment start). ``options`` go to the core class,
+    e.g. ``forget_bias`` (all cores), ``input_grad`` and ``rtrl_path`` (element-wise cores).
+    """
+    if name not in CORES:
+        raise ValueError(f"unknown core {name!r}; available cores: {', '.join(available_cores())}")
+    return CORES[name](input_size, hidden_size, learning=learning, **options)
+
+
+__all__ = ["Carry", "CORES", "ELSTM", "LSTM", "MinGRU", "RecurrentCore", "ElementwiseCore",
+           "available_cores", "elementwise_cores", "make_core"]

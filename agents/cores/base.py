@@ -1,0 +1,161 @@
+"""Shared base of the recurrent cores: options, carry construction, input validation, and
+the forward pass of the element-wise cores through :class:`agents.cores.scan.ElementwiseRTRL`."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from agents.cores.carry import Carry
+from agents.cores.scan import ElementwiseRTRL
+
+LEARNING_MODES = ("rtrl", "tbptt")
+INPUT_GRAD_MODES = ("step", "segment")
+RTRL_PATHS = ("auto", "segment", "step")
+
+
+class RecurrentCore(nn.Module):
+    """A recurrent core: ``forward(x (T,B,d), carry, reset (T,B) bool) -> (y (T,B,out), carry)``."""
+
+    name = "core"
+
+    def __init__(self, input_size: int, hidden_size: int, learning: str = "rtrl") -> None:
+        super().__init__()
+        if learning not in LEARNING_MODES:
+            raise ValueError(f"unknown learning mode {learning!r}; expected one of {LEARNING_MODES}")
+        if input_size < 1 or hidden_size < 1:
+            raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size}, {hidden_size}")
+        self.input_size, self.hidden_size, self.learning = input_size, hidden_size, learning
+
+    @property
+    def output_size(self) -> int:
+        """Size of the last dimension of y."""
+        return self.hidden_size
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-stream shape of each state entry of the carry."""
+        raise NotImplementedError
+
+    def sensitivity_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-stream shape of each RTRL sensitivity entry (empty when not learning by RTRL)."""
+        return {}
+
+    def initial_carry(self, batch_size: int, sensitivities: Optional[bool] = None) -> Carry:
+        """Zero state (and zero sensitivities) for ``batch_size`` streams.
+
+        ``sensitivities=False`` gives the state only, for acting (no sensitivities are then
+        computed). Follows the dtype and device of the module's parameters.
+        """
+        ref = next(self.parameters())
+        shapes = dict(self.state_shapes())
+        if sensitivities is None or sensitivities:
+            shapes.update(self.sensitivity_shapes())
+        return Carry({k: ref.new_zeros((batch_size, *s)) for k, s in shapes.items()})
+
+    def validate(self, x: Tensor, carry: Carry, reset: Tensor) -> bool:
+        """Raise ValueError naming what was expected; return whether the carry has sensitivities."""
+        if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[2] != self.input_size or x.shape[0] < 1:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"x must be a (T, B, input_size={self.input_size}) tensor with T >= 1, got {got}")
+        T, B = x.shape[:2]
+        if not isinstance(reset, Tensor) or reset.dtype != torch.bool or tuple(reset.shape) != (T, B):
+            got = (tuple(reset.shape), reset.dtype) if isinstance(reset, Tensor) else type(reset).__name__
+            raise ValueError(f"reset must be a bool tensor of shape (T, B) = {(T, B)}, got {got}")
+        if not isinstance(carry, dict):
+            raise ValueError(f"carry must be a Carry from {self.name}.initial_carry, got {type(carry).__name__}")
+        state, full = self.state_shapes(), {**self.state_shapes(), **self.sensitivity_shapes()}
+        if set(carry) not in (set(state), set(full)):
+            allowed = sorted(full) if full == state else f"{sorted(state)} or {sorted(full)}"
+            raise ValueError(f"carry keys {sorted(carry)} do not fit the {self.name} core; expected {allowed}")
+        for key in carry:
+            if tuple(carry[key].shape) != (B, *full[key]):
+                raise ValueError(f"carry[{key!r}] must have shape {(B, *full[key])} (batch size {B}), "
+                                 f"got {tuple(carry[key].shape)}")
+        return len(carry) > len(state)
+
+
+class ElementwiseCore(RecurrentCore):
+    """An element-wise core learned by exact RTRL (or truncated BPTT) in one module.
+
+    Subclasses set ``gates``, ``has_diag`` and ``state_key``, and define ``sequence``,
+    ``derivatives`` (see :class:`agents.cores.scan.Cell`), ``readout`` and
+    ``reference_step`` (plain autograd, used to verify the RTRL machinery).
+
+    Options: ``input_grad`` "step" (rtrl default: same-step gradient to x) or "segment"
+    (backprop through the core inside the segment; always so for tbptt);
+    ``rtrl_path`` "auto" (segment form for T > 1, per-step recursion for T = 1), "segment"
+    or "step"; ``forget_bias`` (see the subclass).
+    """
+
+    gates = 1
+    has_diag = False
+    state_key = "s"
+
+    def __init__(self, input_size: int, hidden_size: int, learning: str = "rtrl",
+                 input_grad: Optional[str] = None, rtrl_path: str = "auto") -> None:
+        super().__init__(input_size, hidden_size, learning)
+        if input_grad is None:
+            input_grad = "step" if learning == "rtrl" else "segment"
+        if input_grad not in INPUT_GRAD_MODES:
+            raise ValueError(f"unknown input_grad {input_grad!r}; expected one of {INPUT_GRAD_MODES}")
+        if learning == "tbptt" and input_grad != "segment":
+            raise ValueError("tbptt backpropagates through the segment: input_grad must be 'segment'")
+        if rtrl_path not in RTRL_PATHS:
+            raise ValueError(f"unknown rtrl_path {rtrl_path!r}; expected one of {RTRL_PATHS}")
+        self.input_grad, self.rtrl_path = input_grad, rtrl_path
+        gn = self.gates * hidden_size
+        self.weight = nn.Parameter(torch.empty(gn, input_size))
+        self.bias = nn.Parameter(torch.empty(gn))
+        self.register_parameter("recurrent", nn.Parameter(torch.empty(gn)) if self.has_diag else None)
+
+    def _uniform(self, tensor: Tensor, fan_in: int) -> None:
+        """PyTorch's default layer initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+        bound = 1.0 / math.sqrt(fan_in)
+        nn.init.uniform_(tensor, -bound, bound)
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The state: one vector of hidden_size per stream."""
+        return {self.state_key: (self.hidden_size,)}
+
+    def sensitivity_shapes(self) -> dict[str, tuple[int, ...]]:
+        """ds/dW (G*n, d), ds/db (G*n) and ds/dw (G*n) per stream, in rtrl mode."""
+        if self.learning != "rtrl":
+            return {}
+        gn, s = self.gates * self.hidden_size, self.state_key
+        shapes = {f"d{s}/dW": (gn, self.input_size), f"d{s}/db": (gn,)}
+        if self.has_diag:
+            shapes[f"d{s}/dw"] = (gn,)
+        return shapes
+
+    def forward(self, x: Tensor, carry: Carry, reset: Tensor) -> tuple[Tensor, Carry]:
+        """Run T steps: x (T,B,d), reset (T,B) bool -> y (T,B,output_size), new carry."""
+        has_sens = self.validate(x, carry, reset)
+        sens_keys = list(self.sensitivity_shapes()) if has_sens else []
+        sens = [carry[k] for k in sens_keys] + ([None] if has_sens and not self.has_diag else [])
+        path = self.rtrl_path if self.rtrl_path != "auto" else ("step" if x.shape[0] == 1 else "segment")
+        keep = (~reset).to(x.dtype)
+        outputs = ElementwiseRTRL.apply(self, (self.input_grad, path), x, carry[self.state_key], keep,
+                                        self.weight, self.bias, self.recurrent, *sens)
+        states = outputs[0]
+        new_carry = Carry({self.state_key: states[-1].detach()})
+        new_carry.update(zip(sens_keys, outputs[1:]))
+        return self.readout(x, states), new_carry
+
+    def readout(self, x: Tensor, states: Tensor) -> Tensor:
+        """Output y (T,B,out) from inputs and states; same-step, ordinary autograd."""
+        return states
+
+    def reference_step(self, x: Tensor, s_prev: Tensor) -> Tensor:
+        """One step of the cell in plain autograd: x (B,d), s_prev (B,n) -> s (B,n)."""
+        raise NotImplementedError
+
+    def reference_forward(self, x: Tensor, s0: Tensor, reset: Tensor) -> Tensor:
+        """The core in plain autograd over a whole stream (BPTT reference): y (T,B,out)."""
+        s, states = s0, []
+        for t in range(x.shape[0]):
+            s = self.reference_step(x[t], s * (~reset[t]).to(s.dtype).unsqueeze(-1))
+            states.append(s)
+        return self.readout(x, torch.stack(states))

@@ -1,0 +1,189 @@
+"""Exact RTRL for element-wise cores: the segment form and the per-step recursion.
+
+Shared by every element-wise core (see ``docs/cores.md`` and rtrl.md §1-§4). A core
+describes one cell with G gates over n units: ``sequence`` runs the recurrence and
+``derivatives`` gives, per step, D (T, B, G, n) = ds_t/d(gate pre-activation) and the
+diagonal Jacobian J (T, B, n) = ds_t/ds_{t-1}. Each gate g has three parameter kinds,
+stacked over gates, each with its own input u and per-stream sensitivity:
+
+=========  ===========  ====================  ===================
+parameter  shape        input u_t             sensitivity
+=========  ===========  ====================  ===================
+W          (G*n, d)     x_t (outer product)   (B, G*n, d)
+b          (G*n,)       1                     (B, G*n)
+w (diag)   (G*n,)       s_{t-1}, element-wise  (B, G*n)
+=========  ===========  ====================  ===================
+
+The recursion is S_t = J_t ⊙ S_{t-1} + D_t ⊙ u_t. A reset at step t sets s_{t-1} := 0
+and S_{t-1} := 0, i.e. J_t := 0 on the carry path (``Jc`` below).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Protocol
+
+import torch
+from torch import Tensor
+
+
+class Cell(Protocol):
+    """What a core tells the machinery about its cell."""
+
+    gates: int
+
+    def sequence(self, pre: Tensor, s0: Tensor, keep: Tensor, diag: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """Run the recurrence: pre (T,B,G,n), s0 (B,n), keep (T,B,1) -> states, prev (T,B,n), act (T,B,G,n)."""
+
+    def derivatives(self, act: Tensor, prev: Tensor, states: Tensor, diag: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        """Per-step D (T,B,G,n) and diagonal Jacobian J (T,B,n), given the sequence's outputs."""
+
+
+def adjoint(e: Tensor, jc: Tensor) -> Tensor:
+    """Backward scan a_t = e_t + J_{t+1} ⊙ a_{t+1} (a_T = e_T): (T,B,n) -> (T,B,n).
+
+    It is truncated BPTT's state gradient inside the segment; resets are cut by Jc = 0.
+    """
+    a = torch.empty_like(e)
+    a[-1] = e[-1]
+    for t in range(e.shape[0] - 2, -1, -1):
+        torch.addcmul(e[t], jc[t + 1], a[t + 1], out=a[t])
+    return a
+
+
+def suffix_products(jc: Tensor) -> tuple[Tensor, Tensor]:
+    """q_t = prod_{t<j<=T} J_j (T,B,n) and P = prod_{1<=j<=T} J_j (B,n), as one cumprod."""
+    rc = torch.cumprod(jc.flip(0), 0).flip(0)
+    q = torch.cat([rc[1:], torch.ones_like(rc[:1])])
+    return q, rc[0]
+
+
+def direct_gradients(coef: Tensor, d: Tensor, x: Tensor, prev: Tensor, has_diag: bool):
+    """Sum_t (coef_t ⊙ D_t) u_t^T for W, b, w in one matmul; coef (T,B,n) is a or e.
+
+    Returns (grads [gW (G*n,d), gb (G*n), gw (G*n) or None], cd (T*B, G*n)).
+    """
+    T, B, G, n = d.shape
+    cd = (d * coef.unsqueeze(2)).reshape(T * B, G * n)
+    g_w = cd.t() @ x.reshape(T * B, -1)
+    g_b = cd.sum(0)
+    g_diag = (cd.view(T, B, G, n) * prev.unsqueeze(2)).sum((0, 1)).reshape(G * n) if has_diag else None
+    return [g_w, g_b, g_diag], cd
+
+
+def carry_gradients(v: Tensor, sens: list[Optional[Tensor]], gates: int) -> list[Optional[Tensor]]:
+    """Sum_b v[b,k] S[b,g,k,...] for each sensitivity: the part truncated BPTT drops."""
+    B, n = v.shape
+    out = []
+    for s in sens:
+        if s is None:
+            out.append(None)
+        elif s.dim() == 3:
+            out.append(torch.einsum("bk,bgkd->gkd", v, s.view(B, gates, n, -1)).reshape(gates * n, -1))
+        else:
+            out.append((s.view(B, gates, n) * v.unsqueeze(1)).sum(0).reshape(gates * n))
+    return out
+
+
+def step_update(sens: list[Optional[Tensor]], jc: Tensor, d: Tensor, x: Tensor, prev: Tensor) -> list[Optional[Tensor]]:
+    """One per-step RTRL update S <- J ⊙ S + D ⊙ u; jc, prev (B,n), d (B,G,n), x (B,d)."""
+    B, G, n = d.shape
+    s_w, s_b, s_diag = sens
+    j4 = jc.view(B, 1, n, 1)
+    new_w = (s_w.view(B, G, n, -1) * j4).addcmul_(d.unsqueeze(-1), x.view(B, 1, 1, -1)).view_as(s_w)
+    new_b = torch.addcmul(d, s_b.view(B, G, n), jc.unsqueeze(1)).view_as(s_b)
+    new_diag = None
+    if s_diag is not None:
+        new_diag = torch.addcmul(d * prev.unsqueeze(1), s_diag.view(B, G, n), jc.unsqueeze(1)).view_as(s_diag)
+    return [new_w, new_b, new_diag]
+
+
+def segment_update(sens: list[Optional[Tensor]], jc: Tensor, d: Tensor, x: Tensor, prev: Tensor) -> list[Optional[Tensor]]:
+    """Segment form of the carry: S_T = P ⊙ S_0 + Sum_t (q_t ⊙ D_t) u_t^T (one batched matmul)."""
+    T, B, G, n = d.shape
+    s_w, s_b, s_diag = sens
+    q, p = suffix_products(jc)
+    qd = d * q.unsqueeze(2)                                       # (T, B, G, n)
+    p4 = p.view(B, 1, n)
+    new_w = (s_w.view(B, G, n, -1) * p4.unsqueeze(-1)).view_as(s_w)
+    new_w.baddbmm_(qd.permute(1, 2, 3, 0).reshape(B, G * n, T), x.transpose(0, 1))
+    new_b = (s_b.view(B, G, n) * p4 + qd.sum(0)).view_as(s_b)
+    new_diag = None
+    if s_diag is not None:
+        new_diag = (s_diag.view(B, G, n) * p4 + (qd * prev.unsqueeze(2)).sum(0)).view_as(s_diag)
+    return [new_w, new_b, new_diag]
+
+
+class ElementwiseRTRL(torch.autograd.Function):
+    """Cell sequence plus exact RTRL; backward maps dL/ds_t (T,B,n) to parameter gradients.
+
+    Inputs: cell, options (input_grad "step"|"segment", path "segment"|"step"),
+    x (T,B,d), s0 (B,n), keep (T,B) (0 where an episode starts), W, b, w (or None),
+    then the sensitivities S_W, S_b, S_w (or None: no RTRL, gradient truncated at the start).
+    Outputs: states (T,B,n), then the new sensitivities if any were given.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, cell: Cell, options: tuple[str, str], x: Tensor, s0: Tensor, keep: Tensor,
+                weight: Tensor, bias: Tensor, diag: Optional[Tensor], *sens: Optional[Tensor]):
+        T, B, d_in = x.shape
+        G, n = cell.gates, s0.shape[1]
+        with torch.no_grad():
+            pre = torch.addmm(bias, x.reshape(T * B, d_in), weight.t()).view(T, B, G, n)
+            diag_gn = diag.view(G, n) if diag is not None else None
+            states, prev, act = cell.sequence(pre, s0, keep.unsqueeze(-1), diag_gn)
+            has_sens = len(sens) > 0 and sens[0] is not None
+            if not (has_sens or any(ctx.needs_input_grad)):
+                return (states,)
+            d, j = cell.derivatives(act, prev, states, diag_gn)
+            jc = j * keep.unsqueeze(-1)
+            new_sens: list = []
+            if has_sens:
+                sens = list(sens)
+                if options[1] == "step":
+                    new_sens = sens
+                    for t in range(T):
+                        new_sens = step_update(new_sens, jc[t], d[t], x[t], prev[t])
+                else:
+                    new_sens = segment_update(sens, jc, d, x, prev)
+        ctx.cell, ctx.options, ctx.has_sens = cell, options, has_sens
+        ctx.has_diag, ctx.num_sens = diag is not None, len(sens)
+        ctx.save_for_backward(x, weight, prev, d, jc, *(sens if has_sens else ()))
+        outputs = [states] + [s for s in new_sens if s is not None]
+        ctx.mark_non_differentiable(*outputs[1:])
+        return tuple(outputs)
+
+    @staticmethod
+    def backward(ctx: Any, grad_states: Optional[Tensor], *unused: Any):
+        x, weight, prev, d, jc, *saved = ctx.saved_tensors
+        input_grad, path = ctx.options
+        e = grad_states if grad_states is not None else torch.zeros_like(prev)
+        sens = list(saved) if ctx.has_sens else None
+        stepwise = sens is not None and path == "step"
+        a = None if (stepwise and input_grad == "step") else adjoint(e, jc)
+        with torch.no_grad():
+            grads, cd = direct_gradients(e if stepwise else a, d, x, prev, ctx.has_diag)
+            if sens is not None:
+                grads = _add(grads, _carry_terms(sens, jc, e, a, d, x, prev, stepwise, ctx.cell.gates))
+            grad_x = None
+            if ctx.needs_input_grad[2]:
+                if (input_grad == "step") != stepwise:  # cd was built from the other coefficient
+                    cd = (d * (e if input_grad == "step" else a).unsqueeze(2)).reshape(cd.shape)
+                grad_x = (cd @ weight).view_as(x)
+        return (None, None, grad_x, None, None, *grads) + (None,) * ctx.num_sens
+
+
+def _carry_terms(sens, jc, e, a, d, x, prev, stepwise: bool, gates: int):
+    """Gradient through the carried-in sensitivities: one pass over S_0 (segment form), or
+    the per-step recursion replayed, Sum_t (J_t ⊙ e_t) ⊙ S_{t-1}."""
+    if not stepwise:
+        return carry_gradients(jc[0] * a[0], sens, gates)
+    total = carry_gradients(jc[0] * e[0], sens, gates)
+    for t in range(1, e.shape[0]):
+        sens = step_update(sens, jc[t - 1], d[t - 1], x[t - 1], prev[t - 1])
+        total = _add(total, carry_gradients(jc[t] * e[t], sens, gates))
+    return total
+
+
+def _add(xs: list[Optional[Tensor]], ys: list[Optional[Tensor]]) -> list[Optional[Tensor]]:
+    """Element-wise sum of two gradient lists whose entries may be None."""
+    return [x if y is None else (y if x is None else x + y) for x, y in zip(xs, ys)]
