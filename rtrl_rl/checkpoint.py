@@ -1,0 +1,375 @@
+"""Checkpoints of a run: atomic writes, retention, a ``model.pt`` alias and safe loading.
+
+Layout of a run directory (see ``docs/checkpoints.md``)::
+
+    RUN_DIR/model.pt                         the latest checkpoint (a hard link or a copy)
+    RUN_DIR/checkpoints/ckpt-000001234.pt    one file per saved step
+    RUN_DIR/checkpoints/index.json           latest, best and every kept file with its score
+
+Every file is written to a temporary name in its final directory, flushed, fsynced and
+then renamed with ``os.replace``, so a crash leaves either the old file or the new one,
+never a half-written one. Loading uses ``torch.load(weights_only=True)``, which refuses
+any pickled object other than tensors and plain data: opening a checkpoint never runs code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import platform
+import random
+import re
+import shutil
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+#: marks a file as ours; anything else loaded from disk is "not a checkpoint"
+FORMAT_NAME = "rtrl-rl-checkpoint"
+#: bump when the payload layout changes incompatibly; readers refuse newer versions
+FORMAT_VERSION = 1
+#: keys every payload must hold (see :func:`make_payload`)
+REQUIRED_KEYS = ("format", "format_version", "model", "step", "update", "rng", "config", "versions")
+
+CHECKPOINT_DIR = "checkpoints"
+LATEST_NAME = "model.pt"
+INDEX_NAME = "index.json"
+_CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, unsafe, not ours, or of an incompatible format."""
+
+
+# --------------------------------------------------------------------------- payload
+
+
+def capture_rng() -> dict:
+    """The global RNG states (python, numpy, torch, CUDA) as data ``weights_only`` accepts.
+
+    numpy's state array becomes a list of ints: numpy arrays would need a pickle global
+    that the safe loader (rightly) refuses.
+    """
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    rng = {
+        "python": random.getstate(),
+        "numpy": {"kind": str(kind), "keys": keys.tolist(), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def restore_rng(payload: dict) -> None:
+    """Set the global RNGs from ``payload["rng"]`` (or a bare RNG dict), so a resumed run
+    samples what the original would have sampled next. CUDA states are restored only when
+    the same number of devices is visible."""
+    rng = payload.get("rng", payload)
+    version, state, gauss = rng["python"]
+    random.setstate((version, tuple(state), gauss))
+    np_state = rng["numpy"]
+    np.random.set_state((np_state["kind"], np.asarray(np_state["keys"], dtype=np.uint32),
+                         np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"]))
+    torch.set_rng_state(rng["torch"])
+    cuda = rng.get("cuda")
+    if cuda and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def library_versions() -> dict:
+    """Versions of the package and the libraries that shape a checkpoint's meaning."""
+    import gymnasium
+
+    from rtrl_rl import __version__  # lazy: the package __init__ may import this module
+
+    return {"rtrl_rl": __version__, "torch": str(torch.__version__), "numpy": np.__version__,
+            "gymnasium": gymnasium.__version__, "python": platform.python_version()}
+
+
+def _state(obj: Any) -> Any:
+    """A module/optimizer/scheduler's state dict, or ``obj`` itself if it already is one."""
+    return obj.state_dict() if hasattr(obj, "state_dict") else obj
+
+
+def make_payload(model: Any, optimizer: Any = None, scheduler: Any = None, *, step: int,
+                 update: int, config: Any, extra: dict | None = None) -> dict:
+    """Assemble a checkpoint payload (format version :data:`FORMAT_VERSION`).
+
+    ``model``, ``optimizer`` and ``scheduler`` may be objects with ``state_dict()`` or
+    state dicts; ``config`` a :class:`rtrl_rl.config.Config` or its plain dict. ``extra``
+    holds anything else the trainer wants back (plain data and tensors only), such as
+    per-stream carries. The RNG states are captured now.
+    """
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    return {
+        "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+        "model": _state(model), "optimizer": _state(optimizer), "scheduler": _state(scheduler),
+        "step": int(step), "update": int(update), "rng": capture_rng(), "config": config,
+        "versions": library_versions(), "extra": dict(extra or {}),
+    }
+
+
+_EXACT_LEAVES = (type(None), bool, int, float, complex, str, bytes)
+_TORCH_LEAVES = (torch.Tensor, torch.Size, torch.dtype, torch.device)
+
+
+def to_plain(obj: Any, where: str = "payload") -> Any:
+    """Convert ``obj`` into data the safe loader accepts, or raise :class:`CheckpointError`.
+
+    Saving is where a bad object must be caught: a checkpoint that holds, say, a custom
+    class would be written fine and then refused at resume time. numpy arrays and scalars
+    become tensors and Python numbers, paths become strings, dict subclasses plain dicts.
+    """
+    if type(obj) in _EXACT_LEAVES or isinstance(obj, _TORCH_LEAVES):
+        return obj
+    for base in (str, bytes, int, float):  # subclasses (torch's version string, enums) need
+        if isinstance(obj, base):          # their class at load time: keep the plain value
+            return base(obj)
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.array(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, dict):
+        kind = OrderedDict if isinstance(obj, OrderedDict) else dict
+        return kind((k, to_plain(v, f"{where}[{k!r}]")) for k, v in obj.items())
+    if isinstance(obj, (list, tuple, set)):
+        items = [to_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        # namedtuples and other subclasses would need their class at load time
+        return items if isinstance(obj, list) else set(items) if isinstance(obj, set) else tuple(items)
+    raise CheckpointError(f"{where} is a {type(obj).__name__}, which a safe checkpoint cannot hold; "
+                          "store tensors, numbers, strings, lists and dicts")
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable: on POSIX the directory entry needs its own fsync."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """Write via ``write(file)`` into a temp file beside ``path``, fsync, then rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _point_latest(run_dir: Path, target: Path) -> None:
+    """Make ``RUN_DIR/model.pt`` the same file as ``target``, atomically.
+
+    A hard link costs no space and survives pruning of ``target``; where the filesystem
+    has no hard links we copy. Either way ``model.pt`` is a regular file, never a symlink.
+    """
+    latest = run_dir / LATEST_NAME
+    tmp = run_dir / f".{LATEST_NAME}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(target, tmp)
+    except OSError:
+        shutil.copyfile(target, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+    os.replace(tmp, latest)
+    _fsync_dir(run_dir)
+
+
+def checkpoint_name(step: int) -> str:
+    """File name of the checkpoint at ``step``: zero-padded so names sort by step."""
+    return f"ckpt-{int(step):09d}.pt"
+
+
+def save_checkpoint(run_dir: str | Path, payload: dict, step: int, *, keep: int = 3,
+                    score: float | None = None) -> Path:
+    """Write ``payload`` as the checkpoint of ``step`` and return its path.
+
+    Keeps the ``keep`` most recent checkpoints plus the one with the best evaluation
+    ``score`` (higher is better; ``None`` means not evaluated), records both in
+    ``checkpoints/index.json`` and points ``RUN_DIR/model.pt`` at this one.
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, got {keep}")
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / CHECKPOINT_DIR
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    plain = to_plain(payload)
+    path = ckpt_dir / checkpoint_name(step)
+    _atomic_write(path, lambda f: torch.save(plain, f))
+    _point_latest(run_dir, path)
+    index = _read_index(ckpt_dir)
+    entries = [e for e in index["checkpoints"] if e["step"] != int(step)]
+    entries.append({"file": path.name, "step": int(step), "score": _score(score)})
+    index = _retain(entries, keep, index.get("best"), path.name)
+    _write_index(ckpt_dir, index)
+    _prune(ckpt_dir, {e["file"] for e in index["checkpoints"]})
+    return path
+
+
+def _score(score: float | None) -> float | None:
+    return None if score is None else float(score)
+
+
+def _retain(entries: list[dict], keep: int, best: dict | None, latest: str) -> dict:
+    """Choose the kept entries: the last ``keep`` by step plus the best by score."""
+    entries.sort(key=lambda e: e["step"])
+    scored = [e for e in entries if e["score"] is not None]
+    if best is not None and not any(e["file"] == best["file"] for e in entries):
+        best = None  # its file is gone (index rebuilt or pruned by hand)
+    for e in scored:
+        if best is None or e["score"] > best["score"]:
+            best = dict(e)
+    kept = entries[-keep:]
+    if best is not None and best["file"] not in {e["file"] for e in kept}:
+        kept = sorted(kept + [e for e in entries if e["file"] == best["file"]], key=lambda e: e["step"])
+    return {"format_version": FORMAT_VERSION, "latest": latest, "best": best, "checkpoints": kept}
+
+
+def _prune(ckpt_dir: Path, kept: set[str]) -> None:
+    for file in ckpt_dir.iterdir():
+        if _CKPT_RE.match(file.name) and file.name not in kept:
+            file.unlink(missing_ok=True)
+
+
+def _write_index(ckpt_dir: Path, index: dict) -> None:
+    text = json.dumps(index, indent=2).encode()
+    _atomic_write(ckpt_dir / INDEX_NAME, lambda f: f.write(text))
+
+
+def _scan(ckpt_dir: Path) -> list[dict]:
+    """Index entries rebuilt from the files present (scores unknown)."""
+    found = [(int(m.group(1)), p.name) for p in ckpt_dir.glob("ckpt-*.pt") if (m := _CKPT_RE.match(p.name))]
+    return [{"file": name, "step": step, "score": None} for step, name in sorted(found)]
+
+
+def _read_index(ckpt_dir: Path) -> dict:
+    """The index, or one rebuilt from the directory when it is missing or damaged."""
+    try:
+        index = json.loads((ckpt_dir / INDEX_NAME).read_text())
+        present = {e["file"] for e in index["checkpoints"] if (ckpt_dir / e["file"]).is_file()}
+        index["checkpoints"] = [e for e in index["checkpoints"] if e["file"] in present]
+        known = {e["file"] for e in index["checkpoints"]}
+        index["checkpoints"] += [e for e in _scan(ckpt_dir) if e["file"] not in known]
+        return index
+    except (OSError, ValueError, KeyError, TypeError):
+        entries = _scan(ckpt_dir)
+        return {"latest": entries[-1]["file"] if entries else None, "best": None, "checkpoints": entries}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def list_checkpoints(run_dir: str | Path) -> list[dict]:
+    """The kept checkpoints of a run, oldest first: ``{"file", "step", "score"}`` each."""
+    ckpt_dir = Path(run_dir) / CHECKPOINT_DIR
+    return _read_index(ckpt_dir)["checkpoints"] if ckpt_dir.is_dir() else []
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """``RUN_DIR/model.pt`` if present, else the newest file in ``checkpoints/``, else None."""
+    run_dir = Path(run_dir)
+    if (run_dir / LATEST_NAME).is_file():
+        return run_dir / LATEST_NAME
+    entries = list_checkpoints(run_dir)
+    return run_dir / CHECKPOINT_DIR / entries[-1]["file"] if entries else None
+
+
+def best_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint with the highest evaluation score, or None if none was scored."""
+    ckpt_dir = Path(run_dir) / CHECKPOINT_DIR
+    if not ckpt_dir.is_dir():
+        return None
+    best = _read_index(ckpt_dir).get("best")
+    return ckpt_dir / best["file"] if best and (ckpt_dir / best["file"]).is_file() else None
+
+
+def resolve_checkpoint(path_or_run_dir: str | Path) -> Path:
+    """The file that ``path_or_run_dir`` names: itself if a file, else the run's latest."""
+    path = Path(path_or_run_dir)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}: the path does not exist")
+    if path.is_file():
+        return path
+    if path.name == CHECKPOINT_DIR and (found := latest_checkpoint(path.parent)):
+        return found
+    found = latest_checkpoint(path)
+    if found is None:
+        raise CheckpointError(f"{path} holds no checkpoint (looked for {LATEST_NAME} and "
+                              f"{CHECKPOINT_DIR}/ckpt-*.pt); is it a run directory?")
+    return found
+
+
+def _safe_load(path: Path) -> Any:
+    """``torch.load`` restricted to tensors and plain data, with errors made readable."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if found:
+            raise CheckpointError(
+                f"refused to load {path}: it holds a pickled {found.group(1)}, not just tensors "
+                f"and plain data; loading it could run code, and nothing from it was executed") from None
+        reason = re.search(r"WeightsUnpickler error: (.*)", str(err))
+        raise CheckpointError(f"cannot read {path}: corrupted, truncated or not a checkpoint "
+                              f"({reason.group(1) if reason else err})") from None
+    except Exception as err:  # torch raises RuntimeError, EOFError, zipfile errors, ... here
+        raise CheckpointError(f"cannot read {path}: corrupted, truncated or not a checkpoint "
+                              f"({type(err).__name__}: {err})") from err
+
+
+def _validate(payload: Any, path: Path) -> None:
+    """Refuse files that are not our checkpoints or that use another format version."""
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path} is not an rtrl-rl checkpoint (no '{FORMAT_NAME}' marker)")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{path} has an invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format {version}, written by a newer rtrl-rl "
+                              f"({payload.get('versions', {}).get('rtrl_rl', '?')}); this version "
+                              f"reads format {FORMAT_VERSION} or older: upgrade rtrl-rl")
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"{path} is an incomplete checkpoint: missing {missing}")
+
+
+def load_checkpoint(path_or_run_dir: str | Path) -> dict:
+    """Load a checkpoint safely onto the CPU: a file, or a run directory (its latest).
+
+    Never executes code from the file. Raises :class:`CheckpointError` for a missing path,
+    a corrupted or truncated file, a file that is not a checkpoint, or a newer format.
+    The returned dict has the layout of :func:`make_payload`; :func:`resolve_checkpoint`
+    tells which file a run directory stands for.
+    """
+    path = resolve_checkpoint(path_or_run_dir)
+    payload = _safe_load(path)
+    _validate(payload, path)
+    return payload
