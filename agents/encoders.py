@@ -1,0 +1,161 @@
+"""Observation encoders: IMPALA ResNet for images, an MLP for vectors, identity, and Dict.
+
+Every encoder maps a batch of observations (N, ...) — or a dict of such tensors for a Dict
+space — to float features (N, output_size) in the encoder's dtype. The learner folds time
+into the batch (N = T * B) before calling it. Choose one with :func:`make_encoder`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from gymnasium import spaces
+from torch import nn
+
+IMPALA_CHANNELS = (16, 32, 32)
+IMPALA_OUTPUT = 256
+
+
+class _DtypeProbe(nn.Module):
+    """Base with an empty buffer, so that parameter-free encoders follow ``.double()``/``.to()``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("_probe", torch.zeros(0), persistent=False)
+
+    def _float(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self._probe.dtype)
+
+
+class IdentityEncoder(_DtypeProbe):
+    """The raw observation, flattened to (N, prod(shape)) floats; Discrete becomes one-hot."""
+
+    def __init__(self, space: spaces.Space) -> None:
+        super().__init__()
+        self.discrete = space.n if isinstance(space, spaces.Discrete) else None
+        self.output_size = int(self.discrete or math.prod(space.shape))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """(N, ...) -> (N, output_size)."""
+        if self.discrete is not None:
+            return self._float(nn.functional.one_hot(obs.long().reshape(-1), self.discrete))
+        return self._float(obs.reshape(obs.shape[0], -1))
+
+
+class MLPEncoder(nn.Module):
+    """Two ReLU layers of ``size`` over the flattened observation (vectors, or anything else)."""
+
+    def __init__(self, space: spaces.Space, size: int) -> None:
+        super().__init__()
+        self.flat = IdentityEncoder(space)
+        self.net = nn.Sequential(
+            nn.Linear(self.flat.output_size, size), nn.ReLU(), nn.Linear(size, size), nn.ReLU()
+        )
+        self.output_size = size
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """(N, ...) -> (N, size)."""
+        return self.net(self.flat(obs))
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv0 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv1(torch.relu(self.conv0(torch.relu(x))))
+
+
+def _impala_stage(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Conv 3x3, max-pool 3x3 stride 2, two residual blocks (Espeholt et al. 2018, fig. 3)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+        nn.MaxPool2d(3, stride=2, padding=1),
+        _ResidualBlock(out_channels),
+        _ResidualBlock(out_channels),
+    )
+
+
+def image_layout(shape: tuple[int, ...]) -> tuple[tuple[int, int, int], bool]:
+    """(C, H, W) of a rank-3 image shape and whether it is channels-last (H, W, C).
+
+    Channels-last is assumed when the last axis is small (<= 4, grey/RGB/RGBA or a few
+    stacked frames) and the first is not; e.g. (64, 64, 3) -> HWC, (4, 84, 84) -> CHW.
+    """
+    if shape[-1] <= 4 and shape[0] > 4:
+        return (shape[2], shape[0], shape[1]), True
+    return (shape[0], shape[1], shape[2]), False
+
+
+class ImpalaEncoder(nn.Module):
+    """IMPALA ResNet (channels 16, 32, 32) then Linear 256 + ReLU, for rank-3 image Boxes.
+
+    uint8 images are scaled by 1/255; HWC input is permuted to CHW.
+    """
+
+    def __init__(self, space: spaces.Box) -> None:
+        super().__init__()
+        (c, h, w), self.channels_last = image_layout(tuple(space.shape))
+        self.scale = 1.0 / 255.0 if space.dtype == "uint8" else 1.0
+        stages, in_c = [], c
+        for out_c in IMPALA_CHANNELS:
+            stages.append(_impala_stage(in_c, out_c))
+            in_c = out_c
+        self.stages = nn.Sequential(*stages)
+        with torch.no_grad():
+            flat = self.stages(torch.zeros(1, c, h, w)).numel()
+        self.fc = nn.Linear(flat, IMPALA_OUTPUT)
+        self.output_size = IMPALA_OUTPUT
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, C) or (N, C, H, W) -> (N, 256)."""
+        x = obs.to(self.fc.weight.dtype) * self.scale
+        if self.channels_last:
+            x = x.permute(0, 3, 1, 2)
+        x = torch.relu(self.stages(x)).flatten(1)
+        return torch.relu(self.fc(x))
+
+
+class DictEncoder(nn.Module):
+    """Encodes each key of a Dict observation with its own encoder and concatenates (sorted keys)."""
+
+    def __init__(self, space: spaces.Dict, kind: str, size: int) -> None:
+        super().__init__()
+        self.keys = sorted(space.spaces)
+        self.encoders = nn.ModuleDict({k: make_encoder(space.spaces[k], kind, size) for k in self.keys})
+        self.output_size = sum(e.output_size for e in self.encoders.values())
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """{key: (N, ...)} -> (N, sum of the keys' output sizes)."""
+        return torch.cat([self.encoders[k](obs[k]) for k in self.keys], dim=-1)
+
+
+def _is_image(space: spaces.Space) -> bool:
+    return isinstance(space, spaces.Box) and len(space.shape) == 3
+
+
+def make_encoder(observation_space: spaces.Space, kind: str = "auto", size: int = 64) -> nn.Module:
+    """The encoder for ``observation_space``; the module has ``output_size``.
+
+    kind: "auto" (IMPALA for rank-3 Boxes, MLP for anything else), "impala", "mlp" or
+    "identity". Supported spaces: Box, Discrete (one-hot), MultiBinary, and Dict of those
+    (each key encoded by the same rule, then concatenated). Others raise ValueError.
+    """
+    if kind not in ("auto", "mlp", "impala", "identity"):
+        raise ValueError(f"unknown encoder {kind!r}; choose one of auto, mlp, impala, identity")
+    if isinstance(observation_space, spaces.Dict):
+        return DictEncoder(observation_space, kind, size)
+    if not isinstance(observation_space, (spaces.Box, spaces.Discrete, spaces.MultiBinary)):
+        raise ValueError(
+            f"unsupported observation space {observation_space}: use Box, Discrete, MultiBinary or a Dict of them"
+        )
+    if kind == "impala" or (kind == "auto" and _is_image(observation_space)):
+        if not _is_image(observation_space):
+            raise ValueError(f"the impala encoder needs a rank-3 image Box, got {observation_space}")
+        return ImpalaEncoder(observation_space)
+    if kind == "identity":
+        return IdentityEncoder(observation_space)
+    return MLPEncoder(observation_space, size)
