@@ -100,21 +100,25 @@ def _state(obj: Any) -> Any:
     return obj.state_dict() if hasattr(obj, "state_dict") else obj
 
 
-def make_payload(model: Any, optimizer: Any = None, scheduler: Any = None, *, step: int,
-                 update: int, config: Any, extra: dict | None = None) -> dict:
+def make_payload(model: Any, *, step: int, updates: int, config: Any, learner: Any = None,
+                 optimizer: Any = None, scheduler: Any = None, extra: dict | None = None) -> dict:
     """Assemble a checkpoint payload (format version :data:`FORMAT_VERSION`).
 
-    ``model``, ``optimizer`` and ``scheduler`` may be objects with ``state_dict()`` or
-    state dicts; ``config`` a :class:`rtrl_rl.config.Config` or its plain dict. ``extra``
-    holds anything else the trainer wants back (plain data and tensors only), such as
-    per-stream carries. The RNG states are captured now.
+    Each of ``model``, ``learner``, ``optimizer`` and ``scheduler`` may be an object with
+    ``state_dict()`` or a state dict already. A learner's state holds its optimizer and
+    scheduler, so callers with a learner leave those two out. ``config`` is a
+    :class:`rtrl_rl.config.Config` or its plain dict. ``extra`` holds anything else to get
+    back (tensors and plain data only). The RNG states are captured now. Keys: ``format``,
+    ``format_version``, ``model``, ``learner``, ``optimizer``, ``scheduler``, ``step``,
+    ``update``, ``rng``, ``config``, ``versions``, ``extra``.
     """
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         config = dataclasses.asdict(config)
     return {
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
-        "model": _state(model), "optimizer": _state(optimizer), "scheduler": _state(scheduler),
-        "step": int(step), "update": int(update), "rng": capture_rng(), "config": config,
+        "model": _state(model), "learner": _state(learner),
+        "optimizer": _state(optimizer), "scheduler": _state(scheduler),
+        "step": int(step), "update": int(updates), "rng": capture_rng(), "config": config,
         "versions": library_versions(), "extra": dict(extra or {}),
     }
 

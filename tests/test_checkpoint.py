@@ -30,12 +30,13 @@ def _trained_parts(seed: int = 0):
 
 def _payload(step: int = 10, **extra):
     model, opt, sched = _trained_parts()
-    return make_payload(model, opt, sched, step=step, update=step // 2, config=Config(), extra=extra)
+    return make_payload(model, optimizer=opt, scheduler=sched, step=step, updates=step // 2,
+                        config=Config(), extra=extra)
 
 
 def test_round_trip_restores_model_optimizer_scheduler_and_counters(tmp_path):
     model, opt, sched = _trained_parts()
-    payload = make_payload(model, opt, sched, step=1234, update=7, config=Config(),
+    payload = make_payload(model, optimizer=opt, scheduler=sched, step=1234, updates=7, config=Config(),
                            extra={"carry": {"h": torch.ones(2, 3)}, "wall_s": 1.5})
     path = save_checkpoint(tmp_path, payload, 1234)
     assert path == tmp_path / "checkpoints" / "ckpt-000001234.pt"
@@ -56,6 +57,29 @@ def test_round_trip_restores_model_optimizer_scheduler_and_counters(tmp_path):
     assert loaded["versions"]["torch"] == torch.__version__
     assert loaded["format_version"] == ck.FORMAT_VERSION
     assert torch.equal(loaded["extra"]["carry"]["h"], torch.ones(2, 3))
+
+
+class _Learner:
+    """Stands in for agents.Learner: its state bundles optimizer, scheduler and counters."""
+
+    def __init__(self, opt, sched):
+        self.opt, self.sched = opt, sched
+
+    def state_dict(self):
+        return {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "updates": 3}
+
+
+def test_learner_state_round_trips(tmp_path):
+    model, opt, sched = _trained_parts()
+    payload = make_payload(model=model, learner=_Learner(opt, sched), step=5, updates=3,
+                           config=to_dict(Config()), extra={"observation_space": "Box(0, 1, (3,))"})
+    save_checkpoint(tmp_path, payload, 5)
+    loaded = load_checkpoint(tmp_path)
+    assert loaded["optimizer"] is None and loaded["scheduler"] is None
+    fresh_opt = _trained_parts(seed=1)[1]
+    fresh_opt.load_state_dict(loaded["learner"]["optimizer"])
+    assert loaded["learner"]["scheduler"]["last_epoch"] == 1
+    assert loaded["learner"]["updates"] == 3 and loaded["extra"]["observation_space"] == "Box(0, 1, (3,))"
 
 
 def test_restore_rng_replays_python_numpy_and_torch_draws(tmp_path):
