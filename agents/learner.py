@@ -1,0 +1,186 @@
+"""The learner: per-stream carries, V-trace actor-critic loss, exact RTRL gradient, optimizer step.
+
+One :meth:`Learner.update` consumes one segment of T steps for B streams (the rollout
+segment dict of ``docs/contracts.md``) and the stream ids of its columns. For each update:
+
+1. select the streams' carries (core state + RTRL sensitivities) and recompute the forward
+   pass over the T steps from them (``first`` resets a stream before a step);
+2. bootstrap value: the value of row T (the observation after the segment) seen from the
+   new state, then V-trace targets against the behaviour log-probabilities;
+3. loss (IMPALA/TorchBeast form), each term reduced over the T x B steps by
+   ``loss_reduction`` ("sum" as IMPALA, or "mean" = sum / (T*B)):
+
+       L = sum_t -log pi(a_t|x_t) * A_t                       policy gradient (A_t detached)
+         + baseline_cost * 0.5 * sum_t (v_t - V(x_t))^2        value (v_t detached)
+         - entropy_cost * sum_t H[pi(.|x_t)]                   entropy bonus
+
+4. backward: the core's ``.grad`` is its exact RTRL gradient (learning "rtrl"), the heads'
+   and encoder's ordinary autograd gradients;
+5. clip the global gradient norm to ``max_grad_norm`` (<= 0: no clipping), optimizer step,
+   learning-rate schedule step;
+6. write the new carry (detached) back to the streams.
+
+Parameters change between segments, so RTRL is exact for lr -> 0 (rtrl.md §5).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from agents.cores import Carry
+from agents.model import ActorCritic
+from agents.vtrace import rewards_and_discounts, vtrace
+
+OBS_PREFIX = "obs."
+
+
+def observation_rows(segment: dict[str, torch.Tensor], rows: slice | int) -> torch.Tensor | dict[str, torch.Tensor]:
+    """``segment["obs"][rows]``, or for Dict spaces ``{key: segment["obs.<key>"][rows]}``."""
+    if "obs" in segment:
+        return segment["obs"][rows]
+    return {k[len(OBS_PREFIX):]: v[rows] for k, v in segment.items() if k.startswith(OBS_PREFIX)}
+
+
+def make_optimizer(params, train_config: Any) -> torch.optim.Optimizer:
+    """RMSprop (IMPALA: alpha 0.99, eps 0.01, no momentum) or Adam, from the TrainConfig."""
+    name = train_config.optimizer
+    if name == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=train_config.lr, alpha=train_config.rmsprop_alpha, eps=train_config.rmsprop_eps
+        )
+    if name == "adam":
+        return torch.optim.Adam(params, lr=train_config.lr, eps=train_config.adam_eps)
+    raise ValueError(f"train.optimizer must be 'rmsprop' or 'adam', got {name!r}")
+
+
+def _reduce(x: torch.Tensor, how: str) -> torch.Tensor:
+    if how == "sum":
+        return x.sum()
+    if how == "mean":
+        return x.mean()
+    raise ValueError(f"train.loss_reduction must be 'mean' or 'sum', got {how!r}")
+
+
+def sensitivity_norm(carry: Carry) -> float:
+    """Euclidean norm of all RTRL sensitivity entries of ``carry`` (0 without any)."""
+    sq = [v.detach().double().pow(2).sum() for k, v in carry.items() if k not in carry.state_keys]
+    return float(torch.stack(sq).sum().sqrt()) if sq else 0.0
+
+
+class Learner:
+    """Keeps one carry per stream and trains ``model`` on segments (see the module docstring).
+
+    ``train_config``: a TrainConfig-like object (gamma, entropy_cost, baseline_cost,
+    optimizer, lr, lr_decay, rmsprop_alpha, rmsprop_eps, adam_eps, max_grad_norm,
+    reward_clip, loss_reduction, total_steps). ``num_streams``: how many stream ids exist.
+    The learner runs on the model's device; it sets the model's ``reward_clip`` buffer from
+    ``train_config`` so that acting copies of the model clip the core input the same way.
+    """
+
+    def __init__(self, model: ActorCritic, train_config: Any, num_streams: int) -> None:
+        self.model, self.config, self.num_streams = model, train_config, num_streams
+        self.device = model.device
+        model.reward_clip.fill_(float(train_config.reward_clip))
+        self.carry = model.initial_carry(num_streams)
+        self.optimizer = make_optimizer(model.parameters(), train_config)
+        self.updates, self.steps = 0, 0
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: self._lr_factor())
+
+    def _lr_factor(self) -> float:
+        """Linear decay to 0 over total_steps environment steps when lr_decay is on."""
+        if not self.config.lr_decay:
+            return 1.0
+        return max(0.0, 1.0 - self.steps / max(1, self.config.total_steps))
+
+    def _check_ids(self, stream_ids: torch.Tensor, batch: int) -> torch.Tensor:
+        ids = torch.as_tensor(stream_ids, dtype=torch.long).to(self.device)
+        if ids.shape != (batch,):
+            raise ValueError(f"stream_ids must have shape ({batch},) like the segment's batch, got {tuple(ids.shape)}")
+        if ids.numel() and (ids.min() < 0 or ids.max() >= self.num_streams):
+            raise ValueError(f"stream_ids must lie in [0, {self.num_streams}), got {ids.tolist()}")
+        if ids.unique().numel() != batch:
+            raise ValueError("stream_ids must be distinct: one segment per stream per update keeps them in order")
+        return ids
+
+    def loss(self, segment: dict[str, torch.Tensor], carry: Carry) -> tuple[torch.Tensor, dict, Carry]:
+        """Loss of one segment (already on the device) from ``carry``: (loss, terms, new carry).
+
+        ``terms`` holds the reduced policy, value (0.5 * squared error, before
+        baseline_cost) and entropy terms, detached.
+        """
+        cfg, model, T = self.config, self.model, segment["reward"].shape[0]
+        rows = slice(0, T)
+        params, values, new_carry = model.unroll(
+            observation_rows(segment, rows), segment["prev_action"][rows], segment["prev_reward"][rows],
+            segment["first"][rows], carry,
+        )
+        bootstrap = model.bootstrap_value(
+            observation_rows(segment, T), segment["prev_action"][T], segment["prev_reward"][T],
+            new_carry, segment["first"][T],
+        )
+        dtype = values.dtype
+        rewards, discounts = rewards_and_discounts(
+            segment["reward"].to(dtype), segment["terminated"], segment["truncated"], segment["first"][1:],
+            cfg.gamma, segment["truncation_value"].to(dtype), segment["life_lost"], cfg.reward_clip,
+        )
+        logp = model.policy.log_prob(params, segment["action"])
+        targets = vtrace(segment["behaviour_logp"].to(dtype), logp, rewards, discounts, values, bootstrap)
+        how = cfg.loss_reduction
+        terms = {
+            "policy": _reduce(-logp * targets.pg_advantages, how),
+            "value": _reduce(0.5 * (targets.vs - values).pow(2), how),
+            "entropy": _reduce(model.policy.entropy(params), how),
+        }
+        loss = terms["policy"] + cfg.baseline_cost * terms["value"] - cfg.entropy_cost * terms["entropy"]
+        return loss, {k: v.detach() for k, v in terms.items()}, new_carry
+
+    def update(self, segment: dict[str, torch.Tensor], stream_ids: torch.Tensor) -> dict[str, float]:
+        """One optimizer step on one segment of the streams ``stream_ids`` (B,); returns metrics.
+
+        After it, the parameters' ``.grad`` still hold the (clipped) gradient of this
+        segment. Metrics: losses/policy, losses/value, losses/entropy, losses/total,
+        losses/grad_norm (before clipping), rtrl/sensitivity_norm, lr.
+        """
+        seg = {k: v.to(self.device, non_blocking=True) for k, v in segment.items()}
+        T, B = seg["reward"].shape
+        ids = self._check_ids(stream_ids, B)
+        self.optimizer.zero_grad(set_to_none=False)
+        loss, terms, new_carry = self.loss(seg, self.carry[ids])
+        loss.backward()
+        max_norm = self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf")
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.carry.assign(ids, new_carry.detach())
+        self.updates += 1
+        self.steps += T * B
+        self.scheduler.step()
+        metrics = {f"losses/{k}": float(v) for k, v in terms.items()}
+        metrics.update({
+            "losses/total": float(loss.detach()), "losses/grad_norm": float(grad_norm),
+            "rtrl/sensitivity_norm": sensitivity_norm(new_carry), "lr": lr,
+        })
+        return metrics
+
+    def reset_carry(self, stream_ids: torch.Tensor | None = None) -> None:
+        """Zero the carries of ``stream_ids`` (all streams when None), e.g. after an env restart."""
+        fresh = self.model.initial_carry(self.num_streams)
+        ids = slice(None) if stream_ids is None else torch.as_tensor(stream_ids, dtype=torch.long)
+        self.carry.assign(ids, fresh[ids])
+
+    def state_dict(self) -> dict:
+        """Optimizer, LR-scheduler and counters, for checkpoints (carries are not saved:
+        a resumed run restarts its environments, so old carries would not match them)."""
+        return {
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "updates": self.updates, "steps": self.steps,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.updates, self.steps = int(state["updates"]), int(state["steps"])

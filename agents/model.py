@@ -1,0 +1,214 @@
+"""The actor-critic: encoder -> recurrent core -> policy and value heads.
+
+Core input at each step: [encoded observation ; previous reward ; previous action], where
+the previous reward is clipped to [-reward_clip, reward_clip] when ``reward_clip > 0`` and
+the previous action is encoded by the policy head (one-hot, concatenated one-hots, or the
+raw Box vector). Both extras are zeroed where ``first`` is True, so the first step of an
+episode never sees anything of the previous episode (a one-hot of "action 0" would).
+
+Acting (:meth:`ActorCritic.act`) runs one step without gradients on a carry without
+sensitivities. Learning (:meth:`ActorCritic.unroll`) runs T steps from a learner's carry
+(state and sensitivities) with gradients. Feed-forward baseline: core "none" or learning
+"none" replaces the core by Linear + ReLU of ``hidden_size`` with an empty carry.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from agents.cores import Carry, make_core
+from agents.encoders import make_encoder
+from agents.heads import ValueHead, make_policy_head
+
+Observation = torch.Tensor | dict[str, torch.Tensor]
+
+# AgentConfig's fields and defaults, for config objects that leave some out.
+_AGENT_DEFAULTS = {
+    "core": "elstm",
+    "learning": "rtrl",
+    "hidden_size": 64,
+    "encoder": "auto",
+    "encoder_size": 64,
+    "encoder_grad": "segment",
+    "forget_bias": 3.0,
+    "prev_action": True,
+    "prev_reward": True,
+}
+
+
+class ActOutput(NamedTuple):
+    """One acting step for B streams: action (B, ...), logits (B, P) distribution
+    parameters, logp (B,) log-probability of the action, value (B,), state (the next Carry)."""
+
+    action: torch.Tensor
+    logits: torch.Tensor
+    logp: torch.Tensor
+    value: torch.Tensor
+    state: Carry
+
+
+class FeedForwardCore(nn.Module):
+    """The "none" core: Linear + ReLU, no recurrence, an empty carry (the feed-forward baseline)."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(input_size, hidden_size)
+        self.output_size = hidden_size
+
+    def initial_carry(self, batch_size: int, sensitivities: bool = True) -> Carry:
+        """An empty carry (nothing is remembered)."""
+        return Carry()
+
+    def forward(self, x: torch.Tensor, carry: Carry, reset: torch.Tensor) -> tuple[torch.Tensor, Carry]:
+        """(T, B, input_size) -> (T, B, hidden_size); carry and reset are ignored."""
+        return torch.relu(self.linear(x)), carry
+
+
+def agent_options(config: Any) -> dict:
+    """The agent fields of ``config``: an AgentConfig, a full Config (uses ``.agent``),
+    or any object with some of the fields; missing fields take AgentConfig's defaults."""
+    agent = getattr(config, "agent", config)
+    return {k: getattr(agent, k, v) for k, v in _AGENT_DEFAULTS.items()}
+
+
+def _map_obs(obs: Observation, fn) -> Observation:
+    return {k: fn(v) for k, v in obs.items()} if isinstance(obs, dict) else fn(obs)
+
+
+class ActorCritic(nn.Module):
+    """Encoder, recurrent core and heads for one observation space and one action space.
+
+    ``config``: an AgentConfig-like object (see :func:`agent_options`). ``reward_clip``
+    (default: ``config.train.reward_clip`` when ``config`` is a full Config, else 0) is a
+    buffer, so actors loading the state dict clip like the learner; the Learner sets it
+    from its TrainConfig.
+    """
+
+    def __init__(
+        self, observation_space: spaces.Space, action_space: spaces.Space, config: Any, reward_clip: float | None = None
+    ) -> None:
+        super().__init__()
+        opts = agent_options(config)
+        self.options = opts
+        self.observation_space, self.action_space = observation_space, action_space
+        self.encoder = make_encoder(observation_space, opts["encoder"], opts["encoder_size"])
+        self.policy = make_policy_head(action_space, opts["hidden_size"])
+        self.use_prev_action, self.use_prev_reward = bool(opts["prev_action"]), bool(opts["prev_reward"])
+        input_size = self.encoder.output_size + int(self.use_prev_reward)
+        input_size += self.policy.action_input_size if self.use_prev_action else 0
+        self.core = self._make_core(opts, input_size)
+        self.value_head = ValueHead(self.core.output_size)
+        if reward_clip is None:
+            reward_clip = getattr(getattr(config, "train", None), "reward_clip", 0.0)
+        self.register_buffer("reward_clip", torch.tensor(float(reward_clip)))
+
+    @staticmethod
+    def _make_core(opts: dict, input_size: int) -> nn.Module:
+        """The core named by the options; "none" (core or learning) is feed-forward."""
+        if opts["core"] == "none" or opts["learning"] == "none":
+            return FeedForwardCore(input_size, opts["hidden_size"])
+        if opts["encoder_grad"] not in ("step", "segment"):
+            raise ValueError(f"agent.encoder_grad must be 'step' or 'segment', got {opts['encoder_grad']!r}")
+        kwargs = {"learning": opts["learning"], "forget_bias": opts["forget_bias"]}
+        if opts["learning"] == "rtrl":
+            # The encoder sits below the core: its gradient is the core's input gradient.
+            kwargs["input_grad"] = opts["encoder_grad"]
+        return make_core(opts["core"], input_size, opts["hidden_size"], **kwargs)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype of the parameters."""
+        return self.value_head.linear.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters live."""
+        return self.value_head.linear.weight.device
+
+    def initial_state(self, batch_size: int) -> Carry:
+        """Acting state for ``batch_size`` streams: zeros, no sensitivities."""
+        return self.core.initial_carry(batch_size, sensitivities=False)
+
+    def initial_carry(self, batch_size: int) -> Carry:
+        """Learner carry for ``batch_size`` streams: zero state and sensitivities."""
+        return self.core.initial_carry(batch_size)
+
+    def core_input(
+        self, obs: Observation, prev_action: torch.Tensor, prev_reward: torch.Tensor, first: torch.Tensor
+    ) -> torch.Tensor:
+        """[encoded obs ; prev reward ; prev action] for inputs with leading dims L = first.shape.
+
+        obs (*L, ...) or a dict of such; prev_action (*L, ...); prev_reward, first (*L,).
+        Returns (*L, input_size).
+        """
+        lead = tuple(first.shape)
+        n = first.numel()
+        dev = self.device
+        flat_obs = _map_obs(obs, lambda o: o.to(dev).reshape((n,) + tuple(o.shape[len(lead):])))
+        parts = [self.encoder(flat_obs).reshape(lead + (-1,))]
+        keep = (~first.to(dev)).to(self.dtype).unsqueeze(-1)
+        if self.use_prev_reward:
+            r = prev_reward.to(dev, self.dtype).unsqueeze(-1)
+            clip = self.reward_clip.to(self.dtype)
+            parts.append(keep * (torch.clamp(r, -clip, clip) if clip > 0 else r))
+        if self.use_prev_action:
+            parts.append(keep * self.policy.encode_action(prev_action.to(dev), self.dtype))
+        return torch.cat(parts, dim=-1)
+
+    def unroll(
+        self, obs: Observation, prev_action: torch.Tensor, prev_reward: torch.Tensor, first: torch.Tensor, carry: Carry
+    ) -> tuple[torch.Tensor, torch.Tensor, Carry]:
+        """Learner forward over T steps of B streams (with gradients).
+
+        Inputs have leading dims (T, B); ``first`` (T, B) resets the core before a step.
+        Returns (distribution parameters (T, B, P), values (T, B), carry after step T-1).
+        """
+        x = self.core_input(obs, prev_action, prev_reward, first)
+        y, carry = self.core(x, carry, first.to(self.device))
+        return self.policy(y), self.value_head(y), carry
+
+    @torch.no_grad()
+    def act(
+        self,
+        obs: Observation,
+        prev_action: torch.Tensor,
+        prev_reward: torch.Tensor,
+        first: torch.Tensor,
+        state: Carry,
+        greedy: bool = False,
+    ) -> ActOutput:
+        """One acting step for B streams (batch-first inputs), no gradients, no sensitivities.
+
+        ``state`` comes from :meth:`initial_state` or a previous ``act``; ``first`` (B,)
+        resets it before this step. Sampled actions unless ``greedy``.
+        """
+        x = self.core_input(_map_obs(obs, lambda o: o.unsqueeze(0)), prev_action[None], prev_reward[None], first[None])
+        y, state = self.core(x, state.state(), first[None].to(self.device))
+        params, value = self.policy(y[0]), self.value_head(y[0])
+        action = self.policy.greedy(params) if greedy else self.policy.sample(params)
+        return ActOutput(action, params, self.policy.log_prob(params, action), value, state)
+
+    @torch.no_grad()
+    def bootstrap_value(
+        self,
+        obs: Observation,
+        prev_action: torch.Tensor,
+        prev_reward: torch.Tensor,
+        state: Carry,
+        first: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Value (B,) of ``obs`` seen from ``state`` without advancing it (no gradients).
+
+        The actor uses it for ``truncation_value`` (the final observation of a truncated
+        episode, from that episode's state, with the action and reward that led to it);
+        the learner for the value after a segment. ``first`` (B,) defaults to all False.
+        """
+        if first is None:
+            first = torch.zeros(prev_reward.shape, dtype=torch.bool)
+        x = self.core_input(_map_obs(obs, lambda o: o.unsqueeze(0)), prev_action[None], prev_reward[None], first[None])
+        y, _ = self.core(x, state.state(), first[None].to(self.device))
+        return self.value_head(y[0])
