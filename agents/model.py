@@ -20,7 +20,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from agents.cores import Carry, make_core
+from agents.cores import Carry, elementwise_cores, make_core
 from agents.encoders import make_encoder
 from agents.heads import ValueHead, make_policy_head
 
@@ -114,7 +114,7 @@ class ActorCritic(nn.Module):
         if opts["encoder_grad"] not in ("step", "segment"):
             raise ValueError(f"agent.encoder_grad must be 'step' or 'segment', got {opts['encoder_grad']!r}")
         kwargs = {"learning": opts["learning"], "forget_bias": opts["forget_bias"]}
-        if opts["learning"] == "rtrl":
+        if opts["learning"] == "rtrl" and opts["core"] in elementwise_cores():
             # The encoder sits below the core: its gradient is the core's input gradient.
             kwargs["input_grad"] = opts["encoder_grad"]
         return make_core(opts["core"], input_size, opts["hidden_size"], **kwargs)

@@ -1,0 +1,141 @@
+"""ActorCritic: acting for every space, resets, acting == learning forward, options, refusals."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from agents import ActorCritic
+from agents.model import FeedForwardCore
+
+VEC = spaces.Box(-1, 1, (3,), np.float32)
+
+
+def config(**kw):
+    base = dict(core="elstm", learning="rtrl", hidden_size=6, encoder="auto", encoder_size=8,
+                encoder_grad="segment", forget_bias=3.0, prev_action=True, prev_reward=True)
+    return SimpleNamespace(**{**base, **kw})
+
+
+def sample(space, lead):
+    n = int(np.prod(lead))
+    if isinstance(space, spaces.Dict):
+        return {k: sample(s, lead) for k, s in space.spaces.items()}
+    return torch.as_tensor(np.stack([space.sample() for _ in range(n)])).reshape(lead + space.shape)
+
+
+ACTIONS = {"discrete": spaces.Discrete(3), "multi": spaces.MultiDiscrete([2, 4]), "box": spaces.Box(-1, 1, (2,))}
+
+
+@pytest.mark.parametrize("kind", list(ACTIONS))
+def test_act_shapes_for_every_action_space(kind):
+    space = ACTIONS[kind]
+    torch.manual_seed(0)
+    model = ActorCritic(VEC, space, config())
+    B = 4
+    out = model.act(sample(VEC, (B,)), sample(space, (B,)), torch.zeros(B), torch.ones(B, dtype=torch.bool),
+                    model.initial_state(B))
+    assert out.action.shape == (B,) + space.shape
+    assert out.logits.shape == (B, model.policy.param_size)
+    assert out.logp.shape == out.value.shape == (B,)
+    assert not out.logp.requires_grad and not out.value.requires_grad
+    torch.testing.assert_close(out.logp, model.policy.log_prob(out.logits, out.action))
+    assert not out.state.has_sensitivities  # acting never computes sensitivities
+
+
+def test_image_and_dict_observations():
+    image = spaces.Box(0, 255, (8, 8, 3), np.uint8)
+    space = spaces.Dict({"image": image, "vec": VEC})
+    model = ActorCritic(space, spaces.Discrete(2), config())
+    assert model.encoder.output_size == 256 + 8
+    out = model.act(sample(space, (2,)), torch.zeros(2, dtype=torch.long), torch.zeros(2),
+                    torch.ones(2, dtype=torch.bool), model.initial_state(2))
+    assert out.action.shape == (2,)
+
+
+def _inputs(T, B, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    first = torch.rand(T, B, generator=g) < 0.3
+    first[0] = True
+    return (torch.rand(T, B, 3, generator=g), torch.randint(0, 3, (T, B), generator=g),
+            torch.randn(T, B, generator=g) * 3, first)
+
+
+@pytest.mark.parametrize("core,learning", [("elstm", "rtrl"), ("mingru", "tbptt"), ("lstm", "tbptt"), ("none", "none")])
+def test_acting_step_by_step_equals_learner_unroll(core, learning):
+    torch.manual_seed(0)
+    model = ActorCritic(VEC, spaces.Discrete(3), config(core=core, learning=learning), reward_clip=1.0).double()
+    T, B = 6, 3
+    obs, prev_action, prev_reward, first = _inputs(T, B)
+    with torch.no_grad():
+        params, values, carry = model.unroll(obs, prev_action, prev_reward, first, model.initial_carry(B))
+    state = model.initial_state(B)
+    for t in range(T):
+        out = model.act(obs[t], prev_action[t], prev_reward[t], first[t], state)
+        torch.testing.assert_close(out.logits, params[t])
+        torch.testing.assert_close(out.value, values[t])
+        state = out.state
+    for key in state:
+        torch.testing.assert_close(state[key], carry[key])
+
+
+def test_first_resets_state_and_hides_previous_action_and_reward():
+    torch.manual_seed(0)
+    model = ActorCritic(VEC, spaces.Discrete(3), config()).double()
+    obs, prev_action, prev_reward, first = _inputs(5, 2)
+    state = model.initial_state(2)
+    for t in range(4):  # build up a nonzero state
+        state = model.act(obs[t], prev_action[t], prev_reward[t], torch.zeros(2, dtype=torch.bool), state).state
+    yes = torch.ones(2, dtype=torch.bool)
+    from_old = model.act(obs[4], prev_action[4], prev_reward[4], yes, state)
+    fresh = model.act(obs[4], torch.zeros(2, dtype=torch.long), torch.zeros(2), yes, model.initial_state(2))
+    torch.testing.assert_close(from_old.logits, fresh.logits)
+    torch.testing.assert_close(from_old.value, fresh.value)
+
+
+def test_bootstrap_value_does_not_advance_the_state():
+    torch.manual_seed(0)
+    model = ActorCritic(VEC, spaces.Discrete(3), config()).double()
+    obs, prev_action, prev_reward, first = _inputs(2, 3)
+    state = model.act(obs[0], prev_action[0], prev_reward[0], first[0], model.initial_state(3)).state
+    saved = state.clone()
+    value = model.bootstrap_value(obs[1], prev_action[1], prev_reward[1], state)
+    out = model.act(obs[1], prev_action[1], prev_reward[1], torch.zeros(3, dtype=torch.bool), state)
+    torch.testing.assert_close(value, out.value)
+    for key in saved:
+        assert torch.equal(saved[key], state[key])
+
+
+def test_reward_clip_and_input_options():
+    model = ActorCritic(VEC, spaces.Discrete(3), config(), reward_clip=1.0).double()
+    x = model.core_input(torch.zeros(1, 3), torch.tensor([2]), torch.tensor([5.0]), torch.tensor([False]))
+    assert x[0, 8] == 1.0  # clipped reward after the encoder features
+    assert x[0, 9:].tolist() == [0.0, 0.0, 1.0]  # one-hot previous action
+    assert model.core.input_size == 8 + 1 + 3
+    bare = ActorCritic(VEC, spaces.Discrete(3), config(prev_action=False, prev_reward=False))
+    assert bare.core.input_size == 8
+
+
+def test_core_choices_and_encoder_gradient_option():
+    assert ActorCritic(VEC, spaces.Discrete(3), config(encoder_grad="step")).core.input_grad == "step"
+    assert ActorCritic(VEC, spaces.Discrete(3), config(encoder_grad="segment")).core.input_grad == "segment"
+    assert isinstance(ActorCritic(VEC, spaces.Discrete(3), config(core="none")).core, FeedForwardCore)
+    assert isinstance(ActorCritic(VEC, spaces.Discrete(3), config(learning="none")).core, FeedForwardCore)
+    full = SimpleNamespace(agent=config(hidden_size=7), train=SimpleNamespace(reward_clip=2.0))
+    model = ActorCritic(VEC, spaces.Discrete(3), full)
+    assert model.core.hidden_size == 7 and float(model.reward_clip) == 2.0
+
+
+def test_bad_configs_and_spaces_are_refused():
+    with pytest.raises(ValueError, match="lstm core cannot learn by RTRL"):
+        ActorCritic(VEC, spaces.Discrete(3), config(core="lstm", learning="rtrl"))
+    with pytest.raises(ValueError, match="encoder_grad"):
+        ActorCritic(VEC, spaces.Discrete(3), config(encoder_grad="none"))
+    with pytest.raises(ValueError, match="unknown core"):
+        ActorCritic(VEC, spaces.Discrete(3), config(core="gru"))
+    with pytest.raises(ValueError, match="unsupported action space"):
+        ActorCritic(VEC, spaces.MultiBinary(2), config())
+    with pytest.raises(ValueError, match="unsupported observation space"):
+        ActorCritic(spaces.Tuple([VEC]), spaces.Discrete(3), config())
