@@ -94,7 +94,7 @@ class ElementwiseCore(RecurrentCore):
     has_diag = False
     state_key = "s"
 
-    def __init__(self, input_size: int, hidden_size: int, learning: str = "rtrl",
+    def __init__(self, input_size: int, hidden_size: int, learning: str = "rtrl", forget_bias: float = 3.0,
                  input_grad: Optional[str] = None, rtrl_path: str = "auto") -> None:
         super().__init__(input_size, hidden_size, learning)
         if input_grad is None:
@@ -110,6 +110,16 @@ class ElementwiseCore(RecurrentCore):
         self.weight = nn.Parameter(torch.empty(gn, input_size))
         self.bias = nn.Parameter(torch.empty(gn))
         self.register_parameter("recurrent", nn.Parameter(torch.empty(gn)) if self.has_diag else None)
+        self.forget_bias = forget_bias
+        self.build()
+        self.reset_parameters()
+
+    def build(self) -> None:
+        """Create parameters beyond the gates' (W, b, w), before initialisation."""
+
+    def reset_parameters(self) -> None:
+        """Initialise the parameters (each core keeps its memory alive via forget_bias)."""
+        raise NotImplementedError
 
     def _uniform(self, tensor: Tensor, fan_in: int) -> None:
         """PyTorch's default layer initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""

@@ -29,13 +29,10 @@ class ELSTM(ElementwiseCore):
     has_diag = True
     state_key = "c"
 
-    def __init__(self, input_size: int, hidden_size: int, learning: str = "rtrl", forget_bias: float = 3.0,
-                 input_grad: Optional[str] = None, rtrl_path: str = "auto") -> None:
-        super().__init__(input_size, hidden_size, learning, input_grad, rtrl_path)
-        self.forget_bias = forget_bias
-        self.out_weight = nn.Parameter(torch.empty(hidden_size, input_size + hidden_size))
-        self.out_bias = nn.Parameter(torch.empty(hidden_size))
-        self.reset_parameters()
+    def build(self) -> None:
+        """The output gate's parameters (trained by ordinary same-step backprop)."""
+        self.out_weight = nn.Parameter(torch.empty(self.hidden_size, self.input_size + self.hidden_size))
+        self.out_bias = nn.Parameter(torch.empty(self.hidden_size))
 
     def reset_parameters(self) -> None:
         """U(±1/sqrt(fan_in)) weights; forget-gate bias set to ``forget_bias``."""

@@ -25,12 +25,6 @@ class MinGRU(ElementwiseCore):
     has_diag = False
     state_key = "h"
 
-    def __init__(self, input_size: int, hidden_size: int, learning: str = "rtrl", forget_bias: float = 3.0,
-                 input_grad: Optional[str] = None, rtrl_path: str = "auto") -> None:
-        super().__init__(input_size, hidden_size, learning, input_grad, rtrl_path)
-        self.forget_bias = forget_bias
-        self.reset_parameters()
-
     def reset_parameters(self) -> None:
         """U(±1/sqrt(d)) weights; update-gate bias -``forget_bias``."""
         self._uniform(self.weight, self.input_size)
