@@ -1,0 +1,149 @@
+"""Custom and registered gymnasium envs: ``gym:<id>``, ``popgym:``, ``minigrid:``, entry points.
+
+Every env is described by a picklable :class:`EnvFactory` (strings and plain options
+only), so worker processes rebuild it under any start method, file-path classes included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+
+from envs.spec import SpecError, closest
+
+ARRAY_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+OPTIONAL = {"popgym": ("popgym", "popgym-{}-v0"), "minigrid": ("minigrid", "MiniGrid-{}-v0")}
+
+
+def _missing(extra: str, err: ImportError) -> ImportError:
+    return ImportError(f"{extra} is not installed ({err}); install it with "
+                       f'pip install "rtrl-rl[{extra}]"')
+
+
+def load_class(target: str) -> type:
+    """Resolve ``package.module:Class`` or ``path/to/file.py:Class`` to the class."""
+    where, _, name = target.rpartition(":")
+    if where.endswith(".py"):
+        path = os.path.abspath(where)
+        if not os.path.exists(path):
+            raise SpecError(f"no such file {path!r} in entry point {target!r}")
+        # A stable module name per file, registered in sys.modules, keeps classes picklable.
+        mod_name = "_rtrl_env_" + hashlib.sha1(path.encode()).hexdigest()[:12]
+        module = sys.modules.get(mod_name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(mod_name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_name] = module
+            spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    cls = getattr(module, name, None)
+    if cls is None:
+        raise SpecError(f"{where!r} has no attribute {name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, gym.Env)):
+        raise SpecError(f"{target!r} is not a gymnasium.Env subclass")
+    return cls
+
+
+def _imports(value: Any) -> list[str]:
+    """The ``imports=`` option as a list: a list, or a string like "a,b" or "[a, b]"."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.strip("[]() ").split(",")
+    return [str(v).strip(" '\"") for v in value if str(v).strip(" '\"")]
+
+
+def resolve_id(suite: str, name: str, imports: list[str]) -> str:
+    """Import what registers the id, then return the registered id (closest names if not)."""
+    for module in imports:
+        importlib.import_module(module)
+    if suite in OPTIONAL:
+        package, pattern = OPTIONAL[suite]
+        try:
+            importlib.import_module(package)
+        except ImportError as err:
+            raise _missing(suite, err) from err
+        if name not in gym.registry and pattern.format(name) in gym.registry:
+            name = pattern.format(name)
+    if name not in gym.registry:
+        raise closest(name, list(gym.registry), "gymnasium id")
+    return name
+
+
+def array_space(space: gym.Space) -> gym.Space:
+    """The observation space we pass on: array leaves only (Dict keys like Text dropped)."""
+    if isinstance(space, ARRAY_SPACES):
+        return space
+    if isinstance(space, spaces.Dict):
+        kept = {k: s for k, s in space.spaces.items() if isinstance(s, ARRAY_SPACES)}
+        if kept:
+            return spaces.Dict(kept)
+    raise ValueError(f"observation space {space} is not supported: use Box, Discrete, "
+                     "MultiDiscrete, MultiBinary, or a flat Dict of those")
+
+
+@dataclass
+class EnvFactory:
+    """Picklable recipe for one env: ``kind`` in gym/entry/memory/dmlab, a target, kwargs."""
+
+    kind: str
+    target: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    imports: list[str] = field(default_factory=list)
+
+    def __call__(self) -> gym.Env:
+        """Build the env (in whichever process calls it; ``imports`` register ids first)."""
+        for module in self.imports:
+            importlib.import_module(module)
+        if self.kind == "gym":
+            return gym.make(self.target, **self.kwargs)
+        if self.kind == "memory":
+            from envs.memory import MemoryEnv
+            return MemoryEnv(self.target, **self.kwargs)
+        if self.kind == "dmlab":
+            from envs.dmlab import DmLabEnv
+            return DmLabEnv(self.target, **self.kwargs)
+        return load_class(self.target)(**self.kwargs)
+
+    def probe(self, steps: int = 20) -> tuple[gym.Space, gym.Space, float]:
+        """(observation space, action space, seconds per step) from a probe env.
+
+        The probe env is built here, stepped ``steps`` times with random actions (to
+        choose between in-process and worker stepping) and closed. DMLab is not probed
+        (its spaces are static and its steps are known to be slow).
+        """
+        if self.kind == "dmlab":
+            from envs.dmlab import dmlab_spaces
+            return (*dmlab_spaces(self.kwargs), float("inf"))
+        env = self()
+        try:
+            if steps <= 0:
+                return array_space(env.observation_space), env.action_space, float("nan")
+            env.action_space.seed(0)
+            env.reset(seed=0)
+            start = time.perf_counter()
+            for _ in range(steps):
+                _, _, term, trunc, _ = env.step(env.action_space.sample())
+                if term or trunc:
+                    env.reset()
+            cost = (time.perf_counter() - start) / steps
+            return array_space(env.observation_space), env.action_space, cost
+        finally:
+            env.close()
+
+
+def gym_factory(suite: str, name: str, options: dict[str, Any]) -> EnvFactory:
+    """Factory for ``gym:``/``popgym:``/``minigrid:`` ids (``imports=`` consumed here)."""
+    options = dict(options)
+    imports = _imports(options.pop("imports", None))
+    return EnvFactory("gym", resolve_id(suite, name, imports), options, imports)

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``rtrl-rl bench``: one module per target (``envs``, ...)."""

@@ -1,0 +1,140 @@
+"""``rtrl-rl bench envs SPEC``: steps/s of our VectorEnv against the alternatives.
+
+Every backend is built once, then measured in interleaved rounds (ours, gymnasium
+SyncVectorEnv, AsyncVectorEnv; for Atari ale-py's own AtariVectorEnv, for ProcGen the raw
+gym3 env) in one process, so load from other processes hits them alike. Random actions
+are drawn up front. Reports the median steps/s per backend (agent steps summed over
+sub-envs) as a table and, with ``--json FILE``, as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+
+import envs
+from envs.spec import parse_options, parse_spec
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's arguments to ``parser``."""
+    parser.add_argument("spec", help="environment spec, e.g. memory:recall, gym:CartPole-v1")
+    parser.add_argument("--num-envs", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per backend per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="option for our make_vector (repeatable)")
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+
+
+def _single_env_fn(spec: str, options: dict[str, Any]) -> Callable[[], gym.Env] | None:
+    """A thunk building one plain gymnasium.Env for Sync/Async, or None if not applicable."""
+    from envs.gym_suite import EnvFactory, gym_factory
+
+    parsed = parse_spec(spec)
+    env_opts = {k: v for k, v in options.items() if k not in ("workers", "start_method")}
+    if parsed.suite == "memory":
+        return EnvFactory("memory", parsed.name, env_opts)
+    if parsed.suite in ("gym", "popgym", "minigrid"):
+        return gym_factory(parsed.suite, parsed.name, env_opts)
+    if parsed.suite == "entry":
+        return EnvFactory("entry", spec, env_opts)
+    return None
+
+
+def _native(spec: str, venv: envs.VectorEnv, n: int, seed: int):
+    """The suite's own vector backend, configured like ours (Atari, ProcGen), or None."""
+    parsed = parse_spec(spec)
+    if parsed.suite == "atari":
+        from ale_py.vector_env import AtariVectorEnv
+        o = venv.options
+        env = AtariVectorEnv(venv.game, n, repeat_action_probability=o["sticky"],
+                             frameskip=o["frameskip"], noop_max=o["noop_max"],
+                             use_fire_reset=o["fire_reset"], stack_num=o["frame_stack"],
+                             reward_clipping=False, autoreset_mode="SameStep")
+        env.reset(seed=seed)
+        return "ale-py AtariVectorEnv", lambda a: env.step(a), env.close
+    if parsed.suite == "procgen":
+        from procgen import ProcgenGym3Env
+        env = ProcgenGym3Env(num=n, env_name=venv.game, rand_seed=seed, **venv.options)
+
+        def step(a):
+            env.act(a.astype(np.int32))
+            return env.observe()
+        return "procgen gym3 env", step, lambda: None
+    return None
+
+
+def _measure(step: Callable, actions: np.ndarray, seconds: float, n: int) -> float:
+    """Steps/s (summed over sub-envs) of ``step`` over about ``seconds``."""
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for k in range(64):
+            step(actions[(count + k) % len(actions)])
+        count += 64
+    return count * n / (time.perf_counter() - start)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark described by ``args``; print a table; return 0."""
+    options = parse_options(args.option)
+    n = args.num_envs
+    ours = envs.make_vector(args.spec, n, args.seed, **dict(options))
+    ours.reset()
+    space = gym.vector.utils.batch_space(ours.single_action_space, n)
+    space.seed(args.seed)
+    actions = np.stack([space.sample() for _ in range(256)])
+    backends: dict[str, tuple[Callable, Callable]] = {"ours": (ours.step, ours.close)}
+    thunk = _single_env_fn(args.spec, options)
+    if thunk is not None:
+        for name, cls in (("gymnasium SyncVectorEnv", gym.vector.SyncVectorEnv),
+                          ("gymnasium AsyncVectorEnv", gym.vector.AsyncVectorEnv)):
+            venv = cls([thunk] * n)
+            venv.reset(seed=args.seed)
+            backends[name] = (lambda a, v=venv: v.step(a), venv.close)
+    native = _native(args.spec, ours, n, args.seed)
+    if native is not None:
+        backends[native[0]] = native[1:]
+    results: dict[str, list[float]] = {k: [] for k in backends}
+    try:
+        for _ in range(args.rounds):
+            for name, (step, _) in backends.items():
+                results[name].append(_measure(step, actions, args.seconds, n))
+    finally:
+        for _, close in backends.values():
+            close()
+    return _report(args, ours, results)
+
+
+def _report(args, ours, results: dict[str, list[float]]) -> int:
+    median = {k: statistics.median(v) for k, v in results.items()}
+    others = [v for k, v in median.items() if k != "ours"]
+    best = max(others) if others else float("nan")
+    print(f"{args.spec}  num_envs={args.num_envs}  rounds={args.rounds} x {args.seconds}s  "
+          f"options={ours.options}")
+    print(f"{'backend':32s} {'median steps/s':>15s}   rounds")
+    for name, values in results.items():
+        rounds = ", ".join(f"{v:,.0f}" for v in values)
+        print(f"{name:32s} {median[name]:15,.0f}   {rounds}")
+    ratio = median["ours"] / best if others else float("nan")
+    print(f"ours / best alternative: {ratio:.2f}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"spec": args.spec, "num_envs": args.num_envs, "rounds": results,
+                       "median": median, "ours_over_best": ratio,
+                       "options": {k: repr(v) for k, v in ours.options.items()}}, fh, indent=2)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m benchmarks.envs``)."""
+    parser = argparse.ArgumentParser(prog="benchmarks.envs", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
