@@ -3,7 +3,10 @@ the forward pass of the element-wise cores through :class:`agents.cores.scan.Ele
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+import sys
 from typing import Optional
 
 import torch
@@ -15,6 +18,28 @@ from agents.cores.scan import ElementwiseRTRL
 LEARNING_MODES = ("rtrl", "tbptt")
 INPUT_GRAD_MODES = ("step", "segment")
 RTRL_PATHS = ("auto", "segment", "step")
+_malloc_tuned = False
+
+
+def retain_freed_memory() -> bool:
+    """Ask glibc to keep freed heap memory instead of returning it to the OS (Linux, CPU).
+
+    Every RTRL segment allocates a new sensitivity carry (B * G*n * d floats, 8 MiB for
+    eLSTM n = d = 256, B = 16). With glibc's defaults such blocks go back to the OS when
+    freed, and each new carry then pays a page fault per 4 KiB page (~40% of a segment
+    at that size). Called once, when the first CPU carry with sensitivities is built;
+    set RTRL_RL_KEEP_MALLOC=1 to leave the allocator alone. Returns whether it applied.
+    """
+    global _malloc_tuned
+    if _malloc_tuned or os.environ.get("RTRL_RL_KEEP_MALLOC") or not sys.platform.startswith("linux"):
+        return False
+    _malloc_tuned = True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (e.g. musl): nothing to tune
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_trim_threshold, 1 << 30) and libc.mallopt(m_mmap_threshold, 32 << 20))
 
 
 class RecurrentCore(nn.Module):
@@ -53,6 +78,8 @@ class RecurrentCore(nn.Module):
         shapes = dict(self.state_shapes())
         if sensitivities is None or sensitivities:
             shapes.update(self.sensitivity_shapes())
+            if self.sensitivity_shapes() and ref.device.type == "cpu":
+                retain_freed_memory()
         return Carry({k: ref.new_zeros((batch_size, *s)) for k, s in shapes.items()})
 
     def validate(self, x: Tensor, carry: Carry, reset: Tensor) -> bool:

@@ -1,0 +1,151 @@
+"""``rtrl-rl bench cores``: ms per segment of the recurrent cores, measured side by side.
+
+For each (core, n, d, B, T) it times, interleaved in one process (round-robin
+repetitions, median): the forward pass only; the "rtrl" segment forward+backward; the
+"tbptt" segment forward+backward (same machinery without the carry term); the per-step
+RTRL path over the same T steps (T calls of one step, each with its backward); the
+forward-only per-step loop; and nn.LSTM forward+backward of the same size. The input x
+requires a gradient in every variant, as it does under an encoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+from agents.cores import make_core
+
+#: (core, n, d, B, T); the first row is the CPU target of issue 2
+CPU_GRID = [("elstm", 256, 256, 16, 50), ("mingru", 256, 256, 16, 50), ("elstm", 128, 64, 32, 20)]
+CUDA_GRID = [("elstm", 512, 257, 256, 50), ("elstm", 256, 257, 32, 50), ("mingru", 512, 257, 256, 50)]
+VARIANTS = ("forward", "rtrl", "tbptt", "step", "forward_step", "lstm")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's arguments to ``parser``."""
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--repeats", type=int, default=7, help="round-robin repetitions (median taken)")
+    parser.add_argument("--quick", action="store_true", help="first grid row only, 3 repetitions")
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _segment_runner(name: str, n: int, d: int, B: int, T: int, device: torch.device) -> dict[str, Callable[[], None]]:
+    """One closure per variant, all on the same parameters and data."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(T, B, d, generator=gen).to(device).requires_grad_()
+    reset = (torch.rand(T, B, generator=gen) < 0.02).to(device)
+    rtrl = make_core(name, d, n, learning="rtrl").to(device)
+    tbptt = make_core(name, d, n, learning="tbptt").to(device)
+    step = make_core(name, d, n, learning="rtrl", rtrl_path="step").to(device)
+    tbptt.load_state_dict(rtrl.state_dict())
+    step.load_state_dict(rtrl.state_dict())
+    lstm = torch.nn.LSTM(d, n).to(device)
+    w = torch.randn(T, B, rtrl.output_size, generator=gen).to(device)
+    carry, state = rtrl.initial_carry(B), rtrl.initial_carry(B, sensitivities=False)
+    tb_carry = tbptt.initial_carry(B)
+
+    def forward() -> None:
+        with torch.no_grad():
+            rtrl(x, state, reset)
+
+    def segment(core, start) -> Callable[[], None]:
+        def run() -> None:
+            y, _ = core(x, start, reset)
+            (y * w).sum().backward()
+        return run
+
+    def per_step() -> None:
+        c = carry
+        for t in range(T):
+            y, c = step(x[t:t + 1], c, reset[t:t + 1])
+            (y * w[t:t + 1]).sum().backward()
+
+    def forward_step() -> None:
+        s = state
+        with torch.no_grad():
+            for t in range(T):
+                _, s = rtrl(x[t:t + 1], s, reset[t:t + 1])
+
+    def lstm_segment() -> None:
+        y, _ = lstm(x)
+        (y * w).sum().backward()
+
+    return {"forward": forward, "rtrl": segment(rtrl, carry), "tbptt": segment(tbptt, tb_carry),
+            "step": per_step, "forward_step": forward_step, "lstm": lstm_segment}
+
+
+def measure(name: str, n: int, d: int, B: int, T: int, device: torch.device, repeats: int) -> dict:
+    """Median ms per segment for every variant, and the ratios issue 2 targets."""
+    runners = _segment_runner(name, n, d, B, T, device)
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for rep in range(repeats + 1):  # the first round warms up and is dropped
+        for key, fn in runners.items():
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            if rep:
+                times[key].append((time.perf_counter() - start) * 1e3)
+    ms = {k: statistics.median(v) for k, v in times.items()}
+    ratios = {"rtrl/tbptt": ms["rtrl"] / ms["tbptt"], "rtrl/lstm": ms["rtrl"] / ms["lstm"],
+              "step/forward_step": ms["step"] / ms["forward_step"]}
+    return {"core": name, "n": n, "d": d, "B": B, "T": T, "ms": ms, "ratios": ratios}
+
+
+def _print_table(rows: list[dict], title: str) -> None:
+    """Print the rows with rich when available, else as plain text."""
+    head = ["core", "n", "d", "B", "T", *VARIANTS, "rtrl/tbptt", "rtrl/lstm", "step/fwd_step"]
+    body = [[r["core"], *(str(r[k]) for k in "ndBT"), *(f"{r['ms'][v]:.2f}" for v in VARIANTS),
+             *(f"{v:.2f}" for v in r["ratios"].values())] for r in rows]
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(title)
+        for line in [head, *body]:
+            print(" | ".join(line))
+        return
+    table = Table(title=title)
+    for h in head:
+        table.add_column(h, justify="right")
+    for line in body:
+        table.add_row(*line)
+    Console(width=200).print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the grid, print the table, optionally write JSON; returns the exit code."""
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda, but CUDA is not available")
+        return 2
+    torch.set_num_threads(args.threads)
+    grid = CUDA_GRID if device.type == "cuda" else CPU_GRID
+    repeats = 3 if args.quick else args.repeats
+    rows = [measure(*cfg, device=device, repeats=repeats) for cfg in (grid[:1] if args.quick else grid)]
+    title = f"cores, ms per segment ({device}, {torch.get_num_threads()} thread(s), median of {repeats})"
+    _print_table(rows, title)
+    if args.json:
+        meta = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                "repeats": repeats}
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=2)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.cores`` entry point."""
+    parser = argparse.ArgumentParser(prog="benchmarks.cores", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
