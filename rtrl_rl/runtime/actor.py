@@ -1,0 +1,115 @@
+"""The actor process: act in its own group of streams and fill shared rollout slots.
+
+An actor builds its vectorised environment (seeded from the run seed, its index and its
+restart count), a CPU copy of the model, and a :class:`~rtrl_rl.rollout.Collector`. Then,
+until told to stop: take one of its free slots, load newer parameters if the learner
+published any, collect one segment straight into the slot, record the acting parameter
+version and the segment number, and put the slot index on the full queue together with
+the episodes that finished. It never computes sensitivities: the learner keeps the
+per-stream RTRL carry.
+
+Faults: any exception is sent (with its traceback) over the error queue and the process
+exits with code 1; the learner decides whether to stop the run or restart the actor.
+SIGINT is ignored (a Ctrl-C reaches the whole process group; the learner shuts actors
+down itself), and an actor whose parent died exits on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rtrl_rl.config import Config
+from rtrl_rl.rollout import Collector
+from rtrl_rl.runtime.params import SharedParams
+from rtrl_rl.runtime.slots import ACTING, FULL, SlotPool
+
+#: seconds between checks of the stop event and the parent while waiting for a free slot
+POLL_S = 0.2
+
+
+@dataclass
+class ActorSpec:
+    """What one actor process needs besides the shared objects (all picklable)."""
+
+    config: Config
+    actor: int
+    generation: int
+    parent_pid: int
+    seed_salt: int = 0
+
+
+@dataclass
+class Channels:
+    """The shared objects an actor talks through: slots, parameters, queues, stop event."""
+
+    pool: SlotPool
+    params: SharedParams
+    free: object  # this actor's free-slot queue (multiprocessing Queue of slot indices)
+    full: object  # the learner's queue of (actor, slot, episodes)
+    errors: object  # the learner's queue of (actor, generation, traceback text)
+    stop: object  # multiprocessing Event set by the learner to end the run
+
+
+def actor_seed(run_seed: int, actor: int, generation: int, salt: int = 0) -> int:
+    """Seed of one actor incarnation: independent per (run seed, actor, restart count, salt)."""
+    return int(np.random.SeedSequence([run_seed, actor, generation, salt]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def actor_main(spec: ActorSpec, channels: Channels) -> None:
+    """Process entry point: run the actor loop; report any exception and exit non-zero."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The supervisor blocks SIGINT while it starts us so a Ctrl-C cannot hit our start-up.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    try:
+        run_actor(spec, channels)
+    except BaseException:  # noqa: BLE001 - every failure must reach the learner
+        channels.errors.put((spec.actor, spec.generation, traceback.format_exc()))
+        channels.errors.close()
+        channels.errors.join_thread()  # flush the report before the process ends
+        sys.exit(1)
+    # Stopping: whatever is still queued for the learner no longer matters.
+    channels.full.cancel_join_thread()
+
+
+def run_actor(spec: ActorSpec, channels: Channels) -> None:
+    """The actor loop (see the module docstring); returns when the run stops."""
+    from agents import ActorCritic
+    from rtrl_rl.trainer import make_env, seed_everything
+
+    config, pool = spec.config, channels.pool
+    torch.set_num_threads(1)  # many actors share few cores; the learner gets the rest
+    seed = actor_seed(config.train.seed, spec.actor, spec.generation, spec.seed_salt)
+    seed_everything(seed)
+    venv = make_env(config, seed, num_envs=len(pool.streams[spec.actor]))
+    try:
+        model = ActorCritic(venv.single_observation_space, venv.single_action_space, config.agent)
+        version = channels.params.pull(model, have=-1)
+        collector = Collector(venv, model, config.train.segment_length)
+        seq = 0
+        while (slot := _next_free_slot(spec, channels)) is not None:
+            pool.mark(slot, ACTING)
+            version = channels.params.pull(model, have=version)
+            collector.collect(pool.segments[slot])
+            pool.mark(slot, FULL, generation=spec.generation, seq=seq, version=version)
+            channels.full.put((spec.actor, slot, collector.episodes.drain()))
+            seq += 1
+    finally:
+        venv.close()
+
+
+def _next_free_slot(spec: ActorSpec, channels: Channels) -> int | None:
+    """Wait for a free slot; None once the run stops or the parent process is gone."""
+    while not channels.stop.is_set() and os.getppid() == spec.parent_pid:
+        try:
+            return channels.free.get(timeout=POLL_S)
+        except queue.Empty:
+            continue
+    return None

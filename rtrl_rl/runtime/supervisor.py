@@ -1,0 +1,172 @@
+"""Actor processes: start, watch, restart and stop them; route free slots back to them.
+
+The learner owns one :class:`Supervisor`. It starts actors with the ``spawn`` method (a
+fresh interpreter: no torch threads or locks inherited through ``fork``), checks between
+updates whether any has died, and either raises :class:`ActorFailure` with the actor's
+traceback or, with ``restart_actors``, starts a replacement that owns the same streams
+and slots. :meth:`stop` always leaves no actor process behind: it asks politely (stop
+event), then terminates, then kills.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import time
+from collections import deque
+from typing import Callable
+
+import torch.multiprocessing as mp
+
+from rtrl_rl.config import Config
+from rtrl_rl.runtime import ActorFailure
+from rtrl_rl.runtime.actor import ActorSpec, Channels, actor_main
+from rtrl_rl.runtime.params import SharedParams
+from rtrl_rl.runtime.slots import FREE, SlotPool
+
+#: a crashed actor's traceback normally arrives at once; wait at most this long for it
+REPORT_WAIT_S = 3.0
+#: restarting stops (the run fails) after this many restarts of one actor within the window
+MAX_RESTARTS, RESTART_WINDOW_S = 5, 300.0
+#: how long :meth:`Supervisor.stop` waits for actors to exit by themselves, then after terminate
+STOP_GRACE_S, TERMINATE_GRACE_S = 5.0, 2.0
+
+
+def describe_exit(code: int | None) -> str:
+    """``exit code 1`` or ``killed by SIGKILL`` for a process exit code."""
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+class Supervisor:
+    """Starts ``actors`` actor processes for ``config`` and keeps them running.
+
+    ``log(text)`` prints a line to the run's terminal (the learner's monitor).
+    ``seed_salt`` enters every actor's seed (the start step: a resumed run sees new episodes).
+    """
+
+    def __init__(self, config: Config, pool: SlotPool, params: SharedParams, log: Callable[[str], None] = print,
+                 seed_salt: int = 0) -> None:
+        self.config, self.pool, self.params, self.log = config, pool, params, log
+        self.seed_salt = seed_salt
+        self.ctx = mp.get_context("spawn")
+        self.full = self.ctx.Queue()
+        self.errors = self.ctx.Queue()
+        self.stop_event = self.ctx.Event()
+        actors = len(pool.streams)
+        self.free = [self.ctx.Queue() for _ in range(actors)]
+        self.procs: list = [None] * actors
+        self.generation = [0] * actors
+        self.restarts = [deque() for _ in range(actors)]
+        self.reports: dict[tuple[int, int], str] = {}
+        self.stopped = False
+
+    @property
+    def num_actors(self) -> int:
+        """Number of actors (live or not)."""
+        return len(self.procs)
+
+    def start(self) -> None:
+        """Hand every slot to its owner's free queue and start all actors."""
+        for slot in range(self.pool.num_slots):
+            self.release(slot)
+        for actor in range(self.num_actors):
+            self._spawn(actor)
+
+    def _spawn(self, actor: int) -> None:
+        spec = ActorSpec(self.config, actor, self.generation[actor], os.getpid(), self.seed_salt)
+        channels = Channels(self.pool, self.params, self.free[actor], self.full, self.errors, self.stop_event)
+        proc = self.ctx.Process(target=actor_main, args=(spec, channels), name=f"rtrl-actor-{actor}", daemon=True)
+        # Block SIGINT while forking so the child starts with it blocked: a Ctrl-C during
+        # its start-up then cannot kill it with a KeyboardInterrupt; it ignores SIGINT and
+        # unblocks. The parent gets a pending SIGINT as soon as the mask is restored.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        self.procs[actor] = proc
+
+    def release(self, slot: int) -> None:
+        """Give ``slot`` back to the actor that owns it (after the learner used it)."""
+        self.pool.mark(slot, FREE)
+        self.free[self.pool.owner[slot]].put(slot)
+
+    def check(self) -> list[int]:
+        """Look for dead actors; restart them (returns their indices) or raise ActorFailure.
+
+        A dead actor's traceback is logged in either case.
+        """
+        restarted = []
+        for actor, proc in enumerate(self.procs):
+            if proc is None or proc.is_alive():
+                continue
+            report = self._report(actor, proc.exitcode)
+            what = f"actor {actor} (generation {self.generation[actor]}) died: {describe_exit(proc.exitcode)}"
+            self.log(f"{what}\n{report}".rstrip())
+            if not self._may_restart(actor):
+                raise ActorFailure(f"{what}\n{report}".rstrip())
+            self._restart(actor)
+            restarted.append(actor)
+        return restarted
+
+    def _report(self, actor: int, exitcode: int | None) -> str:
+        """The traceback the actor sent before dying ('' if it sent none, e.g. when killed)."""
+        key = (actor, self.generation[actor])
+        deadline = time.monotonic() + (REPORT_WAIT_S if exitcode == 1 else 0.0)
+        while key not in self.reports:
+            try:
+                a, g, text = self.errors.get(timeout=max(0.0, deadline - time.monotonic()) or 0.01)
+                self.reports[(a, g)] = text
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    break
+        return self.reports.pop(key, "")
+
+    def _may_restart(self, actor: int) -> bool:
+        if not self.config.runtime.restart_actors:
+            return False
+        now, history = time.monotonic(), self.restarts[actor]
+        while history and now - history[0] > RESTART_WINDOW_S:
+            history.popleft()
+        if len(history) >= MAX_RESTARTS:
+            self.log(f"actor {actor} crashed {len(history) + 1} times in {RESTART_WINDOW_S:.0f} s; giving up")
+            return False
+        history.append(now)
+        return True
+
+    def _restart(self, actor: int) -> None:
+        """Replace a dead actor: new generation, fresh free queue holding its idle slots."""
+        self.procs[actor].join(timeout=0)
+        self.generation[actor] += 1
+        # The old queue may hold slots the dead actor never took; rebuild from slot states.
+        old, self.free[actor] = self.free[actor], self.ctx.Queue()
+        old.cancel_join_thread()
+        old.close()
+        for slot in self.pool.recoverable(actor):
+            self.release(slot)
+        self._spawn(actor)
+        self.log(f"restarted actor {actor} (generation {self.generation[actor]}); its streams start new episodes")
+
+    def stop(self) -> None:
+        """Stop every actor and release the queues; never leaves a process behind. Idempotent."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.stop_event.set()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for proc in self.procs:
+            if proc is not None:
+                proc.join(timeout=max(0.0, deadline - time.monotonic()))
+        for proc in self.procs:
+            if proc is not None and proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=TERMINATE_GRACE_S)
+            if proc is not None and proc.is_alive():
+                proc.kill()
+                proc.join()
+        for q in (self.full, self.errors, *self.free):
+            q.cancel_join_thread()  # never block this process's exit on undelivered items
+            q.close()

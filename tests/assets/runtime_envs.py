@@ -1,0 +1,56 @@
+"""Environments for the runtime tests (loaded as ``tests/assets/runtime_envs.py:Class``).
+
+:class:`CounterEnv` makes the order of a stream's steps visible in its observations:
+``[episode id, step in episode]``. Segments of one stream join up exactly when row T of a
+segment equals row 0 of the next one, and the step counter rises by one per step within
+an episode, so any reordering or lost segment shows. It can also crash on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+import numpy as np
+
+
+class CounterEnv(gym.Env):
+    """Observation ``[episode id, step]``; episodes end (terminated) after ``length`` steps.
+
+    ``crash_at``: raise in the ``crash_at``-th call of ``step`` of this instance. With
+    ``marker`` (a file path), only the first instance anywhere to get there crashes: it
+    creates the marker atomically, and every later one sees it and carries on.
+    """
+
+    observation_space = gym.spaces.Box(-1.0, 1e6, shape=(2,), dtype=np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, length: int = 7, crash_at: int = 0, marker: str = "") -> None:
+        self.length, self.crash_at, self.marker = length, crash_at, marker
+        self.calls = 0
+        self.episode, self.t = 0.0, 0
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.episode, self.t], dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.episode, self.t = float(self.np_random.integers(1, 1_000_000)), 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.calls += 1
+        if self.crash_at and self.calls == self.crash_at and self._claim_crash():
+            raise RuntimeError("CounterEnv crashed on purpose (runtime fault test)")
+        self.t += 1
+        reward = 1.0 if int(action) == 1 else 0.0
+        return self._obs(), reward, self.t >= self.length, False, {}
+
+    def _claim_crash(self) -> bool:
+        if not self.marker:
+            return True
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
