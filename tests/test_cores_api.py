@@ -1,0 +1,98 @@
+"""make_core, bad inputs (each a ValueError naming what was expected), the LSTM baseline,
+initialisation, and the gradcheck/bench commands."""
+
+import pytest
+import torch
+
+from agents.cores import available_cores, make_core
+from rtrl_rl import cli
+from rtrl_rl.bench.cores import measure
+
+
+def _core(name="elstm", learning="rtrl"):
+    return make_core(name, 3, 4, learning=learning)
+
+
+def test_unknown_core_lists_available():
+    with pytest.raises(ValueError, match="elstm.*lstm.*mingru"):
+        make_core("gru9", 3, 4)
+    assert available_cores() == ["elstm", "lstm", "mingru"]
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"learning": "bptt"}, "learning mode"),
+    ({"input_grad": "full"}, "input_grad"),
+    ({"rtrl_path": "fast"}, "rtrl_path"),
+    ({"learning": "tbptt", "input_grad": "step"}, "segment"),
+])
+def test_bad_options(options, match):
+    with pytest.raises(ValueError, match=match):
+        make_core("elstm", 3, 4, **options)
+
+
+def test_lstm_refuses_rtrl():
+    with pytest.raises(ValueError, match="dense"):
+        make_core("lstm", 3, 4, learning="rtrl")
+
+
+@pytest.mark.parametrize("name", ["elstm", "mingru", "lstm"])
+def test_bad_inputs_raise_value_errors(name):
+    core = _core(name, "tbptt" if name == "lstm" else "rtrl")
+    carry, x, reset = core.initial_carry(2), torch.randn(5, 2, 3), torch.zeros(5, 2, dtype=torch.bool)
+    other = make_core("mingru" if name != "mingru" else "elstm", 3, 4).initial_carry(2)
+    cases = [
+        ((torch.randn(5, 3), carry, reset), r"\(T, B, input_size=3\)"),
+        ((torch.randn(5, 2, 7), carry, reset), "input_size=3"),
+        ((x, carry, torch.zeros(5, 2)), "bool"),
+        ((x, carry, torch.zeros(4, 2, dtype=torch.bool)), r"\(5, 2\)"),
+        ((x, other, reset), "keys"),
+        ((x, core.initial_carry(3), reset), "batch size 2"),
+        ((x, {"c": 1}, reset) if name == "lstm" else (x, [1], reset), "carry"),
+    ]
+    for args, match in cases:
+        with pytest.raises(ValueError, match=match):
+            core(*args)
+
+
+def test_tbptt_core_rejects_a_carry_with_sensitivities():
+    with pytest.raises(ValueError, match="keys"):
+        _core(learning="tbptt")(torch.randn(2, 2, 3), _core().initial_carry(2), torch.zeros(2, 2, dtype=torch.bool))
+
+
+def test_forget_bias_initialisation():
+    n = 4
+    assert torch.all(make_core("elstm", 3, n).bias[n:] == 3.0)
+    assert torch.all(make_core("mingru", 3, n, forget_bias=2.0).bias[:n] == -2.0)
+    lstm = make_core("lstm", 3, n, learning="tbptt", forget_bias=2.5).lstm
+    assert torch.all(lstm.bias_ih_l0[n:2 * n] + lstm.bias_hh_l0[n:2 * n] == 2.5)
+
+
+def test_lstm_resets_mid_segment_equal_separate_runs():
+    torch.manual_seed(0)
+    core = _core("lstm", "tbptt")
+    x = torch.randn(6, 2, 3)
+    reset = torch.zeros(6, 2, dtype=torch.bool)
+    reset[3, 0] = True
+    y, carry = core(x, core.initial_carry(2), reset)
+    y_tail, _ = core.lstm(x[3:, :1])  # stream 0 restarts from zeros at step 3
+    torch.testing.assert_close(y[3:, :1], y_tail)
+    y_whole, (h, _) = core.lstm(x[:, 1:])  # stream 1 never resets
+    torch.testing.assert_close(y[:, 1:], y_whole)
+    torch.testing.assert_close(carry["h"][1:], h[0])
+
+
+def test_gradcheck_command_passes(capsys):
+    assert cli.main(["gradcheck", "--segments", "3", "--length", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "elstm" in out and "mingru" in out and "FAIL" not in out
+
+
+def test_gradcheck_command_rejects_lstm(capsys):
+    assert cli.main(["gradcheck", "--core", "lstm"]) == 2
+
+
+def test_bench_measures_every_variant():
+    row = measure("mingru", 8, 4, 2, 3, torch.device("cpu"), repeats=1)
+    assert set(row["ms"]) == {"forward", "rtrl", "tbptt", "step", "forward_step", "lstm"}
+    assert all(v > 0 for v in row["ms"].values()) and set(row["ratios"]) == {"rtrl/tbptt", "rtrl/lstm",
+                                                                          "step/forward_step"}
