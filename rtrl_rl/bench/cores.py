@@ -30,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's arguments to ``parser``."""
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
-    parser.add_argument("--repeats", type=int, default=7, help="round-robin repetitions (median taken)")
-    parser.add_argument("--quick", action="store_true", help="first grid row only, 3 repetitions")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="round-robin repetitions, median taken (default 7; 3 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="first grid row only")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
 
 
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     torch.set_num_threads(args.threads)
     grid = CUDA_GRID if device.type == "cuda" else CPU_GRID
-    repeats = 3 if args.quick else args.repeats
+    repeats = args.repeats or (3 if args.quick else 7)
     rows = [measure(*cfg, device=device, repeats=repeats) for cfg in (grid[:1] if args.quick else grid)]
     title = f"cores, ms per segment ({device}, {torch.get_num_threads()} thread(s), median of {repeats})"
     _print_table(rows, title)
