@@ -71,8 +71,11 @@ def make_vector(spec: str, num_envs: int = 1, seed: int | None = 0,
     elif suite == "memory":
         venv = _memory(name, num_envs, seed, options)
     elif suite == "dmlab":
-        from envs.dmlab import check_level
-        venv = _python_vector(EnvFactory("dmlab", check_level(name)), num_envs, seed, options)
+        from envs.dmlab import check_level, import_lab
+        level = check_level(name)
+        # fail here with the build instructions, not later inside every worker
+        import_lab(options.get("dmlab_module", "deepmind_lab"), options.get("dmlab_path"))
+        venv = _python_vector(EnvFactory("dmlab", level), num_envs, seed, options)
     elif suite == ENTRY_POINT:
         load_class(spec)  # fail here, in the caller, rather than in every worker
         venv = _python_vector(EnvFactory("entry", spec), num_envs, seed, options)

@@ -222,12 +222,22 @@ class MemoryEnv(gym.Env):
         self._vec = TASKS[task](1, seed=None, **options)
         self.observation_space = self._vec.single_observation_space
         self.action_space = self._vec.single_action_space
+        self._next: np.ndarray | None = None  # first obs of the episode the vector began
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        """Start an episode; a seed restarts the task's random stream."""
+        """Start an episode; a seed restarts the task's random stream.
+
+        After an episode end the 1-env vector has already begun the next episode (same
+        step autoreset); an unseeded reset returns that episode rather than drawing
+        again, so the stream stays in step with the native vector.
+        """
         super().reset(seed=seed)
         if seed is not None:
             self._vec = TASKS[self._task](1, stream_seeds=[seed], seed=None, **self._options)
+        elif self._next is not None:
+            obs, self._next = self._next, None
+            return obs, {}
+        self._next = None
         return self._vec.reset().obs[0], {}
 
     def step(self, action):
@@ -236,4 +246,5 @@ class MemoryEnv(gym.Env):
         done = bool(b.terminated[0] or b.truncated[0])
         info = {"success": b.episodes[0].success} if done else {}
         obs = b.final_obs[0] if done else b.obs[0]
+        self._next = b.obs[0] if done else None
         return obs, float(b.reward[0]), bool(b.terminated[0]), bool(b.truncated[0]), info

@@ -22,8 +22,9 @@ class CountingEnv(gym.Env):
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        if seed is not None:
+        if seed is not None:  # a seeded reset restarts the count: same seed, same episodes
             self.offset = float(self.np_random.integers(1000)) * 1000
+            self.episode = -1
         self.episode, self.t = self.episode + 1, 0
         return self._obs(), {}
 

@@ -1,0 +1,93 @@
+"""Worker processes: crashes surface with tracebacks, deaths are detected, no orphans."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+import envs
+from envs.workers import WorkerError
+
+ASSET = os.path.join(os.path.dirname(__file__), "assets", "custom_env.py")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_crash_in_step_reaches_caller_with_traceback():
+    venv = envs.make_vector(f"{ASSET}:CrashingEnv", 4, seed=0, workers=2, crash_at=3)
+    venv.reset()
+    venv.step(np.zeros(4, np.int64))
+    venv.step(np.zeros(4, np.int64))
+    with pytest.raises(WorkerError) as info:
+        venv.step(np.zeros(4, np.int64))
+    text = str(info.value)
+    assert "boom in CrashingEnv.step" in text and "Traceback" in text
+    assert "custom_env.py" in text
+    venv.close()
+
+
+def test_worker_killed_from_outside_is_detected_within_seconds():
+    venv = envs.make_vector("memory:recall", 4, seed=0, workers=2, poll_s=0.2)
+    venv.reset()
+    os.kill(venv.worker_pids[1], signal.SIGKILL)
+    start = time.monotonic()
+    with pytest.raises(WorkerError, match="died"):
+        for _ in range(100):
+            venv.step(np.zeros(4, np.int64))
+    assert time.monotonic() - start < 3.0
+    venv.close()
+
+
+def test_close_leaves_no_processes_and_is_idempotent():
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    venv = envs.make_vector("memory:recall", 4, seed=0, workers=2)
+    pids = venv.worker_pids
+    venv.reset()
+    start = time.monotonic()
+    venv.close()
+    venv.close()
+    assert time.monotonic() - start < 5.0
+    assert not any(_alive(p) for p in pids)
+    new = [p for p in me.children(recursive=True) if p.pid not in before]
+    assert all("forkserver" in " ".join(p.cmdline()) for p in new), "only the fork server"
+
+
+PARENT = """
+import sys, numpy as np
+sys.path.insert(0, {cwd!r})
+import envs
+if __name__ == "__main__":
+    venv = envs.make_vector("memory:recall", 4, seed=0, workers=2)
+    venv.reset()
+    print(" ".join(map(str, venv.worker_pids)), flush=True)
+    while True:
+        venv.step(np.zeros(4, np.int64))
+"""
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_parent_interrupted_or_killed_leaves_no_orphans(tmp_path, how):
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT.format(cwd=os.getcwd()))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) == 2
+    proc.send_signal(how)
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in pids if _alive(p)]
+    assert not alive
