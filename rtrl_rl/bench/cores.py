@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=None,
                         help="round-robin repetitions, median taken (default 7; 3 with --quick)")
     parser.add_argument("--quick", action="store_true", help="first grid row only")
+    parser.add_argument("--clock", choices=["auto", "cpu", "wall"], default="auto",
+                        help="cpu: process CPU time, robust on a shared machine (default for CPU with "
+                             "one thread); wall: elapsed time (default otherwise)")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
 
 
@@ -86,18 +89,19 @@ def _segment_runner(name: str, n: int, d: int, B: int, T: int, device: torch.dev
             "step": per_step, "forward_step": forward_step, "lstm": lstm_segment}
 
 
-def measure(name: str, n: int, d: int, B: int, T: int, device: torch.device, repeats: int) -> dict:
+def measure(name: str, n: int, d: int, B: int, T: int, device: torch.device, repeats: int,
+            clock: Callable[[], float] = time.perf_counter) -> dict:
     """Median ms per segment for every variant, and the ratios issue 2 targets."""
     runners = _segment_runner(name, n, d, B, T, device)
     times: dict[str, list[float]] = {k: [] for k in runners}
     for rep in range(repeats + 1):  # the first round warms up and is dropped
         for key, fn in runners.items():
             _sync(device)
-            start = time.perf_counter()
+            start = clock()
             fn()
             _sync(device)
             if rep:
-                times[key].append((time.perf_counter() - start) * 1e3)
+                times[key].append((clock() - start) * 1e3)
     ms = {k: statistics.median(v) for k, v in times.items()}
     ratios = {"rtrl/tbptt": ms["rtrl"] / ms["tbptt"], "rtrl/lstm": ms["rtrl"] / ms["lstm"],
               "step/forward_step": ms["step"] / ms["forward_step"]}
@@ -134,12 +138,15 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     grid = CUDA_GRID if device.type == "cuda" else CPU_GRID
     repeats = args.repeats or (3 if args.quick else 7)
-    rows = [measure(*cfg, device=device, repeats=repeats) for cfg in (grid[:1] if args.quick else grid)]
-    title = f"cores, ms per segment ({device}, {torch.get_num_threads()} thread(s), median of {repeats})"
+    clock_name = args.clock if args.clock != "auto" else ("cpu" if device.type == "cpu" and args.threads == 1 else "wall")
+    clock = time.process_time if clock_name == "cpu" else time.perf_counter
+    rows = [measure(*cfg, device=device, repeats=repeats, clock=clock) for cfg in (grid[:1] if args.quick else grid)]
+    title = (f"cores, ms per segment ({device}, {torch.get_num_threads()} thread(s), {clock_name} time, "
+             f"median of {repeats})")
     _print_table(rows, title)
     if args.json:
         meta = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                "repeats": repeats}
+                "repeats": repeats, "clock": clock_name}
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=2)
     return 0
