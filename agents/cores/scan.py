@@ -20,7 +20,7 @@ and S_{t-1} := 0, i.e. J_t := 0 on the carry path (``Jc`` below).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Iterable, Optional, Protocol
 
 import torch
 from torch import Tensor
@@ -62,20 +62,20 @@ def suffix_products(jc: Tensor) -> tuple[Tensor, Tensor]:
     return q, q[0] * jc[0]
 
 
-def scaled_plus(s: Tensor, factor: Tensor, gates: int, product: Callable[[int], Tensor]) -> Tensor:
-    """factor[b,k] ⊙ s[b,g,k,:] + product(b) for every stream b, as a new tensor like s.
+def scaled_plus(s: Tensor, factor: Tensor, gates: int, products: Iterable[Tensor]) -> Tensor:
+    """factor[b,k] ⊙ s[b,g,k,:] + products[b] for every stream b, as a new tensor like s.
 
-    The big sensitivity is read once and written once: per stream, product(b) (G*n, d)
+    The big sensitivity is read once and written once: per stream, the product (G*n, d)
     is small enough to stay in cache, and one addcmul adds the scaled row block to it.
     (A scale pass plus a batched matmul into the result would stream S twice more.)
-    factor (B,n); s (B, G*n, d).
+    factor (B,n); s (B, G*n, d); products yields B matrices (G*n, d), computed lazily.
     """
     B, n = factor.shape
     out = torch.empty_like(s)
     view, out_view = s.view(B, gates, n, -1), out.view(B, gates, n, -1)
     factor = factor.view(B, 1, n, 1).expand_as(view)
-    for b in range(B):
-        torch.addcmul(product(b).view(gates, n, -1), view[b], factor[b], out=out_view[b])
+    for s_b, f_b, out_b, product in zip(view.unbind(0), factor.unbind(0), out_view.unbind(0), products):
+        torch.addcmul(product.view(gates, n, -1), s_b, f_b, out=out_b)
     return out
 
 
@@ -105,10 +105,11 @@ def carry_gradients(v: Tensor, sens: list[Optional[Tensor]], gates: int) -> list
             out.append(None)
             continue
         view = s.view(B, gates, n, -1)
-        factor = v.view(B, 1, n, 1).expand(B, gates, n, view.shape[-1])
-        total = torch.mul(view[0], factor[0])
-        for b in range(1, B):
-            total.addcmul_(view[b], factor[b])
+        rows = zip(view.unbind(0), v.view(B, 1, n, 1).expand(B, gates, n, view.shape[-1]).unbind(0))
+        s_0, f_0 = next(rows)
+        total = torch.mul(s_0, f_0)
+        for s_b, f_b in rows:
+            total.addcmul_(s_b, f_b)
         out.append(total.view(s.shape[1:]))
     return out
 
@@ -117,8 +118,8 @@ def step_update(sens: list[Optional[Tensor]], jc: Tensor, d: Tensor, x: Tensor, 
     """One per-step RTRL update S <- J ⊙ S + D ⊙ u; jc, prev (B,n), d (B,G,n), x (B,d)."""
     B, G, n = d.shape
     s_w, s_b, s_diag = sens
-    d_flat = d.reshape(B, G * n)
-    new_w = scaled_plus(s_w, jc, G, lambda b: torch.outer(d_flat[b], x[b]))
+    outer = (torch.outer(d_b, x_b) for d_b, x_b in zip(d.reshape(B, G * n).unbind(0), x.unbind(0)))
+    new_w = scaled_plus(s_w, jc, G, outer)
     new_b = torch.addcmul(d, s_b.view(B, G, n), jc.unsqueeze(1)).view_as(s_b)
     new_diag = None
     if s_diag is not None:
@@ -133,8 +134,8 @@ def segment_update(sens: list[Optional[Tensor]], jc: Tensor, d: Tensor, x: Tenso
     q, p = suffix_products(jc)
     qd = d * q.unsqueeze(2)                                       # (T, B, G, n)
     p4 = p.view(B, 1, n)
-    qd_flat = qd.view(T, B, G * n)
-    new_w = scaled_plus(s_w, p, G, lambda b: qd_flat[:, b].t() @ x[:, b])  # strided views, no copies
+    per_stream = zip(qd.view(T, B, G * n).unbind(1), x.unbind(1))  # strided views, no copies
+    new_w = scaled_plus(s_w, p, G, (qd_b.t() @ x_b for qd_b, x_b in per_stream))
     new_b = (s_b.view(B, G, n) * p4 + qd.sum(0)).view_as(s_b)
     new_diag = None
     if s_diag is not None:
