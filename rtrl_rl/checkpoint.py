@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import pickle
 import platform
@@ -180,6 +181,7 @@ def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; checkpoints are meant to be shared
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -232,14 +234,18 @@ def save_checkpoint(run_dir: str | Path, payload: dict, step: int, *, keep: int 
     index = _read_index(ckpt_dir)
     entries = [e for e in index["checkpoints"] if e["step"] != int(step)]
     entries.append({"file": path.name, "step": int(step), "score": _score(score)})
-    index = _retain(entries, keep, index.get("best"), path.name)
+    best = index.get("best")
+    if best and best["file"] == path.name:
+        best = None  # that file was just overwritten: its old score no longer applies
+    index = _retain(entries, keep, best, path.name)
     _write_index(ckpt_dir, index)
     _prune(ckpt_dir, {e["file"] for e in index["checkpoints"]})
     return path
 
 
 def _score(score: float | None) -> float | None:
-    return None if score is None else float(score)
+    """A comparable score: NaN (a failed evaluation) counts as not evaluated."""
+    return None if score is None or math.isnan(float(score)) else float(score)
 
 
 def _retain(entries: list[dict], keep: int, best: dict | None, latest: str) -> dict:

@@ -118,6 +118,19 @@ def test_a_better_score_replaces_the_best_and_the_old_best_is_pruned(tmp_path):
     assert files == ["ckpt-000000004.pt"]
 
 
+def test_nan_scores_never_become_the_best_and_a_resave_drops_its_old_score(tmp_path):
+    save_checkpoint(tmp_path, _payload(1), 1, keep=1, score=float("nan"))
+    save_checkpoint(tmp_path, _payload(2), 2, keep=1, score=1.0)
+    assert ck.best_checkpoint(tmp_path).name == "ckpt-000000002.pt"
+    save_checkpoint(tmp_path, _payload(2), 2, keep=1, score=None)  # same step written again
+    assert ck.best_checkpoint(tmp_path) is None
+
+
+def test_files_are_readable_by_others(tmp_path):
+    path = save_checkpoint(tmp_path, _payload(1), 1)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_model_pt_outlives_the_pruning_of_its_file(tmp_path):
     save_checkpoint(tmp_path, _payload(1), 1, keep=1)
     (tmp_path / "checkpoints" / "ckpt-000000001.pt").unlink()
