@@ -128,7 +128,7 @@ def step_update(sens: list[Optional[Tensor]], jc: Tensor, d: Tensor, x: Tensor, 
 
 
 def segment_update(sens: list[Optional[Tensor]], jc: Tensor, d: Tensor, x: Tensor, prev: Tensor) -> list[Optional[Tensor]]:
-    """Segment form of the carry: S_T = P ⊙ S_0 + Sum_t (q_t ⊙ D_t) u_t^T (one batched matmul)."""
+    """Segment form of the carry: S_T = P ⊙ S_0 + Sum_t (q_t ⊙ D_t) u_t^T (one matmul per stream)."""
     T, B, G, n = d.shape
     s_w, s_b, s_diag = sens
     q, p = suffix_products(jc)
