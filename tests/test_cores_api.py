@@ -47,6 +47,8 @@ def test_bad_inputs_raise_value_errors(name):
         ((x, carry, torch.zeros(4, 2, dtype=torch.bool)), r"\(5, 2\)"),
         ((x, other, reset), "keys"),
         ((x, core.initial_carry(3), reset), "batch size 2"),
+        ((x.double(), carry, reset), "float32"),
+        ((x, core.initial_carry(2).to(torch.float64), reset), "float32"),
         ((x, {"c": 1}, reset) if name == "lstm" else (x, [1], reset), "carry"),
     ]
     for args, match in cases:

@@ -97,6 +97,11 @@ class RecurrentCore(nn.Module):
         if set(carry) not in (set(state), set(full)):
             allowed = sorted(full) if full == state else f"{sorted(state)} or {sorted(full)}"
             raise ValueError(f"carry keys {sorted(carry)} do not fit the {self.name} core; expected {allowed}")
+        ref = next(self.parameters())
+        for name, tensor in [("x", x), *((f"carry[{k!r}]", carry[k]) for k in carry)]:
+            if tensor.dtype != ref.dtype or tensor.device != ref.device:
+                raise ValueError(f"{name} must be {ref.dtype} on {ref.device} like the core's parameters, "
+                                 f"got {tensor.dtype} on {tensor.device}")
         for key in carry:
             if tuple(carry[key].shape) != (B, *full[key]):
                 raise ValueError(f"carry[{key!r}] must have shape {(B, *full[key])} (batch size {B}), "
@@ -171,7 +176,8 @@ class ElementwiseCore(RecurrentCore):
         """Run T steps: x (T,B,d), reset (T,B) bool -> y (T,B,output_size), new carry."""
         has_sens = self.validate(x, carry, reset)
         sens_keys = list(self.sensitivity_shapes()) if has_sens else []
-        sens = [carry[k] for k in sens_keys] + ([None] if has_sens and not self.has_diag else [])
+        # contiguous() is free for carries made here; it keeps the machinery's views valid
+        sens = [carry[k].contiguous() for k in sens_keys] + ([None] if has_sens and not self.has_diag else [])
         path = self.rtrl_path if self.rtrl_path != "auto" else ("step" if x.shape[0] == 1 else "segment")
         keep = (~reset).to(x.dtype)
         outputs = ElementwiseRTRL.apply(self, (self.input_grad, path), x, carry[self.state_key], keep,
