@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from rtrl_rl.config import Config, ConfigError, load_config, load_yaml, to_dict
+from rtrl_rl.config import Config, ConfigError, build_config, load_config, load_yaml, to_dict
 from rtrl_rl.configs import available_configs, config_dir, resolve_config_path
 
 READY = ["default", "memory/recall", "memory/tmaze", "atari/pong", "atari/breakout",
@@ -59,6 +59,17 @@ def test_suites_without_options_get_their_env_defaults(name):
 def test_env_options_are_exactly_those_in_the_file(name):
     path = resolve_config_path(name)
     assert load_config(path).env.options == yaml.safe_load(path.read_text())["env"]["options"]
+
+
+_ROUND_TRIP_BUG = pytest.mark.xfail(strict=True, reason="build_config merges a stored env.options into the "
+                                    "memory-task defaults, so resume/evaluate of non-memory runs change it")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_ROUND_TRIP_BUG) if n.startswith(("atari/", "dmlab/")) else n
+                                  for n in READY])
+def test_a_resolved_config_round_trips_as_resume_and_evaluate_read_it(name):
+    config = load_config(resolve_config_path(name))
+    assert to_dict(build_config(to_dict(config))) == to_dict(config)
 
 
 @pytest.mark.parametrize("spelling", ["atari/pong", "atari/pong.yaml", "configs/atari/pong.yaml"])
