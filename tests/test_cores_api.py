@@ -50,6 +50,7 @@ def test_bad_inputs_raise_value_errors(name):
         ((x.double(), carry, reset), "float32"),
         ((x, core.initial_carry(2).to(torch.float64), reset), "float32"),
         ((x, {"c": 1}, reset) if name == "lstm" else (x, [1], reset), "carry"),
+        ((x, {k: 1 for k in carry}, reset), "tensors"),
     ]
     for args, match in cases:
         with pytest.raises(ValueError, match=match):

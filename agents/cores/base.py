@@ -88,15 +88,18 @@ class RecurrentCore(nn.Module):
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"x must be a (T, B, input_size={self.input_size}) tensor with T >= 1, got {got}")
         T, B = x.shape[:2]
-        if not isinstance(reset, Tensor) or reset.dtype != torch.bool or tuple(reset.shape) != (T, B):
-            got = (tuple(reset.shape), reset.dtype) if isinstance(reset, Tensor) else type(reset).__name__
-            raise ValueError(f"reset must be a bool tensor of shape (T, B) = {(T, B)}, got {got}")
+        if (not isinstance(reset, Tensor) or reset.dtype != torch.bool or tuple(reset.shape) != (T, B)
+                or reset.device != x.device):
+            got = (tuple(reset.shape), reset.dtype, str(reset.device)) if isinstance(reset, Tensor) else type(reset).__name__
+            raise ValueError(f"reset must be a bool tensor of shape (T, B) = {(T, B)} on x's device, got {got}")
         if not isinstance(carry, dict):
             raise ValueError(f"carry must be a Carry from {self.name}.initial_carry, got {type(carry).__name__}")
         state, full = self.state_shapes(), {**self.state_shapes(), **self.sensitivity_shapes()}
         if set(carry) not in (set(state), set(full)):
             allowed = sorted(full) if full == state else f"{sorted(state)} or {sorted(full)}"
             raise ValueError(f"carry keys {sorted(carry)} do not fit the {self.name} core; expected {allowed}")
+        if not all(isinstance(v, Tensor) for v in carry.values()):
+            raise ValueError("carry values must be tensors (use initial_carry)")
         ref = next(self.parameters())
         for name, tensor in [("x", x), *((f"carry[{k!r}]", carry[k]) for k in carry)]:
             if tensor.dtype != ref.dtype or tensor.device != ref.device:
