@@ -90,7 +90,8 @@ class RecurrentCore(nn.Module):
         T, B = x.shape[:2]
         if (not isinstance(reset, Tensor) or reset.dtype != torch.bool or tuple(reset.shape) != (T, B)
                 or reset.device != x.device):
-            got = (tuple(reset.shape), reset.dtype, str(reset.device)) if isinstance(reset, Tensor) else type(reset).__name__
+            got = ((tuple(reset.shape), reset.dtype, str(reset.device)) if isinstance(reset, Tensor)
+                   else type(reset).__name__)
             raise ValueError(f"reset must be a bool tensor of shape (T, B) = {(T, B)} on x's device, got {got}")
         if not isinstance(carry, dict):
             raise ValueError(f"carry must be a Carry from {self.name}.initial_carry, got {type(carry).__name__}")
