@@ -46,11 +46,16 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, FileNotFoundError) as err:
         print(f"rtrl-rl train: {err}", file=sys.stderr)
         return 2
+    from rtrl_rl.runtime import ActorFailure
+
     try:
         summary = _dispatch(config, args.resume)
     except (ConfigError, ValueError, ImportError) as err:
         print(f"rtrl-rl train: {err}", file=sys.stderr)
         return 2
+    except ActorFailure as err:  # the actor's traceback is already in the log
+        print(f"rtrl-rl train: stopped: {str(err).splitlines()[0]} (final checkpoint written)", file=sys.stderr)
+        return 1
     print_summary(summary)
     return 130 if summary.get("stopped", "").startswith("interrupted") else 0
 

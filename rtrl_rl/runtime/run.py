@@ -123,7 +123,9 @@ def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
     params = SharedParams(model)
     params.publish(model)
     with StopSignals() as signals:
-        supervisor = Supervisor(config, pool, params, log=session.monitor.message, seed_salt=resumed["step"])
+        # Tracebacks hold "[...]", which rich would read as markup: print them verbatim.
+        log = lambda text: session.monitor.console.print(text, markup=False, highlight=False)  # noqa: E731
+        supervisor = Supervisor(config, pool, params, log=log, seed_salt=resumed["step"])
         try:
             supervisor.start()
             reason = _learn(config, learner, session, supervisor, params, signals)
