@@ -44,14 +44,24 @@ class IdentityEncoder(_DtypeProbe):
 
 
 class MLPEncoder(nn.Module):
-    """Two ReLU layers of ``size`` over the flattened observation (vectors, or anything else)."""
+    """``layers`` Linear + ReLU layers of ``size`` over the flattened observation.
 
-    def __init__(self, space: spaces.Space, size: int) -> None:
+    One layer by default: on the default recall task (eLSTM n=64, RTRL, 128 streams) a
+    one-layer encoder reached 97-99% sampled success in 40-60 s (two seeds), while a
+    two-layer one stayed at chance for 90-150 s; the deeper random features make the
+    cue harder for the core's gates to pick out before the encoder has learned anything.
+    """
+
+    def __init__(self, space: spaces.Space, size: int, layers: int = 1) -> None:
         super().__init__()
+        if layers < 1:
+            raise ValueError(f"the MLP encoder needs at least one layer, got {layers}")
         self.flat = IdentityEncoder(space)
-        self.net = nn.Sequential(
-            nn.Linear(self.flat.output_size, size), nn.ReLU(), nn.Linear(size, size), nn.ReLU()
-        )
+        stack, width = [], self.flat.output_size
+        for _ in range(layers):
+            stack += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        self.net = nn.Sequential(*stack)
         self.output_size = size
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -122,10 +132,12 @@ class ImpalaEncoder(nn.Module):
 class DictEncoder(nn.Module):
     """Encodes each key of a Dict observation with its own encoder and concatenates (sorted keys)."""
 
-    def __init__(self, space: spaces.Dict, kind: str, size: int) -> None:
+    def __init__(self, space: spaces.Dict, kind: str, size: int, mlp_layers: int = 1) -> None:
         super().__init__()
         self.keys = sorted(space.spaces)
-        self.encoders = nn.ModuleDict({k: make_encoder(space.spaces[k], kind, size) for k in self.keys})
+        self.encoders = nn.ModuleDict(
+            {k: make_encoder(space.spaces[k], kind, size, mlp_layers) for k in self.keys}
+        )
         self.output_size = sum(e.output_size for e in self.encoders.values())
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -137,17 +149,19 @@ def _is_image(space: spaces.Space) -> bool:
     return isinstance(space, spaces.Box) and len(space.shape) == 3
 
 
-def make_encoder(observation_space: spaces.Space, kind: str = "auto", size: int = 64) -> nn.Module:
+def make_encoder(
+    observation_space: spaces.Space, kind: str = "auto", size: int = 64, mlp_layers: int = 1
+) -> nn.Module:
     """The encoder for ``observation_space``; the module has ``output_size``.
 
-    kind: "auto" (IMPALA for rank-3 Boxes, MLP for anything else), "impala", "mlp" or
-    "identity". Supported spaces: Box, Discrete (one-hot), MultiBinary, and Dict of those
+    kind: "auto" (IMPALA for rank-3 Boxes, an MLP of ``mlp_layers`` layers of ``size``
+    for anything else), "impala", "mlp" or "identity". Supported spaces: Box, Discrete (one-hot), MultiBinary, and Dict of those
     (each key encoded by the same rule, then concatenated). Others raise ValueError.
     """
     if kind not in ("auto", "mlp", "impala", "identity"):
         raise ValueError(f"unknown encoder {kind!r}; choose one of auto, mlp, impala, identity")
     if isinstance(observation_space, spaces.Dict):
-        return DictEncoder(observation_space, kind, size)
+        return DictEncoder(observation_space, kind, size, mlp_layers)
     if not isinstance(observation_space, (spaces.Box, spaces.Discrete, spaces.MultiBinary)):
         raise ValueError(
             f"unsupported observation space {observation_space}: use Box, Discrete, MultiBinary or a Dict of them"
@@ -158,4 +172,4 @@ def make_encoder(observation_space: spaces.Space, kind: str = "auto", size: int 
         return ImpalaEncoder(observation_space)
     if kind == "identity":
         return IdentityEncoder(observation_space)
-    return MLPEncoder(observation_space, size)
+    return MLPEncoder(observation_space, size, mlp_layers)

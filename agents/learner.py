@@ -66,8 +66,8 @@ def _reduce(x: torch.Tensor, how: str) -> torch.Tensor:
 
 def sensitivity_norm(carry: Carry) -> float:
     """Euclidean norm of all RTRL sensitivity entries of ``carry`` (0 without any)."""
-    sq = [v.detach().double().pow(2).sum() for k, v in carry.items() if k not in carry.state_keys]
-    return float(torch.stack(sq).sum().sqrt()) if sq else 0.0
+    norms = [torch.linalg.vector_norm(v.detach()) for k, v in carry.items() if k not in carry.state_keys]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
 
 class Learner:
@@ -85,6 +85,7 @@ class Learner:
         self.device = model.device
         model.reward_clip.fill_(float(train_config.reward_clip))
         self.carry = model.initial_carry(num_streams)
+        self._all_ids = torch.arange(num_streams, device=self.device)
         self.optimizer = make_optimizer(model.parameters(), train_config)
         self.updates, self.steps = 0, 0
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: self._lr_factor())
@@ -147,14 +148,19 @@ class Learner:
         seg = {k: v.to(self.device, non_blocking=True) for k, v in segment.items()}
         T, B = seg["reward"].shape
         ids = self._check_ids(stream_ids, B)
+        # All streams in order (the synchronous trainer): use the carry in place, no gather/scatter.
+        everything = B == self.num_streams and torch.equal(ids, self._all_ids)
         self.optimizer.zero_grad(set_to_none=False)
-        loss, terms, new_carry = self.loss(seg, self.carry[ids])
+        loss, terms, new_carry = self.loss(seg, self.carry if everything else self.carry[ids])
         loss.backward()
         max_norm = self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf")
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
-        self.carry.assign(ids, new_carry.detach())
+        if everything:
+            self.carry = new_carry.detach()
+        else:
+            self.carry.assign(ids, new_carry.detach())
         self.updates += 1
         self.steps += T * B
         self.scheduler.step()

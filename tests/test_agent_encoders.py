@@ -46,6 +46,9 @@ def test_mlp_for_vectors_and_flattened_others():
     grid = spaces.Box(-1, 1, (3, 5), np.float32)
     assert make_encoder(grid, size=16)(_batch(grid)).shape == (2, 16)
     assert make_encoder(spaces.Discrete(5), size=16)(torch.tensor([0, 4])).shape == (2, 16)
+    assert len(enc.net) == 2  # one Linear + ReLU by default (see MLPEncoder)
+    deep = make_encoder(vec, size=16, mlp_layers=2)
+    assert len(deep.net) == 4 and deep(_batch(vec)).shape == (2, 16)
 
 
 def test_identity_encoder_is_the_flat_observation():
