@@ -77,8 +77,11 @@ def make_vector(spec: str, num_envs: int = 1, seed: int | None = 0,
         import_lab(options.get("dmlab_module", "deepmind_lab"), options.get("dmlab_path"))
         venv = _python_vector(EnvFactory("dmlab", level), num_envs, seed, options)
     elif suite == ENTRY_POINT:
-        load_class(spec)  # fail here, in the caller, rather than in every worker
-        venv = _python_vector(EnvFactory("entry", spec), num_envs, seed, options)
+        where, _, cls = spec.rpartition(":")
+        # absolute, so workers find the file whatever their working directory
+        target = f"{os.path.abspath(where)}:{cls}" if where.endswith(".py") else spec
+        load_class(target)  # fail here, in the caller, rather than in every worker
+        venv = _python_vector(EnvFactory("entry", target), num_envs, seed, options)
     else:
         env_options = {k: v for k, v in options.items() if k not in RUNNER_DEFAULTS}
         run_options = {k: v for k, v in options.items() if k in RUNNER_DEFAULTS}

@@ -77,21 +77,21 @@ class ProcgenVector(VectorEnv):
         self._fresh = False
         self._tracker.restart()
         _, ob, _ = self._env.observe()
-        return reset_batch(ob["rgb"].copy(), self.num_envs)
+        return reset_batch(ob["rgb"], self.num_envs)
 
     def step(self, actions: np.ndarray) -> StepBatch:
         """Act in every game; ``first`` from gym3 marks both the end and the new start."""
         self._fresh = False
         self._env.act(np.asarray(actions, dtype=np.int32).reshape(self.num_envs))
-        rew, ob, first = self._env.observe()
-        reward = np.asarray(rew, dtype=np.float32).copy()
-        terminated = np.asarray(first, dtype=bool).copy()
+        rew, ob, first = self._env.observe()  # fresh arrays: gym3's reuse_arrays is off
+        reward = np.asarray(rew, dtype=np.float32)
+        terminated = np.asarray(first, dtype=bool)
         success = None
         if terminated.any():
             info = self._env.get_info()
             success = np.array([int(d.get("prev_level_complete", -1)) for d in info], np.int8)
         episodes = self._tracker.update(reward, terminated, success)
-        return StepBatch(ob["rgb"].copy(), reward, terminated, np.zeros_like(terminated),
+        return StepBatch(ob["rgb"], reward, terminated, np.zeros_like(terminated),
                          terminated.copy(), np.zeros_like(terminated), {}, episodes)
 
     def level_seeds(self) -> list[int]:
