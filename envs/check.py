@@ -27,10 +27,12 @@ class Problems:
         self.items: dict[str, list[Any]] = {}
 
     def add(self, message: str, step: int | None = None) -> None:
+        """Record ``message`` (seen at ``step``); repeats only raise its count."""
         entry = self.items.setdefault(message, [step, 0])
         entry[1] += 1
 
     def lines(self) -> list[str]:
+        """One line per distinct problem, with where it first appeared and how often."""
         out = []
         for msg, (step, count) in self.items.items():
             where = "" if step is None else f" (first at step {step}, {count}x)"

@@ -39,6 +39,7 @@ class PythonVectorEnv(VectorEnv):
         self._conns: list[Any] = []
         self._group: EnvGroup | None = None
         self._closed = False
+        self._broken: str | None = None
         if workers <= 0:
             self._v = _views(None, self._layout)
             self._group = EnvGroup([f() for f in factories], seeds, 0, self._v)
@@ -103,12 +104,19 @@ class PythonVectorEnv(VectorEnv):
     def _command(self, cmd: bytes) -> None:
         if self._closed:
             raise RuntimeError("step/reset on a closed VectorEnv")
+        if self._broken is not None:
+            raise RuntimeError(f"this VectorEnv is unusable after: {self._broken}; close it")
         if self._group is not None:
             self._group.reset() if cmd == b"r" else self._group.step()
             return
         for conn in self._conns:
             conn.send_bytes(cmd)
-        self._wait_all()
+        try:
+            self._wait_all()
+        except WorkerError as err:
+            # a late reply could still be in a pipe: never reuse these workers
+            self._broken = str(err).splitlines()[0]
+            raise
 
     def _obs(self, prefix: str) -> Any:
         if self._keys == ["None"]:

@@ -115,6 +115,7 @@ class EnvGroup:
         v["truncated"][lo:hi] = truncs
 
     def close(self) -> None:
+        """Close every env of the group."""
         for env in self.envs:
             env.close()
 

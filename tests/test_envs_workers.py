@@ -48,6 +48,19 @@ def test_worker_killed_from_outside_is_detected_within_seconds():
     venv.close()
 
 
+def test_stuck_worker_times_out_and_close_does_not_hang():
+    venv = envs.make_vector(f"{ASSET}:HangingEnv", 2, seed=0, workers=1, crash_at=2,
+                            step_timeout=1.0, poll_s=0.2)
+    venv.reset()
+    venv.step(np.zeros(2, np.int64))
+    with pytest.raises(WorkerError, match="did not answer"):
+        venv.step(np.zeros(2, np.int64))
+    pid = venv.worker_pids[0]
+    start = time.monotonic()
+    venv.close()
+    assert time.monotonic() - start < 5.0 and not _alive(pid)
+
+
 def test_close_leaves_no_processes_and_is_idempotent():
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}

@@ -67,6 +67,7 @@ def _native(spec: str, venv: envs.VectorEnv, n: int, seed: int):
         env = ProcgenGym3Env(num=n, env_name=venv.game, rand_seed=seed, **venv.options)
 
         def step(a):
+            """One raw gym3 act/observe, as our adapter does it."""
             env.act(a.astype(np.int32))
             return env.observe()
         return "procgen gym3 env", step, lambda: None

@@ -101,3 +101,15 @@ class CrashingEnv(gym.Env):
         if self.t >= self.crash_at:
             raise RuntimeError("boom in CrashingEnv.step")
         return np.zeros(1, np.float32), 0.0, False, False, {}
+
+
+class HangingEnv(CrashingEnv):
+    """Never returns from ``step`` once ``crash_at`` is reached (a stuck simulator)."""
+
+    def step(self, action):
+        self.t += 1
+        if self.t >= self.crash_at:
+            import time
+            while True:
+                time.sleep(1)
+        return np.zeros(1, np.float32), 0.0, False, False, {}
