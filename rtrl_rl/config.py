@@ -88,7 +88,7 @@ class TrainConfig:
         "mean", ("mean", "sum"), "reduce the loss over time and batch (IMPALA sums; pair sum with RMSprop)"
     )
     device: str = _doc("cpu", "learner device: cpu, cuda or auto")
-    threads: int = _doc(0, "torch threads in the learner; 0 = leave torch's default")
+    threads: int = _doc(1, "torch threads of the training process; 0 = torch's default (small models run best on 1)")
     target_success: float = _doc(
         0.95, "stop once greedy evaluation reaches this success rate (tasks that report success); 0 = never"
     )
@@ -163,7 +163,6 @@ def _merge(obj: Any, data: dict, prefix: str) -> None:
                 raise ConfigError(f"config key '{path}' is a section; give a mapping, got {value!r}")
             _merge(current, value, path + ".")
         elif isinstance(current, dict) and isinstance(value, dict) and key == "options":
-            # Suite options replace the default wholesale when the env changes (see load_config).
             current.update(value)
         else:
             annotation = _field_type(type(obj), key)
@@ -202,13 +201,15 @@ def load_yaml(path: str | Path) -> dict:
 def build_config(*sources: dict) -> Config:
     """Merge mappings (file contents, then overrides) into a validated :class:`Config`.
 
-    When a source sets ``env.id`` to another suite without ``env.options``, the default
-    memory-task options are dropped, because they only make sense for the default task.
+    Suite options belong to their environment: when a source names another ``env.id``,
+    the options collected so far are dropped before its own ``env.options`` (if any) apply.
+    Otherwise ``env.options`` entries are merged key by key, so ``env.options.delay=10``
+    changes one option and keeps the rest.
     """
     config = Config()
     for data in sources:
         env = data.get("env") if isinstance(data, dict) else None
-        if isinstance(env, dict) and "id" in env and "options" not in env and env["id"] != config.env.id:
+        if isinstance(env, dict) and "id" in env and env["id"] != config.env.id:
             config.env.options = {}
         _merge(config, data, "")
     return config

@@ -41,8 +41,8 @@ def run_episodes(venv, model, episodes: int, greedy: bool = True, max_steps: int
     """Play ``episodes`` episodes on ``venv`` (spread evenly over its sub-environments).
 
     Returns :func:`summarize_episodes` of the kept episodes plus the per-episode lists
-    ``returns`` and ``successes`` and the number of ``steps`` taken. ``max_steps`` bounds the loop so a policy
-    that never ends an episode cannot hang evaluation.
+    ``returns``, ``lengths`` and ``successes`` and the number of ``steps`` taken.
+    ``max_steps`` bounds the loop so a policy that never ends an episode cannot hang.
     """
     quota = math.ceil(episodes / venv.num_envs)
     kept: dict[int, list] = {i: [] for i in range(venv.num_envs)}
@@ -59,10 +59,31 @@ def run_episodes(venv, model, episodes: int, greedy: bool = True, max_steps: int
     summary = summarize_episodes(chosen)
     summary.update(
         returns=[float(e.ret) for e in chosen],
+        lengths=[int(e.length) for e in chosen],
         successes=[float(e.success) for e in chosen if e.success is not None],
         steps=steps,
     )
     return summary
+
+
+def evaluation_options(spec: str, options: dict) -> dict:
+    """Environment options of the suite's evaluation protocol, given the training options.
+
+    Atari: sticky actions 0.25 and no life-loss signal (Machado et al. 2018; the raw
+    score of full episodes). ProcGen: the full level distribution (``num_levels=0``), i.e.
+    the test levels of Cobbe et al. (2020). Other suites evaluate as they train.
+    """
+    import envs
+
+    suite = envs.parse_spec(spec).suite
+    options = dict(options)
+    if suite == "atari":
+        options["sticky"] = 0.25
+        if "life_loss" in options:
+            options["life_loss"] = False
+    elif suite == "procgen":
+        options.update(envs.procgen_split(options.get("distribution_mode", "easy"))[1])
+    return options
 
 
 def evaluation_seed(seed: int) -> int:

@@ -25,7 +25,8 @@ def describe_spaces(model) -> dict:
 class RunSession:
     """Owns the run directory of one training run and everything written into it."""
 
-    def __init__(self, config: Config, model, learner, start_step: int = 0, start_time_s: float = 0.0) -> None:
+    def __init__(self, config: Config, model, learner, start_step: int = 0, start_updates: int = 0,
+                 start_time_s: float = 0.0) -> None:
         self.config, self.model, self.learner = config, model, learner
         self.run_dir = Path(config.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -38,6 +39,7 @@ class RunSession:
             interval_s=config.log.interval_s,
             start_step=start_step,
         )
+        self.monitor.updates = start_updates
         self.prior_wall_s = start_time_s
         self.evaluations: list[dict] = []
         self.last_checkpoint = time.monotonic()

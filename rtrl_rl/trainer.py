@@ -9,7 +9,6 @@ deterministic for a given seed on CPU and is the reference path the process runt
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import time
@@ -21,9 +20,8 @@ import torch
 
 import envs
 from agents import ActorCritic, Learner
-from rtrl_rl.config import Config, save_config, to_dict
-from rtrl_rl.evaluation import evaluation_seed, run_episodes
-from rtrl_rl.monitor import RunMonitor
+from rtrl_rl.config import Config
+from rtrl_rl.evaluation import evaluation_options, evaluation_seed, run_episodes
 from rtrl_rl.rollout import Collector, allocate_segment
 
 
@@ -50,7 +48,7 @@ def make_env(config: Config, seed: int, num_envs: int | None = None, evaluation:
     if config.env.imports:
         options["imports"] = list(config.env.imports)
     if evaluation:
-        options = envs.evaluation_options(config.env.id, options)
+        options = evaluation_options(config.env.id, options)
     return envs.make_vector(config.env.id, num_envs or config.env.num_envs, seed=seed, **options)
 
 
@@ -91,12 +89,14 @@ def evaluate_now(config: Config, model, episodes: int) -> dict:
         return run_episodes(venv, model, episodes, greedy=True)
 
 
-def train(config: Config) -> dict:
+def train(config: Config, resume_from: str | Path | None = None) -> dict:
     """Train the agent that ``config`` describes and return the run summary.
 
     Writes ``config.yaml``, TensorBoard events, checkpoints, ``model.pt`` and
     ``summary.json`` into ``config.run_dir`` (chosen and filled in when empty).
+    ``resume_from`` names a run directory whose latest checkpoint to continue from.
     """
+    from rtrl_rl.resume import restore_run
     from rtrl_rl.session import RunSession
 
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
@@ -107,7 +107,11 @@ def train(config: Config) -> dict:
     venv = make_env(config, config.train.seed)
     try:
         model, learner = build_agent(config, venv.single_observation_space, venv.single_action_space)
-        session = RunSession(config, model, learner)
+        start = restore_run(resume_from, model, learner) if resume_from else {}
+        session = RunSession(
+            config, model, learner, start_step=start.get("step", 0),
+            start_updates=start.get("update", 0), start_time_s=start.get("wall_s", 0.0),
+        )
         return _train_loop(config, venv, model, learner, session)
     finally:
         venv.close()

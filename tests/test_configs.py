@@ -53,20 +53,13 @@ def test_suites_without_options_get_their_env_defaults(name):
     assert load_config(resolve_config_path(name)).env.options == {}
 
 
-@pytest.mark.xfail(strict=True, reason="config.build_config merges a file's env.options into the "
-                   "memory-task defaults when env.id changes, instead of replacing them")
 @pytest.mark.parametrize("name", ["procgen/coinrun", "procgen/starpilot", "memory/tmaze"])
 def test_env_options_are_exactly_those_in_the_file(name):
     path = resolve_config_path(name)
     assert load_config(path).env.options == yaml.safe_load(path.read_text())["env"]["options"]
 
 
-_ROUND_TRIP_BUG = pytest.mark.xfail(strict=True, reason="build_config merges a stored env.options into the "
-                                    "memory-task defaults, so resume/evaluate of non-memory runs change it")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_ROUND_TRIP_BUG) if n.startswith(("atari/", "dmlab/")) else n
-                                  for n in READY])
+@pytest.mark.parametrize("name", READY)
 def test_a_resolved_config_round_trips_as_resume_and_evaluate_read_it(name):
     config = load_config(resolve_config_path(name))
     assert to_dict(build_config(to_dict(config))) == to_dict(config)
@@ -128,12 +121,7 @@ def test_changing_the_env_drops_the_memory_task_options():
 
 #: config -> the optional package its suite needs (skipped where it is not installed)
 _NEEDS = {"atari": "ale_py", "procgen": "procgen", "dmlab": "deepmind_lab"}
-_OPTIONS_BUG = pytest.mark.xfail(strict=True, raises=TypeError, reason="config.build_config merges the "
-                                 "file's env.options into the memory-task defaults (see above)")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_OPTIONS_BUG) if n in ("memory/tmaze", "procgen/coinrun",
-                                  "procgen/starpilot") else n for n in READY])
+@pytest.mark.parametrize("name", READY)
 def test_every_config_trains_for_a_few_steps(name, tmp_path):
     """Two updates of each ready config as written (segment length, core, encoder,
     optimizer), shrunk only in streams and budget, on the synchronous trainer."""
