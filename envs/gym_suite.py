@@ -146,4 +146,7 @@ def gym_factory(suite: str, name: str, options: dict[str, Any]) -> EnvFactory:
     """Factory for ``gym:``/``popgym:``/``minigrid:`` ids (``imports=`` consumed here)."""
     options = dict(options)
     imports = _imports(options.pop("imports", None))
-    return EnvFactory("gym", resolve_id(suite, name, imports), options, imports)
+    env_id = resolve_id(suite, name, imports)
+    if suite in OPTIONAL:  # workers must import the package too, or the id is unknown
+        imports.append(OPTIONAL[suite][0])
+    return EnvFactory("gym", env_id, options, imports)

@@ -92,7 +92,7 @@ def test_gym_id_with_imports_option_and_optional_registries():
     pop.reset()
     pop.step(np.zeros(2, np.int64))
     pop.close()
-    grid = envs.make_vector("minigrid:Empty-5x5", 2, seed=0, workers=0)
+    grid = envs.make_vector("minigrid:Empty-5x5", 2, seed=0, workers=1)
     assert set(grid.single_observation_space.spaces) == {"direction", "image"}
     assert grid.reset().obs["image"].shape == (2, 7, 7, 3)
     grid.close()
