@@ -43,3 +43,16 @@ def test_train_test_split_helper():
 def test_unknown_game():
     with pytest.raises(envs.SpecError, match="coinrun"):
         envs.make_vector("procgen:coinrunn", 1)
+
+
+def test_same_seed_same_frames():
+    def frames(seed):
+        venv = envs.make_vector("procgen:coinrun", 2, seed=seed)
+        out = [venv.reset().obs]
+        out += [venv.step(np.array([1, 5])).obs for _ in range(20)]
+        venv.close()
+        return np.stack(out)
+
+    a = frames(2)
+    assert np.array_equal(a, frames(2))
+    assert not np.array_equal(a, frames(3))
