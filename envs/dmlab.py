@@ -112,8 +112,19 @@ class DmLabEnv(gym.Env):
         self._repeat = int(action_repeat)
         self._lab = lab_module.Lab(path, ["RGB_INTERLEAVED"], config=cfg,
                                    renderer=renderer, level_cache=level_cache)
+        self._check_specs()
         self._rng = np.random.default_rng()
         self._last = np.zeros(self.observation_space.shape, np.uint8)
+
+    def _check_specs(self) -> None:
+        """Refuse a Lab whose action or RGB specs do not fit IMPALA's table (fail early)."""
+        if len(self._lab.action_spec()) != ACTIONS.shape[1]:
+            raise ValueError(f"DMLab action spec has {len(self._lab.action_spec())} "
+                             f"entries; IMPALA's action set needs {ACTIONS.shape[1]}")
+        rgb = [o for o in self._lab.observation_spec() if o["name"] == "RGB_INTERLEAVED"]
+        if not rgb or tuple(rgb[0]["shape"]) != self.observation_space.shape:
+            raise ValueError(f"DMLab does not offer RGB_INTERLEAVED of shape "
+                             f"{self.observation_space.shape}")
 
     def _observe(self) -> np.ndarray:
         self._last = np.asarray(self._lab.observations()["RGB_INTERLEAVED"], np.uint8)
