@@ -29,6 +29,7 @@ class SharedParams:
     def __init__(self, model: nn.Module) -> None:
         self.tensors = {k: v.detach().to("cpu", copy=True).share_memory_() for k, v in model.state_dict().items()}
         self.counter = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._staging: dict[str, torch.Tensor] | None = None
 
     @property
     def version(self) -> int:
@@ -48,11 +49,14 @@ class SharedParams:
     def pull(self, model: nn.Module, have: int, attempts: int = 20) -> int:
         """Load the published state into ``model`` if it is newer than version ``have``.
 
-        Returns the version now in ``model``: ``have`` when nothing newer was published, or
-        when every attempt overlapped a publication (then the model may hold a mix of two
-        versions for one segment; harmless, because the learner weighs every action by
-        the behaviour log-probability recorded with it).
+        The shared tensors are first copied into a private staging copy, which is loaded
+        into ``model`` only if no publication overlapped the copy; so ``model`` always
+        holds exactly one published version. Returns that version: ``have`` when nothing
+        newer was published or every attempt overlapped a publication (the actor then
+        acts one more segment with its current parameters).
         """
+        if self._staging is None:
+            self._staging = {k: torch.empty_like(v) for k, v in self.tensors.items()}
         for _ in range(attempts):
             start = int(self.counter[0])
             if start // 2 <= have:
@@ -60,8 +64,14 @@ class SharedParams:
             if start % 2:
                 time.sleep(1e-4)
                 continue
-            with torch.no_grad():
-                model.load_state_dict(self.tensors, strict=True)
+            for name, shared in self.tensors.items():
+                self._staging[name].copy_(shared)
             if int(self.counter[0]) == start:
+                with torch.no_grad():
+                    model.load_state_dict(self._staging, strict=True)
                 return start // 2
         return have
+
+    def __getstate__(self) -> dict:
+        # The staging copy is private to each process; never ship it.
+        return {**self.__dict__, "_staging": None}

@@ -1,0 +1,118 @@
+"""The runtime's parts on plain tensors: slots, batching order, parameter publication."""
+
+from __future__ import annotations
+
+import queue
+import time
+
+import gymnasium as gym
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+
+from rtrl_rl.runtime.batches import Batch, Batcher, OrderCheck, OrderError, gather
+from rtrl_rl.runtime.params import SharedParams
+from rtrl_rl.runtime.slots import ACTING, FULL, LEARNING, allocate_slots, slots_per_actor
+
+OBS, ACT = gym.spaces.Box(0, 1, (3,)), gym.spaces.Discrete(2)
+
+
+def test_slots_split_streams_evenly_and_live_in_shared_memory():
+    pool = allocate_slots(OBS, ACT, length=4, num_streams=6, actors=3, slots_per_actor=2)
+    assert pool.num_slots == 6 and pool.slots_of(1) == [2, 3]
+    assert [s.tolist() for s in pool.streams] == [[0, 1], [2, 3], [4, 5]]
+    assert pool.segments[0]["obs"].shape == (5, 2, 3) and pool.segments[0]["action"].shape == (4, 2)
+    assert all(t.is_shared() for seg in pool.segments for t in seg.values()) and pool.meta.is_shared()
+    pool.mark(2, ACTING)
+    pool.mark(3, FULL, seq=7, version=2)
+    assert pool.info(3)["seq"] == 7 and pool.info(3)["actor"] == 1
+    assert pool.recoverable(1) == [2]  # the full slot is still on its way to the learner
+    with pytest.raises(ValueError, match="multiple of runtime.actors"):
+        allocate_slots(OBS, ACT, length=4, num_streams=5, actors=2, slots_per_actor=2)
+    assert slots_per_actor(0, 2) == 3 and slots_per_actor(0, 16) == 2 and slots_per_actor(12, 3) == 4
+
+
+def test_batcher_takes_the_oldest_slot_of_every_actor():
+    q: queue.Queue = queue.Queue()
+    batcher = Batcher(q, num_actors=2)
+    for actor, slot in [(0, 10), (0, 11), (0, 12), (1, 20)]:  # actor 0 runs ahead
+        q.put((actor, slot, [f"ep{slot}"]))
+    first = batcher.next(timeout=0.1)
+    assert first.slots == [10, 20] and first.actors == [0, 1] and first.episodes == ["ep10", "ep20"]
+    assert batcher.next(timeout=0.05) is None  # actor 1 has nothing pending
+    q.put((1, 21, []))
+    assert batcher.next(timeout=0.1).slots == [11, 21]
+
+
+def test_gather_joins_slots_along_streams():
+    pool = allocate_slots(OBS, ACT, length=2, num_streams=4, actors=2, slots_per_actor=1)
+    pool.segments[1]["reward"].fill_(1.0)
+    segment, ids = gather(pool, Batch(actors=[0, 1], slots=[0, 1], episodes=[]))
+    assert ids.tolist() == [0, 1, 2, 3] and segment["obs"].shape == (3, 4, 3)
+    assert segment["reward"][:, 2:].eq(1).all() and segment["reward"][:, :2].eq(0).all()
+    assert pool.info(0)["state"] == LEARNING and pool.info(1)["state"] == LEARNING
+
+
+def test_order_check_refuses_gaps_and_spots_restarts():
+    order = OrderCheck(2)
+    assert order.admit(0, 0, 0) is False and order.admit(0, 0, 1) is False
+    with pytest.raises(OrderError, match="expected segment 2"):
+        order.admit(0, 0, 3)
+    assert order.admit(0, 1, 0) is True  # a restarted actor: its streams start afresh
+    with pytest.raises(OrderError):
+        order.admit(0, 0, 2)  # an older generation after a newer one
+    with pytest.raises(OrderError):
+        order.admit(1, 0, 1)  # the first segment must be number 0
+
+
+def test_pull_loads_only_newer_versions():
+    src, dst = nn.Linear(3, 2), nn.Linear(3, 2)
+    params = SharedParams(src)
+    assert params.publish(src) == 1
+    assert params.pull(dst, have=-1) == 1 and torch.equal(dst.weight, src.weight)
+    with torch.no_grad():
+        src.weight.add_(1.0)
+    assert params.pull(dst, have=1) == 1 and not torch.equal(dst.weight, src.weight)  # nothing new
+    params.publish(src)
+    assert params.pull(dst, have=1) == 2 and torch.equal(dst.weight, src.weight)
+
+
+def _reader(params: SharedParams, seconds: float, results) -> None:
+    """Child process: pull repeatedly; the model must always hold one whole version."""
+    model, have, torn, pulls = nn.Linear(256, 256), -1, 0, 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        have = params.pull(model, have)
+        values = torch.cat([model.weight.detach().flatten(), model.bias.detach()])
+        torn += int(not values.eq(values[0]).all() or values[0] != have)
+        pulls += 1
+    results.put((have, torn, pulls))
+
+
+def test_a_reader_in_another_process_never_sees_a_torn_publication():
+    # The learner publishes back to back (far more often than in a run) while the child
+    # pulls: most copies overlap a publication, and none may be loaded half-written.
+    model = nn.Linear(256, 256)
+    params = SharedParams(model)
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(1.0)
+    version = params.publish(model)
+    child = ctx.Process(target=_reader, args=(params, 1.5, results), daemon=True)
+    child.start()
+    result = None
+    while result is None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(float(version + 1))
+        version = params.publish(model)
+        try:
+            result = results.get_nowait()
+        except queue.Empty:
+            assert child.is_alive() or not results.empty(), "the reader died"
+    child.join(timeout=10)
+    have, torn, pulls = result
+    assert torn == 0 and pulls > 0 and 1 <= have <= version
