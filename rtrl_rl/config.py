@@ -133,10 +133,25 @@ def _field_type(cls: type, name: str) -> Any:
     return typing.get_type_hints(cls)[name]
 
 
+def _as_number(value: Any, annotation: Any) -> Any:
+    """Accept 3 for a float and 1e6 or 2.0 for an int (YAML reads ``1e6`` as a string)."""
+    if annotation not in (int, float) or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    if annotation is float and isinstance(value, int):
+        return float(value)
+    if annotation is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _coerce(key: str, value: Any, annotation: Any, meta: dict) -> Any:
     """Check ``value`` against the field's type and choices; ints are accepted as floats."""
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+    value = _as_number(value, annotation)
     base = typing.get_origin(annotation) or annotation
     if isinstance(base, types.UnionType):
         base = tuple(typing.get_args(annotation))

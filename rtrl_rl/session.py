@@ -105,8 +105,8 @@ class RunSession:
         fresh = self.evaluations and self.evaluations[-1]["step"] == self.monitor.step
         if not interrupted and not fresh:
             self.evaluate_and_check(evaluate)
-        elif interrupted:
-            self.checkpoint()
+        if not (self.evaluations and self.evaluations[-1]["step"] == self.monitor.step):
+            self.checkpoint()  # interrupted, or evaluation is off: the final state still gets saved
         self.monitor.close()
         summary = self.summary(reason)
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -116,15 +116,15 @@ class FrameRecorder:
         return self._keep(self.venv.step(actions))
 
     def write(self, path: str) -> None:
-        """Write the frames as a video (needs the ``video`` extra: imageio and imageio-ffmpeg)."""
+        """Write the frames as an H.264 video (needs the ``video`` extra: imageio and av)."""
         if not self.frames:
             raise ValueError("--video needs an image observation space; this environment has none")
         try:
-            import imageio.v2 as imageio
+            import imageio.v3 as iio
         except ImportError as err:
-            raise ImportError('--video needs imageio: pip install "rtrl-rl[video]"') from err
-        frames = [_to_rgb(f) for f in self.frames]
-        imageio.mimsave(path, frames, fps=30)
+            raise ImportError('--video needs imageio and av: pip install "rtrl-rl[video]"') from err
+        frames = np.stack([_to_rgb(f) for f in self.frames])
+        iio.imwrite(path, frames, plugin="pyav", fps=30, codec="libx264")
 
 
 def _to_rgb(frame: np.ndarray) -> np.ndarray:
@@ -134,7 +134,9 @@ def _to_rgb(frame: np.ndarray) -> np.ndarray:
         frame = frame[..., 0]
     if frame.ndim == 2:
         frame = np.repeat(frame[..., None], 3, axis=-1)
-    return frame.astype(np.uint8)
+    # H.264 needs even sizes: pad one row/column where needed.
+    pad = ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0))
+    return np.pad(frame, pad).astype(np.uint8)
 
 
 def print_table(result: dict, greedy: bool) -> None:

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
         "train",
         help="train an agent (default: the embedded memory task)",
         description="Train an agent. Overrides are dotted key=value pairs, e.g. "
-        "agent.learning=tbptt env.num_envs=64 train.total_steps=1e6",
+        "agent.learning=tbptt env.num_envs=64 train.total_steps=1000000",
     )
     parser.add_argument("--config", help="YAML config file, or a name under configs/ such as atari/pong")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
