@@ -118,8 +118,8 @@ def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
     model = ActorCritic(obs_space, act_space, config.agent).to(runtime_device(config))
     learner = Learner(model, config.train, num_streams=config.env.num_envs)
     resumed = _restore(resume_from, model, learner)
-    session = RunSession(config, model, learner, start_step=resumed["step"], start_time_s=resumed["wall_s"])
-    session.monitor.updates = resumed["update"]
+    session = RunSession(config, model, learner, start_step=resumed["step"], start_updates=resumed["update"],
+                         start_time_s=resumed["wall_s"])
     params = SharedParams(model)
     params.publish(model)
     with StopSignals() as signals:

@@ -1,0 +1,157 @@
+"""``rtrl-rl bench runtime``: end-to-end training steps/s of the actor-learner runtime.
+
+On one environment (default ``atari:Pong`` with ``configs/atari/pong.yaml``) it runs
+short training runs with ``--actors`` actor processes plus the learner, for each learning
+mode (rtrl, tbptt, none), and measures the raw vectorised environment with random
+actions and the same number of streams. The modes are interleaved round by round in one
+invocation, so load from other processes hits them alike. A training run's rate is its
+steady state: environment steps between the first and the last update it timed, over
+the time between them (actor start-up excluded). Prints a table of medians, the ratio
+rtrl/tbptt and each mode's share of the raw throughput; ``--json FILE`` writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+MODES = ("rtrl", "tbptt", "none")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's arguments to ``parser``."""
+    parser.add_argument("--config", default="atari/pong", help="config file or name under configs/")
+    parser.add_argument("--actors", type=int, default=2)
+    parser.add_argument("--num-envs", type=int, default=16, help="streams over all actors")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated learning modes")
+    parser.add_argument("--seconds", type=float, default=20.0, help="timed part of each training run")
+    parser.add_argument("--warmup", type=int, default=2, help="updates before the timing starts")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--device", default="auto", help="learner device (runtime.device)")
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="more config overrides")
+
+
+@contextmanager
+def _timed_updates(seconds: float, warmup: int, record: list):
+    """Time ``Learner.update`` calls; end the run ``seconds`` after the warm-up updates.
+
+    Appends (time after the update, env steps of the update) to ``record``. Ending works
+    by setting the run's step budget to 0, which the learner loop reads every iteration.
+    """
+    from agents import Learner
+
+    update = Learner.update
+
+    def timed(self, segment, stream_ids):
+        metrics = update(self, segment, stream_ids)
+        record.append((time.perf_counter(), int(segment["reward"].numel())))
+        if len(record) > warmup and record[-1][0] - record[warmup][0] >= seconds:
+            self.config.total_steps = 0
+        return metrics
+
+    Learner.update = timed
+    try:
+        yield
+    finally:
+        Learner.update = update
+
+
+def _config(args, mode: str, run_dir: str):
+    from rtrl_rl.commands.train import _resolve
+    from rtrl_rl.config import load_config
+
+    return load_config(_resolve(args.config), [
+        f"agent.learning={mode}", f"runtime.actors={args.actors}", f"env.num_envs={args.num_envs}",
+        f"runtime.device={args.device}", "train.total_steps=1000000000000", "train.target_success=0",
+        "runtime.checkpoint_every_s=1e12", "log.progress=false", "log.tensorboard=false",
+        "log.eval_episodes=0", f"run_dir={run_dir}", *args.overrides,
+    ])
+
+
+def train_rate(args, mode: str) -> float:
+    """Steady-state env steps/s of one short training run in ``mode``."""
+    from rtrl_rl.runtime import train_with_actors
+
+    record: list = []
+    with tempfile.TemporaryDirectory() as run_dir, _timed_updates(args.seconds, args.warmup, record):
+        train_with_actors(_config(args, mode, run_dir))
+    timed = record[args.warmup:]
+    if len(timed) < 2:
+        raise RuntimeError(f"{mode}: only {len(record)} updates; raise --seconds")
+    return sum(steps for _, steps in timed[1:]) / (timed[-1][0] - timed[0][0])
+
+
+def raw_rate(args, seconds: float) -> float:
+    """Env steps/s of the run's vectorised env alone, random actions, same stream count."""
+    from rtrl_rl.trainer import make_env
+
+    config = _config(args, "none", "")
+    with make_env(config, seed=0, num_envs=args.num_envs) as venv:
+        space = venv.single_action_space
+        space.seed(0)
+        actions = [np.stack([space.sample() for _ in range(venv.num_envs)]) for _ in range(64)]
+        venv.reset()
+        steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            venv.step(actions[steps % len(actions)])
+            steps += 1
+        return steps * venv.num_envs / (time.perf_counter() - start)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Interleave the rounds, print the table, write JSON; returns 0."""
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    rates: dict[str, list[float]] = {m: [] for m in ["raw env", *modes]}
+    for r in range(args.rounds):
+        rates["raw env"].append(raw_rate(args, min(args.seconds, 10.0)))
+        for mode in modes:
+            rates[mode].append(train_rate(args, mode))
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in rates.items()), flush=True)
+    result = summarize(args, rates)
+    print_table(result)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+def summarize(args, rates: dict[str, list[float]]) -> dict:
+    """Medians, shares of the raw env rate and rtrl/tbptt, with the setting measured."""
+    median = {k: statistics.median(v) for k, v in rates.items()}
+    raw = median["raw env"]
+    result = {
+        "setting": {"config": args.config, "actors": args.actors, "num_envs": args.num_envs,
+                    "seconds": args.seconds, "rounds": args.rounds, "device": args.device,
+                    "overrides": args.overrides},
+        "steps_per_s": median, "all_rounds": rates,
+        "share_of_raw": {k: v / raw for k, v in median.items() if k != "raw env"},
+    }
+    if "rtrl" in median and "tbptt" in median:
+        result["rtrl_over_tbptt"] = median["rtrl"] / median["tbptt"]
+    return result
+
+
+def print_table(result: dict) -> None:
+    """The medians as a plain-text table."""
+    s = result["setting"]
+    print(f"\n{s['config']}: {s['actors']} actors + learner, {s['num_envs']} streams, median of {s['rounds']} rounds")
+    print(f"{'':10} {'env steps/s':>12} {'of raw env':>11}")
+    for name, rate in result["steps_per_s"].items():
+        share = result["share_of_raw"].get(name)
+        print(f"{name:10} {rate:12,.0f} {'' if share is None else f'{share:10.0%}':>11}")
+    if "rtrl_over_tbptt" in result:
+        print(f"rtrl / tbptt: {result['rtrl_over_tbptt']:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m benchmarks.runtime``)."""
+    parser = argparse.ArgumentParser(prog="benchmarks.runtime", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
