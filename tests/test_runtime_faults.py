@@ -1,9 +1,9 @@
-"""Faults of the actor-learner runtime, through the real command line.
+"""Faults of the actor-learner runtime, mostly through the real command line.
 
-Each test runs ``python -m rtrl_rl train`` with 2 actors as a subprocess in its own
-session, records every descendant process it sees while the run is alive, and checks
+Those tests run ``python -m rtrl_rl train`` with 2 actors as a subprocess in its own
+session, record every descendant process they see while the run is alive, and check
 after the exit: the exit code, the message in the log, a final checkpoint that loads,
-and that no process of the run is left behind.
+and that no process of the run is left behind. The hung-actor test runs in this process.
 """
 
 from __future__ import annotations
@@ -20,21 +20,27 @@ import psutil
 import pytest
 
 from rtrl_rl.checkpoint import load_checkpoint
+from rtrl_rl.config import load_config
+from rtrl_rl.runtime import ActorFailure, run
 
 ASSET = Path(__file__).parent / "assets" / "runtime_envs.py"
 ROOT = Path(__file__).parent.parent
 
 
-def train_args(run_dir: Path, *overrides: str) -> list[str]:
+def overrides(run_dir: Path, *more: str) -> list[str]:
     """A long counter-env run with 2 actors that checkpoints often; no evaluation."""
     return [
-        sys.executable, "-m", "rtrl_rl", "train",
         f"env.id={ASSET}:CounterEnv", "env.num_envs=4", "env.options={workers: 0}",
         "agent.hidden_size=8", "agent.encoder_size=8", "train.segment_length=5",
         "train.total_steps=100000000", "train.target_success=0",
         "runtime.actors=2", "runtime.checkpoint_every_s=0.5",
-        "log.progress=false", "log.eval_episodes=0", f"run_dir={run_dir}", *overrides,
+        "log.progress=false", "log.eval_episodes=0", f"run_dir={run_dir}", *more,
     ]
+
+
+def train_args(run_dir: Path, *more: str) -> list[str]:
+    """The command line of :func:`overrides`."""
+    return [sys.executable, "-m", "rtrl_rl", "train", *overrides(run_dir, *more)]
 
 
 def descendants(pid: int) -> set[int]:
@@ -92,14 +98,29 @@ def assert_clean_end(run_dir: Path, seen: set[int], stopped: str) -> None:
     assert alive(seen) == [], "processes left behind"
 
 
-@pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False)])
-def test_signal_writes_a_final_checkpoint_and_exits_cleanly(tmp_path, sig, group):
-    # SIGINT goes to the whole process group, as a Ctrl-C in a terminal does.
+@pytest.mark.parametrize("sig, group, workers", [(signal.SIGINT, True, 0), (signal.SIGTERM, False, 1)])
+def test_signal_writes_a_final_checkpoint_and_exits_cleanly(tmp_path, sig, group, workers):
+    # SIGINT goes to the whole process group, as a Ctrl-C in a terminal does. With SIGTERM
+    # every actor's environment runs in a worker process of its own (grandchildren).
     run_dir = tmp_path / "run"
-    code, stderr, seen = run_train(train_args(run_dir), run_dir, send=sig, group=group)
+    args = train_args(run_dir, f"env.options={{workers: {workers}}}")
+    code, stderr, seen = run_train(args, run_dir, send=sig, group=group)
     assert code == 130, stderr
     assert "Traceback" not in stderr, stderr
     assert_clean_end(run_dir, seen, f"interrupted ({sig.name})")
+
+
+def test_a_killed_learner_leaves_no_process_behind(tmp_path):
+    # SIGKILL cannot be handled: the actors notice their parent is gone and exit, and
+    # their environment workers follow.
+    run_dir = tmp_path / "run"
+    args = train_args(run_dir, "env.options={workers: 1}")
+    code, _, seen = run_train(args, run_dir, send=signal.SIGKILL)
+    assert code == -signal.SIGKILL and len(seen) >= 4
+    deadline = time.monotonic() + 10
+    while alive(seen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive(seen) == []
 
 
 def test_actor_crash_stops_the_run_with_its_traceback(tmp_path):
@@ -109,3 +130,17 @@ def test_actor_crash_stops_the_run_with_its_traceback(tmp_path):
     assert "RuntimeError: CounterEnv crashed on purpose" in stderr and "Traceback" in stderr
     assert "died: exit code 1" in stderr and "pool.segments[slot]" in stderr  # verbatim, not markup
     assert_clean_end(run_dir, seen, "interrupted (actor failure)")
+
+
+def test_a_hung_actor_is_killed_and_the_run_stops(tmp_path, monkeypatch):
+    # In this process, with the silence limit cut from 600 s to 1 s.
+    monkeypatch.setattr(run, "STALL_S", 1.0)
+    run_dir = tmp_path / "run"
+    config = load_config(None, overrides(run_dir, "env.options={workers: 0, hang_at: 30}"))
+    started = time.monotonic()
+    with pytest.raises(ActorFailure, match="killed by SIGKILL"):
+        run.train_with_actors(config)
+    assert time.monotonic() - started < 60
+    assert json.loads((run_dir / "summary.json").read_text())["stopped"] == "interrupted (actor failure)"
+    actors = [p for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+    assert actors == []

@@ -38,6 +38,16 @@ class Batcher:
     def __init__(self, full_queue, num_actors: int) -> None:
         self.queue = full_queue
         self.pending: list[deque] = [deque() for _ in range(num_actors)]
+        self.last_seen = [time.monotonic()] * num_actors
+
+    def waiting_for(self, seconds: float) -> list[int]:
+        """Actors the next batch waits for that have sent nothing for ``seconds`` (stuck?)."""
+        now = time.monotonic()
+        return [a for a, fifo in enumerate(self.pending) if not fifo and now - self.last_seen[a] > seconds]
+
+    def restarted(self, actor: int) -> None:
+        """Start the silence clock of a replaced actor afresh."""
+        self.last_seen[actor] = time.monotonic()
 
     def next(self, timeout: float) -> Batch | None:
         """The next batch, or None if it is not complete within ``timeout`` seconds.
@@ -55,6 +65,7 @@ class Batcher:
             except queue.Empty:
                 return None
             self.pending[actor].append((slot, episodes))
+            self.last_seen[actor] = time.monotonic()
         heads = [fifo.popleft() for fifo in self.pending]
         return Batch(
             actors=list(range(len(heads))),

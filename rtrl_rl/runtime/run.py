@@ -35,6 +35,9 @@ from rtrl_rl.trainer import (
 
 #: seconds the learner waits for slots before it checks signals and actor liveness again
 POLL_S = 0.2
+#: an actor that sends no segment for this long while the learner waits for it counts as
+#: hung and is killed (then restarted or the run fails); generous, for slow env start-ups
+STALL_S = 600.0
 
 
 class StopSignals:
@@ -148,9 +151,11 @@ def _learn(config: Config, learner: Learner, session: RunSession, supervisor: Su
     while monitor.step < config.train.total_steps:
         if signals.received:
             return f"interrupted ({signals.received})"
-        supervisor.check()
+        for actor in supervisor.check():
+            batcher.restarted(actor)
         batch = batcher.next(timeout=POLL_S)
         if batch is None:
+            supervisor.kill_stuck(batcher.waiting_for(STALL_S), STALL_S)
             continue
         lags = []
         for actor, slot in zip(batch.actors, batch.slots):

@@ -78,7 +78,9 @@ class Supervisor:
     def _spawn(self, actor: int) -> None:
         spec = ActorSpec(self.config, actor, self.generation[actor], os.getpid(), self.seed_salt)
         channels = Channels(self.pool, self.params, self.free[actor], self.full, self.errors, self.stop_event)
-        proc = self.ctx.Process(target=actor_main, args=(spec, channels), name=f"rtrl-actor-{actor}", daemon=True)
+        # Not daemonic: an actor's environment may start worker processes of its own.
+        # Actors end through stop(), or by themselves when this process is gone.
+        proc = self.ctx.Process(target=actor_main, args=(spec, channels), name=f"rtrl-actor-{actor}")
         # Block SIGINT while forking so the child starts with it blocked: a Ctrl-C during
         # its start-up then cannot kill it with a KeyboardInterrupt; it ignores SIGINT and
         # unblocks. The parent gets a pending SIGINT as soon as the mask is restored.
@@ -93,6 +95,15 @@ class Supervisor:
         """Give ``slot`` back to the actor that owns it (after the learner used it)."""
         self.pool.mark(slot, FREE)
         self.free[self.pool.owner[slot]].put(slot)
+
+    def kill_stuck(self, actors: list[int], silent_s: float) -> None:
+        """Kill actors that sent no segment for ``silent_s`` seconds; :meth:`check` then
+        handles them like any dead actor (restart or failure), so a hung environment
+        cannot hang the run."""
+        for actor in actors:
+            self.log(f"actor {actor} sent no segment for {silent_s:.0f} s; killing it")
+            self.procs[actor].kill()
+            self.procs[actor].join(timeout=TERMINATE_GRACE_S)
 
     def check(self) -> list[int]:
         """Look for dead actors; restart them (returns their indices) or raise ActorFailure.
