@@ -1,0 +1,145 @@
+"""``python -m benchmarks.memory``: run the memory grid and the cost benchmarks, write the report.
+
+Top to bottom: record the machine and versions; run ``rtrl-rl bench cores`` and
+``rtrl-rl bench runtime`` (before the grid, so they do not compete with it); run the grid
+on a process pool, saving the JSON after every run; write ``results.md`` and the plots.
+``--report-only`` skips the measuring and rebuilds the page from the saved JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rtrl_rl.experiments import costs
+from rtrl_rl.experiments.memory import FULL, GRIDS, grid_description, hyperparameters, plan, run_grid
+from rtrl_rl.experiments.report import write_report
+
+JSON_NAME = "memory.json"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the quick grid (same as --grid quick)")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="full", help="which grid to run (default full)")
+    parser.add_argument("--out", default="docs/results", help="folder of the JSON and the plots")
+    parser.add_argument("--md", default=None, help="the page to write (default: results.md beside --out)")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="runs at a time")
+    parser.add_argument("--skip-bench", action="store_true", help="do not run the cost benchmarks")
+    parser.add_argument("--bench-timeout", type=float, default=600.0, help="seconds allowed per benchmark")
+    parser.add_argument("--work-dir", default=None, help="keep the runs' directories here (default: a temp dir)")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the page from the saved JSON")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.grid = "quick"
+    return args
+
+
+def machine() -> dict:
+    """Cores, CPU model, memory, GPU and load: what the wall times depend on."""
+    cpu, mem = platform.processor() or "unknown CPU", 0
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+        mem = round(kb / 2**20, 1)
+    except (OSError, StopIteration):
+        pass
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_gib": mem, "gpu": gpu, "load_start": _load()}
+
+
+def _load() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def versions() -> dict:
+    """The versions that produced the figures, and the commit (``+dirty`` with local changes)."""
+    import gymnasium
+    import matplotlib
+    import numpy
+    import torch
+
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+dirty"
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+            "gymnasium": gymnasium.__version__, "matplotlib": matplotlib.__version__, "git_commit": commit}
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command as a user types it (what the page tells readers to run)."""
+    parts = ["python -m benchmarks.memory", "--quick" if args.grid == "quick" else
+             ("" if args.grid == "full" else f"--grid {args.grid}"), f"--out {args.out}"]
+    if args.skip_bench:
+        parts.append("--skip-bench")
+    return " ".join(p for p in parts if p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    md = Path(args.md) if args.md else out.parent / "results.md"
+    json_path = out / JSON_NAME
+    if args.report_only:
+        data = json.loads(json_path.read_text())
+        files = write_report(data, out, md)
+        json_path.write_text(json.dumps(data, indent=1))
+        print("wrote", *map(str, files))
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    grid = GRIDS[args.grid]
+    start = time.perf_counter()
+    data = {
+        "meta": {"command": command_line(args), "report_command": f"python -m benchmarks.memory --report-only "
+                 f"--out {args.out}", "full_command": f"python -m benchmarks.memory --out {args.out}",
+                 "json": str(json_path), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "jobs": args.jobs,
+                 "machine": machine(), "versions": versions()},
+        "grid": grid_description(grid), "hyperparameters": hyperparameters(grid),
+        "reference": costs.reference(), "costs": {}, "runs": [],
+    }
+    bench_start = time.perf_counter()
+    if not args.skip_bench:
+        for target in ("cores", "runtime"):
+            print(f"bench {target} ...", flush=True)
+            data["costs"][target] = costs.run_bench(target, [], out / f"bench_{target}.json", args.bench_timeout)
+    data["meta"]["bench_wall_s"] = time.perf_counter() - bench_start
+
+    def save(result: dict) -> None:
+        data["runs"].append(result)
+        status = result.get("error", "").strip().splitlines()[-1:] or [f"success {result['success_rate']:.3f}"]
+        print(f"[{len(data['runs'])}/{len(grid.specs())}] {result['task']} L={result['length']} {result['rule']} "
+              f"seed {result['seed']}: {status[0]} ({result['process_wall_s']:.0f} s)", flush=True)
+        json_path.write_text(json.dumps(data, indent=1))
+
+    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="memory-grid-"))
+    grid_start = time.perf_counter()
+    try:
+        run_grid(grid, work, jobs=args.jobs, on_result=save)
+    finally:
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    data["runs"].sort(key=lambda r: (list(grid.cells).index(r["task"]), r["length"], r["rule"], r["seed"]))
+    data["meta"].update(grid_wall_s=time.perf_counter() - grid_start, wall_s=time.perf_counter() - start)
+    data["meta"]["machine"]["load_end"] = _load()
+    data["meta"]["full_grid"] = plan(FULL, data["runs"], args.jobs)
+    files = write_report(data, out, md)
+    json_path.write_text(json.dumps(data, indent=1))
+    print(f"done in {data['meta']['wall_s']:.0f} s; wrote", *map(str, files))
+    return 1 if any("error" in r for r in data["runs"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

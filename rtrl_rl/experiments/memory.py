@@ -1,0 +1,210 @@
+"""The memory experiment: which learning rules carry a cue across more steps than a segment?
+
+A grid of (task, length L, learning rule, seed) runs, each a plain synchronous training run
+(``rtrl_rl.trainer.train``) with the same frame budget, no early stop and periodic greedy
+evaluations (the learning curve). Runs go to a pool of worker processes, one torch thread
+each, so a 2-core machine runs two at a time. Every finished run is appended to the
+results JSON at once, so an interrupted grid keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+SEGMENT_LENGTH = 10  # T of every run: lengths L below and above it are the point of the grid
+
+
+@dataclass(frozen=True)
+class Task:
+    """A memory task: its env spec, the option that sets L, fixed options, chance success."""
+
+    env_id: str
+    length_option: str
+    options: dict
+    chance: float
+    what: str
+
+
+TASKS: dict[str, Task] = {
+    "recall-distractors": Task("memory:recall", "delay", {"num_symbols": 4, "distractors": True}, 1 / 4,
+                               "recall of one of K symbols after L delay steps that show random symbols"),
+    "recall-blank": Task("memory:recall", "delay", {"num_symbols": 4, "distractors": False}, 1 / 4,
+                         "the same recall task with blank (all-zero) delay steps"),
+    "tmaze": Task("memory:tmaze", "length", {}, 1 / 2,
+                  "Bakker's T-maze: the cue is shown at the start of a corridor of length L"),
+}
+
+#: rule -> (label, overrides); core=none needs learning=none, core=lstm needs tbptt
+RULES: dict[str, tuple[str, list[str]]] = {
+    "rtrl-elstm": ("RTRL eLSTM", ["agent.core=elstm", "agent.learning=rtrl"]),
+    "rtrl-mingru": ("RTRL minGRU", ["agent.core=mingru", "agent.learning=rtrl"]),
+    "tbptt-elstm": ("TBPTT eLSTM", ["agent.core=elstm", "agent.learning=tbptt"]),
+    "tbptt-lstm": ("TBPTT LSTM", ["agent.core=lstm", "agent.learning=tbptt"]),
+    "feedforward": ("feed-forward", ["agent.core=none", "agent.learning=none"]),
+}
+
+
+@dataclass
+class Grid:
+    """What to run: per task, the lengths and rules; one budget and seed list for all runs."""
+
+    name: str
+    cells: dict[str, tuple[list[int], list[str]]]
+    seeds: list[int]
+    total_steps: int
+    eval_interval_steps: int
+    eval_episodes: int = 256
+    extra: dict[str, list[str]] = field(default_factory=dict)  # task -> extra overrides, documented
+
+    def specs(self) -> list[dict]:
+        """One dict per run, costliest rules first so the pool drains evenly."""
+        out = []
+        for rule in RULES:
+            for task, (lengths, rules) in self.cells.items():
+                if rule not in rules:
+                    continue
+                for length in lengths:
+                    for seed in self.seeds:
+                        spec = {"task": task, "length": length, "rule": rule, "seed": seed}
+                        spec["overrides"] = self.overrides(task, length, rule, seed)
+                        out.append(spec)
+        return out
+
+    def overrides(self, task: str, length: int, rule: str, seed: int) -> list[str]:
+        """The ``rtrl-rl train`` overrides of one run (env.id first: it resets env.options)."""
+        t = TASKS[task]
+        opts = [f"env.options.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in t.options.items()]
+        return [f"env.id={t.env_id}", *opts, f"env.options.{t.length_option}={length}", *RULES[rule][1],
+                f"train.segment_length={SEGMENT_LENGTH}", f"train.total_steps={self.total_steps}",
+                "train.target_success=0", "train.threads=1", f"train.seed={seed}",
+                f"log.eval_interval_steps={self.eval_interval_steps}", f"log.eval_episodes={self.eval_episodes}",
+                "log.progress=false", "log.tensorboard=false", *self.extra.get(task, [])]
+
+
+LENGTHS = [5, 10, 20, 40, 80]
+ALL_RULES = list(RULES)
+
+#: The full grid of issue 6: every task, length and rule, 3 seeds (hours of CPU time).
+FULL = Grid("full", {task: (LENGTHS, ALL_RULES) for task in TASKS}, seeds=[0, 1, 2],
+            total_steps=5_000_000, eval_interval_steps=250_000)
+
+#: The quick grid: all rules where the claim is sharpest (recall with distractors), the
+#: contrasting rules on blank recall and the T-maze; one seed; fits 15 minutes on 2 cores.
+QUICK = Grid("quick", {
+    "recall-distractors": ([5, 20, 40], ALL_RULES),
+    "recall-blank": ([20, 40], ["rtrl-elstm", "tbptt-elstm"]),
+    "tmaze": ([5, 20, 40], ["rtrl-elstm", "tbptt-elstm", "feedforward"]),
+}, seeds=[0], total_steps=2_000_000, eval_interval_steps=200_000)
+
+#: A seconds-long grid for the tests of the plumbing.
+TINY = Grid("tiny", {"recall-distractors": ([2, 12], ["rtrl-elstm", "feedforward"]),
+                     "tmaze": ([3], ["tbptt-elstm"])},
+            seeds=[0], total_steps=2_560, eval_interval_steps=1_280, eval_episodes=16,
+            extra={task: ["env.num_envs=16"] for task in TASKS})
+
+GRIDS = {"full": FULL, "quick": QUICK, "tiny": TINY}
+
+
+def train_command(overrides: list[str]) -> str:
+    """The shell command that repeats one run (its run directory aside)."""
+    return "rtrl-rl train " + " ".join(overrides)
+
+
+def run_one(spec: dict, work_dir: str) -> dict:
+    """Train one grid point in this process; return the spec with its measured figures.
+
+    Its terminal output goes to ``<run_dir>/train.log``; a failure is returned as an
+    ``error`` (the traceback) instead of raised, so one broken run cannot stop the grid.
+    """
+    from rtrl_rl.config import load_config
+    from rtrl_rl.trainer import train
+
+    run_dir = Path(work_dir) / f"{spec['task']}-L{spec['length']}-{spec['rule']}-s{spec['seed']}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = {k: spec[k] for k in ("task", "length", "rule", "seed")}
+    result["command"] = train_command(spec["overrides"])
+    start = time.perf_counter()
+    with open(run_dir / "train.log", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        try:
+            summary = train(load_config(None, [*spec["overrides"], f"run_dir={run_dir}"]))
+        except Exception:  # noqa: BLE001 - reported in the results, never hidden
+            result["error"] = traceback.format_exc()
+            summary = None
+    result["process_wall_s"] = round(time.perf_counter() - start, 2)
+    if summary is not None:
+        keep = ("steps", "wall_s", "sps", "success_rate", "mean_return", "stopped")
+        result.update({k: summary.get(k) for k in keep})
+        result["evaluations"] = [{k: e.get(k) for k in ("step", "wall_s", "success_rate", "mean_return")}
+                                 for e in summary["evaluations"]]
+    return result
+
+
+def run_grid(grid: Grid, work_dir: str | Path, jobs: int = 2,
+             on_result: Callable[[dict], None] | None = None) -> list[dict]:
+    """Run every spec of ``grid`` on ``jobs`` worker processes; results in completion order.
+
+    Workers are spawned (not forked) with one OpenMP thread each: forked torch processes can
+    deadlock, and two-thread runs would fight over the cores the other run needs.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    specs = grid.specs()
+    results: list[dict] = []
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_one, spec, str(work_dir)) for spec in specs]
+        for future in as_completed(futures):
+            results.append(future.result())
+            if on_result is not None:
+                on_result(results[-1])
+    return results
+
+
+def grid_description(grid: Grid) -> dict:
+    """The grid as plain data for the JSON (tasks, their chance level, rules and labels)."""
+    return {
+        "name": grid.name, "segment_length": SEGMENT_LENGTH, "seeds": grid.seeds,
+        "total_steps": grid.total_steps, "eval_interval_steps": grid.eval_interval_steps,
+        "eval_episodes": grid.eval_episodes, "extra_overrides": grid.extra,
+        "cells": {t: {"lengths": ls, "rules": rs} for t, (ls, rs) in grid.cells.items()},
+        "tasks": {t: asdict(TASKS[t]) for t in grid.cells},
+        "rules": {r: {"label": RULES[r][0], "overrides": RULES[r][1]} for r in RULES},
+    }
+
+
+def hyperparameters(grid: Grid) -> dict:
+    """The resolved settings every run shares (from one run's config), for the report."""
+    from rtrl_rl.config import load_config
+
+    task = next(iter(grid.cells))
+    config = load_config(None, grid.overrides(task, grid.cells[task][0][0], "rtrl-elstm", grid.seeds[0]))
+    a, t = config.agent, config.train
+    return {"num_envs": config.env.num_envs, "hidden_size": a.hidden_size, "encoder_size": a.encoder_size,
+            "forget_bias": a.forget_bias, "encoder_grad": a.encoder_grad, "optimizer": t.optimizer, "lr": t.lr,
+            "gamma": t.gamma, "entropy_cost": t.entropy_cost, "baseline_cost": t.baseline_cost,
+            "loss_reduction": t.loss_reduction, "max_grad_norm": t.max_grad_norm}
+
+
+def plan(grid: Grid, runs: list[dict], jobs: int) -> dict:
+    """What ``grid`` would take: its size, and its wall time estimated from measured runs.
+
+    The estimate divides each run's budget by the mean throughput its rule reached in
+    ``runs`` (evaluations included), spread over ``jobs`` processes; None when a rule of
+    ``grid`` has no measured run.
+    """
+    sps: dict[str, list[float]] = {}
+    for r in runs:
+        if "error" not in r:
+            sps.setdefault(r["rule"], []).append(r["sps"])
+    specs = grid.specs()
+    known = all(s["rule"] in sps for s in specs)
+    estimate = known and sum(grid.total_steps / (sum(sps[s["rule"]]) / len(sps[s["rule"]])) for s in specs) / jobs
+    lengths = sorted({L for ls, _ in grid.cells.values() for L in ls})
+    return {"runs": len(specs), "tasks": list(grid.cells), "lengths": lengths, "seeds": grid.seeds,
+            "total_steps": grid.total_steps, "estimate_s": estimate if known else None}

@@ -1,0 +1,136 @@
+"""The evidence plumbing: a tiny grid runs end to end, the page is rebuilt from its JSON alone,
+and every number on the page can be traced to the JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from rtrl_rl.config import load_config
+from rtrl_rl.experiments import costs
+from rtrl_rl.experiments.aggregate import check_claims, frames_to_solve
+from rtrl_rl.experiments.cli import main
+from rtrl_rl.experiments.memory import FULL, LENGTHS, QUICK, RULES, SEGMENT_LENGTH, TASKS
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """One run of the tiny grid (two worker processes), without the cost benchmarks."""
+    root = tmp_path_factory.mktemp("evidence")
+    assert main(["--grid", "tiny", "--out", str(root / "results"), "--skip-bench", "--jobs", "2"]) == 0
+    return root
+
+
+def _leaves(obj, numbers: list[float], strings: list[str]) -> None:
+    if isinstance(obj, dict):
+        strings.extend(str(k) for k in obj)
+        for v in obj.values():
+            _leaves(v, numbers, strings)
+    elif isinstance(obj, list):
+        for v in obj:
+            _leaves(v, numbers, strings)
+    elif isinstance(obj, bool) or obj is None:
+        strings.append(str(obj))
+    elif isinstance(obj, (int, float)):
+        numbers.append(float(obj))
+    else:
+        strings.append(str(obj))
+
+
+def _untraced_numbers(md: str, data: dict) -> list[str]:
+    """Number tokens of the page that are neither in a JSON string nor a JSON number as shown
+    (at the printed precision, or in millions)."""
+    numbers: list[float] = []
+    strings: list[str] = []
+    _leaves(data, numbers, strings)
+    bad = []
+    for token in re.findall(r"\d[\d,]*(?:\.\d+)?", md):
+        token = token.rstrip(",")
+        if any(token in s for s in strings):
+            continue
+        plain = token.replace(",", "")
+        digits = len(plain.split(".")[1]) if "." in plain else 0
+        tol = 0.5 * 10 ** -digits + 1e-9
+        if not any(abs(x - float(plain)) <= tol or abs(x / 1e6 - float(plain)) <= tol for x in numbers):
+            bad.append(token)
+    return bad
+
+
+def test_tiny_grid_writes_page_plots_and_json(tiny: Path):
+    md = (tiny / "results.md").read_text()
+    data = json.loads((tiny / "results" / "memory.json").read_text())
+    assert len(data["runs"]) == 5 and not any("error" in r for r in data["runs"])
+    for run in data["runs"]:
+        assert run["steps"] >= data["grid"]["total_steps"] and run["evaluations"]
+        assert run["command"].startswith("rtrl-rl train env.id=memory:")
+    pngs = sorted((tiny / "results").glob("*.png"))
+    assert {p.name for p in pngs} == {"success_vs_length.png", "curves_recall-distractors.png", "curves_tmaze.png"}
+    assert all(0 < p.stat().st_size < 200_000 for p in pngs)
+    for p in pngs:
+        assert f"(results/{p.name})" in md
+    assert "### recall-distractors" in md and "### tmaze" in md
+    assert "The full grid has not been run" in md
+    assert "**Missing**" in md and "not run" in md  # benchmarks skipped: the page says so
+
+
+def test_page_is_rebuilt_identically_from_json(tiny: Path):
+    before = (tiny / "results.md").read_text()
+    (tiny / "results.md").unlink()
+    for p in (tiny / "results").glob("*.png"):
+        p.unlink()
+    assert main(["--report-only", "--out", str(tiny / "results")]) == 0
+    assert (tiny / "results.md").read_text() == before
+    assert len(list((tiny / "results").glob("*.png"))) == 3
+
+
+def test_every_number_on_the_page_comes_from_the_json(tiny: Path):
+    md = (tiny / "results.md").read_text()
+    data = json.loads((tiny / "results" / "memory.json").read_text())
+    assert _untraced_numbers(md, data) == []
+    # the check is not vacuous: a number typed into the page is caught
+    assert _untraced_numbers(md + "\nRTRL solved it in 123.45 s.\n", data) == ["123.45"]
+
+
+def test_cost_benchmark_is_recorded_and_rendered(tiny: Path):
+    out = tiny / "results"
+    record = costs.run_bench("cores", ["--quick", "--repeats", "1"], out / "bench_cores.json", timeout_s=300)
+    assert record["returncode"] == 0 and record["data"]["rows"][0]["core"] == "elstm"
+    missing = costs.run_bench("no-such-target", [], out / "bench_missing.json", timeout_s=60)
+    assert "error" in missing and "data" not in missing
+    data = json.loads((out / "memory.json").read_text())
+    data["costs"] = {"cores": record, "runtime": missing}
+    (out / "memory.json").write_text(json.dumps(data))
+    assert main(["--report-only", "--out", str(out)]) == 0
+    md = (tiny / "results.md").read_text()
+    assert "| elstm | 256 | 256 | 16 | 50 |" in md
+    assert "Missing: the Pong and process-runtime rows" in md
+    assert _untraced_numbers(md, json.loads((out / "memory.json").read_text())) == []
+
+
+def test_grids_follow_the_issue():
+    assert LENGTHS == [5, 10, 20, 40, 80] and SEGMENT_LENGTH == 10
+    assert set(FULL.cells) == set(TASKS) and len(FULL.seeds) == 3
+    assert len(FULL.specs()) == len(TASKS) * len(LENGTHS) * len(RULES) * 3
+    assert len(QUICK.seeds) == 1
+    for spec in FULL.specs() + QUICK.specs():  # every run is a valid config with the right L and rule
+        config = load_config(None, spec["overrides"])
+        task = TASKS[spec["task"]]
+        assert config.env.id == task.env_id and config.env.options[task.length_option] == spec["length"]
+        assert config.train.segment_length == SEGMENT_LENGTH and config.train.target_success == 0
+        assert config.train.total_steps == (FULL if spec in FULL.specs() else QUICK).total_steps
+
+
+def test_claims_and_frames_to_solve():
+    final = {"rtrl-elstm": {"5": {"mean": 1.0}, "40": {"mean": 0.97}},
+             "tbptt-elstm": {"5": {"mean": 1.0}, "40": {"mean": 0.6}},
+             "feedforward": {"5": {"mean": 0.26}, "40": {"mean": 0.24}}}
+    verdicts = {c["claim"]: c for c in check_claims(final, chance=0.25, segment=10)}
+    assert verdicts["RTRL keeps solving beyond L = T"]["verdict"] == "confirmed"
+    tbptt = verdicts["TBPTT collapses towards chance once L > T"]
+    assert tbptt["verdict"] == "refuted" and tbptt["against"] == [{"rule": "tbptt-elstm", "length": "40", "mean": 0.6}]
+    assert verdicts["feed-forward stays at chance"]["verdict"] == "confirmed"
+    assert frames_to_solve([{"step": 10, "success_rate": 0.5}, {"step": 20, "success_rate": 0.95}]) == 20
+    assert frames_to_solve([{"step": 10, "success_rate": 0.5}]) is None
