@@ -226,3 +226,16 @@ def test_bad_optimizer_and_reduction_are_refused():
     learner = Learner(make_model(), train_config(loss_reduction="max"), num_streams=2)
     with pytest.raises(ValueError, match="loss_reduction"):
         learner.update(segment_of(random_stream(4, 2), 0, 4), torch.arange(2))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_learner_on_cuda_matches_cpu():
+    stream = random_stream(8, 2, seed=7)
+    results = []
+    for device in ("cpu", "cuda"):
+        model = make_model().to(device)
+        learner = Learner(model, train_config(lr=1e-2), num_streams=3)
+        for k in range(2):  # CPU segments are moved to the model's device
+            learner.update(segment_of(stream, k, 4), torch.tensor([2, 0]))
+        results.append(torch.cat([p.detach().cpu().flatten() for p in model.parameters()]))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-9, atol=1e-12)
