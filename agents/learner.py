@@ -150,11 +150,17 @@ class Learner:
         ids = self._check_ids(stream_ids, B)
         # All streams in order (the synchronous trainer): use the carry in place, no gather/scatter.
         everything = B == self.num_streams and torch.equal(ids, self._all_ids)
-        self.optimizer.zero_grad(set_to_none=False)
+        self.optimizer.zero_grad()
         loss, terms, new_carry = self.loss(seg, self.carry if everything else self.carry[ids])
         loss.backward()
         max_norm = self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf")
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        if not torch.isfinite(grad_norm):
+            # Stepping would write NaN/inf into every parameter; stop with the evidence instead.
+            raise FloatingPointError(
+                f"non-finite gradient norm at update {self.updates + 1} (loss {float(loss.detach()):.4g}); "
+                "parameters left unchanged — lower train.lr or check the rewards"
+            )
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         if everything:

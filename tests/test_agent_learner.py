@@ -239,3 +239,14 @@ def test_learner_on_cuda_matches_cpu():
             learner.update(segment_of(stream, k, 4), torch.tensor([2, 0]))
         results.append(torch.cat([p.detach().cpu().flatten() for p in model.parameters()]))
     torch.testing.assert_close(results[0], results[1], rtol=1e-9, atol=1e-12)
+
+
+def test_non_finite_gradient_stops_without_touching_parameters():
+    stream = random_stream(4, 2, seed=8)
+    stream["reward"][0, 0] = float("nan")
+    model = make_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    learner = Learner(model, train_config(lr=1e-2), num_streams=2)
+    with pytest.raises(FloatingPointError, match="non-finite gradient norm at update 1"):
+        learner.update(segment_of(stream, 0, 4), torch.arange(2))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
