@@ -16,9 +16,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.learner import OBS_PREFIX
+
 Segment = dict[str, torch.Tensor]
 
-OBS_PREFIX = "obs."
 
 
 def _action_layout(space: gym.Space) -> tuple[tuple[int, ...], torch.dtype]:
@@ -76,13 +77,6 @@ def allocate_segment(
         for tensor in segment.values():
             tensor.share_memory_()
     return segment
-
-
-def observation_rows(segment: Segment, rows: slice | int) -> torch.Tensor | dict[str, torch.Tensor]:
-    """The observation of ``segment`` at ``rows``: a tensor, or a dict for Dict spaces."""
-    if "obs" in segment:
-        return segment["obs"][rows]
-    return {k[len(OBS_PREFIX):]: v[rows] for k, v in segment.items() if k.startswith(OBS_PREFIX)}
 
 
 def _write_obs(segment: Segment, row: int, obs) -> None:
