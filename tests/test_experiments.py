@@ -106,7 +106,7 @@ def test_cost_benchmark_is_recorded_and_rendered(tiny: Path):
     assert main(["--report-only", "--out", str(out)]) == 0
     md = (tiny / "results.md").read_text()
     assert "| elstm | 256 | 256 | 16 | 50 |" in md
-    assert "Missing: the Pong and process-runtime rows" in md
+    assert "**Missing: `runtime`.**" in md
     assert _untraced_numbers(md, json.loads((out / "memory.json").read_text())) == []
 
 
@@ -125,12 +125,31 @@ def test_grids_follow_the_issue():
 
 def test_claims_and_frames_to_solve():
     final = {"rtrl-elstm": {"5": {"mean": 1.0}, "40": {"mean": 0.97}},
-             "tbptt-elstm": {"5": {"mean": 1.0}, "40": {"mean": 0.6}},
+             "tbptt-elstm": {"5": {"mean": 1.0}, "40": {"mean": 0.6, "peak": 0.7}},
              "feedforward": {"5": {"mean": 0.26}, "40": {"mean": 0.24}}}
     verdicts = {c["claim"]: c for c in check_claims(final, chance=0.25, segment=10)}
     assert verdicts["RTRL keeps solving beyond L = T"]["verdict"] == "confirmed"
     tbptt = verdicts["TBPTT collapses towards chance once L > T"]
-    assert tbptt["verdict"] == "refuted" and tbptt["against"] == [{"rule": "tbptt-elstm", "length": "40", "mean": 0.6}]
+    assert tbptt["verdict"] == "refuted" and tbptt["against"] == [{"rule": "tbptt-elstm", "length": "40", "mean": 0.6, "peak": 0.7}]
     assert verdicts["feed-forward stays at chance"]["verdict"] == "confirmed"
     assert frames_to_solve([{"step": 10, "success_rate": 0.5}, {"step": 20, "success_rate": 0.95}]) == 20
     assert frames_to_solve([{"step": 10, "success_rate": 0.5}]) is None
+
+
+def test_runtime_benchmark_json_is_rendered(tiny: Path):
+    import argparse
+
+    from rtrl_rl.bench.runtime import summarize
+
+    out = tiny / "results"
+    args = argparse.Namespace(config="default", actors=2, num_envs=128, seconds=10.0, rounds=1, device="auto",
+                              overrides=[])
+    result = summarize(args, {"raw env": [90000.0], "rtrl": [30000.0], "tbptt": [36000.0], "none": [60000.0]})
+    data = json.loads((out / "memory.json").read_text())
+    data["costs"]["runtime_memory"] = {"command": "rtrl-rl bench runtime --config default", "wall_s": 50.0,
+                                       "returncode": 0, "data": json.loads(json.dumps(result))}
+    (out / "memory.json").write_text(json.dumps(data))
+    assert main(["--report-only", "--out", str(out)]) == 0
+    md = (tiny / "results.md").read_text()
+    assert "| rtrl | 30,000 | 0.33 |" in md and "rtrl / tbptt throughput: 0.83." in md
+    assert _untraced_numbers(md, json.loads((out / "memory.json").read_text())) == []

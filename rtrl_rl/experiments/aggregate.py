@@ -46,7 +46,8 @@ def aggregate(runs: list[dict], tasks: list[str], rules: list[str]) -> dict:
         final[task][rule][L] = {
             "mean": statistics.fmean(values), "std": _std(values), "n": len(values), "values": values,
             "seeds": [r["seed"] for r in group], "frames": group[0]["steps"],
-            "frames_to_solve": solve, "wall_s": statistics.fmean(r["wall_s"] for r in group),
+            "frames_to_solve": solve, "peak": statistics.fmean(
+                max((e.get("success_rate") or 0.0) for e in r["evaluations"]) for r in group), "wall_s": statistics.fmean(r["wall_s"] for r in group),
             "sps": statistics.fmean(r["sps"] for r in group),
         }
         curves[task][rule][L] = _mean_curve([r["evaluations"] for r in group])
@@ -92,7 +93,8 @@ def check_claims(final: dict, chance: float, segment: int) -> list[dict]:
         if not cells:
             out.append({"claim": claim, "verdict": "not tested", "against": []})
             continue
-        against = [(rule, L, m) for rule, L, m in cells if classify(m, chance) != wanted]
+        against = [(rule, L) for rule, L, m in cells if classify(m, chance) != wanted]
         out.append({"claim": claim, "verdict": "refuted" if against else "confirmed",
-                    "against": [{"rule": r, "length": L, "mean": m} for r, L, m in against]})
+                    "against": [{"rule": r, "length": L, "mean": final[r][L]["mean"],
+                                 "peak": final[r][L].get("peak")} for r, L in against]})
     return out

@@ -112,9 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     bench_start = time.perf_counter()
     if not args.skip_bench:
-        for target in ("cores", "runtime"):
-            print(f"bench {target} ...", flush=True)
-            data["costs"][target] = costs.run_bench(target, [], out / f"bench_{target}.json", args.bench_timeout)
+        for key, target, bench_args in costs.benchmarks(quick=args.grid != "full"):
+            print(f"bench {key} ...", flush=True)
+            data["costs"][key] = costs.run_bench(target, bench_args, out / f"bench_{key}.json", args.bench_timeout)
     data["meta"]["bench_wall_s"] = time.perf_counter() - bench_start
 
     def save(result: dict) -> None:

@@ -54,6 +54,17 @@ def reference() -> dict:
             "cpu_prototype": REFERENCE_CPU_PROTOTYPE, "throughput": REFERENCE_THROUGHPUT}
 
 
+def benchmarks(quick: bool) -> list[tuple[str, str, list[str]]]:
+    """(key, ``rtrl-rl bench`` target, its arguments) of each cost measurement.
+
+    The runtime benchmark runs twice: on Pong (its default) and on the default memory
+    task with its 128 streams. Quick mode times one shorter round of each mode.
+    """
+    short = ["--rounds", "1", "--seconds", "10"] if quick else []
+    return [("cores", "cores", []), ("runtime_pong", "runtime", short),
+            ("runtime_memory", "runtime", ["--config", "default", "--num-envs", "128", *short])]
+
+
 def run_bench(target: str, args: list[str], json_path: Path, timeout_s: float) -> dict:
     """Run ``rtrl-rl bench <target> <args> --json <json_path>``; return what happened.
 

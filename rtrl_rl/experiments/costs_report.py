@@ -7,8 +7,6 @@ quoted from anchors.md, which are the reference's numbers, not ours).
 
 from __future__ import annotations
 
-import json
-
 VARIANTS = ("forward", "rtrl", "tbptt", "step", "forward_step", "lstm")
 
 
@@ -94,13 +92,27 @@ def _throughput(data: dict, costs: dict, ref: dict) -> list[str]:
         rules = list(dict.fromkeys(r for t in tasks for r in thr[t]))
         lines += md_table(["rule", *tasks], [[data["grid"]["rules"][r]["label"], *(
             f"{thr[t][r]:,.0f}" if r in thr[t] else "" for t in tasks)] for r in rules])
-    runtime = costs.get("runtime") or {}
-    if "data" in runtime:
-        lines += [f"`{runtime['command']}` ({fmt(runtime['wall_s'], 0)} s), its JSON verbatim:", "", "```json",
-                  json.dumps(runtime["data"], indent=1)[:6000], "```", ""]
-    else:
-        lines += [f"**Missing: the Pong and process-runtime rows.** `{runtime.get('command', 'rtrl-rl bench runtime')}` "
-                  f"gave no result ({runtime.get('error', 'not run')}).", ""]
+    runtimes = {k: v for k, v in costs.items() if k.startswith("runtime")} or {"runtime": {}}
+    for key, rec in runtimes.items():
+        lines += _runtime(key, rec)
     lines += [f"Throughput figures quoted from `{ref['source']}` (not measured here):", "",
               *(f"- {t['what']}: {t['steps_per_s']:,} steps/s" for t in ref["throughput"]), ""]
+    return lines
+
+
+def _runtime(key: str, rec: dict) -> list[str]:
+    """One ``rtrl-rl bench runtime`` result: steps/s per learning mode against the raw env."""
+    command = rec.get("command", "rtrl-rl bench runtime")
+    if "data" not in rec:
+        return [f"**Missing: `{key}`.** `{command}` gave no result ({rec.get('error', 'not run')}).", ""]
+    d = rec["data"]
+    s, share = d["setting"], d["share_of_raw"]
+    lines = [f"`{command}` ({fmt(rec['wall_s'], 0)} s): config `{s['config']}`, {s['actors']} actor processes "
+             f"+ learner (device `{s['device']}`), {s['num_envs']} streams, steady-state env steps/s, median of "
+             f"{s['rounds']} round(s) of {fmt(s['seconds'], 0)} s; `raw env` is the environment alone with random "
+             "actions.", ""]
+    lines += md_table(["mode", "env steps/s", "share of raw env"],
+                      [[m, f"{v:,.0f}", fmt(share.get(m)) if m in share else ""] for m, v in d["steps_per_s"].items()])
+    if "rtrl_over_tbptt" in d:
+        lines += [f"rtrl / tbptt throughput: {fmt(d['rtrl_over_tbptt'])}.", ""]
     return lines

@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 DPI = 80
 STYLE = {"rtrl-elstm": ("tab:blue", "o"), "rtrl-mingru": ("tab:cyan", "s"), "tbptt-elstm": ("tab:red", "v"),
@@ -37,12 +38,14 @@ def success_vs_length(data: dict, path: Path) -> Path:
                         capsize=3, label=grid["rules"][rule]["label"])
         _chance_and_segment(ax, grid["tasks"][task]["chance"], grid["segment_length"])
         ax.set_xscale("log", base=2)
+        ax.set_xticks([int(L) for L in data["grid"]["cells"][task]["lengths"]])
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_title(task, fontsize=10)
         ax.set_xlabel("delay / corridor length L (steps)")
         ax.set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel("final greedy success")
-    axes[0][-1].legend(fontsize=7, loc="lower left")
-    return _save(fig, path)
+    return _save(fig, path, axes[0])
 
 
 def learning_curves(data: dict, task: str, path: Path) -> Path:
@@ -64,12 +67,17 @@ def learning_curves(data: dict, task: str, path: Path) -> Path:
         ax.set_xlabel("frames (millions)")
         ax.set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel("greedy success")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    return _save(fig, path, axes[0])
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig, path: Path, axes) -> Path:
+    """One legend for the figure (every rule that appears in any panel), then the PNG."""
+    labels: dict = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            labels.setdefault(label, handle)
+    fig.legend(labels.values(), labels.keys(), loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)

@@ -69,7 +69,9 @@ def _memory(data: dict, links: dict[str, str]) -> list[str]:
         "Rules: " + "; ".join(f"{r['label']} (`{' '.join(r['overrides'])}`)" for r in g["rules"].values()) + ".",
         "One run, for example: `" + data["runs"][0]["command"] + "`" if data["runs"] else "", "",
     ]
-    if g["extra_overrides"]:
+    if not any(g["extra_overrides"].values()):
+        lines += ["Every task uses these same settings (nothing tuned per task or rule).", ""]
+    if any(g["extra_overrides"].values()):
         lines += ["Extra overrides per task: " + "; ".join(f"{t}: `{' '.join(o)}`" for t, o in
                                                            g["extra_overrides"].items()) + ".", ""]
     if "success_vs_length" in links:
@@ -81,6 +83,10 @@ def _memory(data: dict, links: dict[str, str]) -> list[str]:
                   f"L is the `{t['length_option']}` option. Chance success: {fmt(t['chance'])}.", ""]
         rows = [[g["rules"][rule]["label"], *(_cell(cells.get(L)) for L in lengths)] for rule, cells in rules.items()]
         lines += ["Final greedy success:", "", *md_table(["rule", *(f"L = {L}" for L in lengths)], rows)]
+        rows = [[g["rules"][rule]["label"], *(_cell(cells.get(L), "peak") for L in lengths)]
+                for rule, cells in rules.items()]
+        lines += ["Best greedy evaluation during training (a final value below it means the policy got "
+                  "worse again before the budget ended):", "", *md_table(["rule", *(f"L = {L}" for L in lengths)], rows)]
         rows = [[g["rules"][rule]["label"], *(_solve(cells.get(L)) for L in lengths)] for rule, cells in rules.items()]
         lines += [f"Frames (millions) to the first greedy evaluation ≥ {fmt(agg['solved_threshold'])}, per seed "
                   "(– never within the budget):", "",
@@ -97,10 +103,13 @@ def _memory(data: dict, links: dict[str, str]) -> list[str]:
     return lines
 
 
-def _cell(c: dict | None) -> str:
+def _cell(c: dict | None, key: str = "mean") -> str:
+    """Final success (or ``key``) of a cell: mean ± std over seeds, the mean alone for one seed."""
     if c is None:
         return ""
-    return fmt(c["mean"]) if c["std"] is None else f"{fmt(c['mean'])} ± {fmt(c['std'])}"
+    if key != "mean" or c["std"] is None:
+        return fmt(c[key])
+    return f"{fmt(c['mean'])} ± {fmt(c['std'])}"
 
 
 def _solve(c: dict | None) -> str:
@@ -121,9 +130,13 @@ def _verdict(data: dict) -> list[str]:
         chance = g["tasks"][task]["chance"]
         lines += [f"**{task}**", ""]
         for c in check_claims(final, chance, g["segment_length"]):
-            detail = "; ".join(f"{g['rules'][a['rule']]['label']} at L = {a['length']}: {fmt(a['mean'])} "
-                               f"({classify(a['mean'], chance)})" for a in c["against"])
+            detail = "; ".join(f"{g['rules'][a['rule']]['label']} at L = {a['length']}: final {fmt(a['mean'])} "
+                               f"({classify(a['mean'], chance)}), best evaluation {fmt(a['peak'])}"
+                               for a in c["against"])
             lines.append(f"- {c['claim']}: **{c['verdict']}**" + (f" (against it: {detail})" if detail else ""))
+        if task == "recall-blank":
+            lines.append("- Here the issue expects the TBPTT clause to fail given enough frames: without "
+                         "distractors truncated BPTT can still learn, only more slowly (see below).")
         lines.append("")
     lines += _separation(data)
     return lines
@@ -142,8 +155,8 @@ def _separation(data: dict) -> list[str]:
                          f"distractors {fmt(noisy[rule][L]['mean'])}")
     if not parts:
         return []
-    return ["**Blank delays against distractors** (final greedy success). With blank delays a high forget "
-            "bias keeps a passive trace of the cue and the critic's bootstrapped values carry it across "
+    return ["**Blank delays against distractors** (final greedy success). The explanation measured with the "
+            "design prototype (anchors.md): with blank delays a high forget bias keeps a passive trace of the cue and the critic's bootstrapped values carry it across "
             "segments, so truncated BPTT can still learn; random symbols during the delay overwrite a "
             "passive trace, leaving only the gradient through the whole delay, which TBPTT cuts at the "
             "segment boundary: " + "; ".join(parts) + ".", ""]
