@@ -97,7 +97,9 @@ def run_actor(spec: ActorSpec, channels: Channels) -> None:
     venv = make_env(config, seed, num_envs=len(pool.streams[spec.actor]))
     try:
         model = ActorCritic(venv.single_observation_space, venv.single_action_space, config.agent)
-        version = channels.params.pull(model, have=-1)
+        version = -1
+        while version < 0:  # the learner published before starting us; this cannot spin long
+            version = channels.params.pull(model, have=version)
         collector = Collector(venv, model, config.train.segment_length)
         seq = 0
         while (slot := _next_free_slot(spec, channels)) is not None:

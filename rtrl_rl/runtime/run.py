@@ -134,11 +134,21 @@ def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
             reason = _learn(config, learner, session, supervisor, params, signals)
         except ActorFailure:
             supervisor.stop()
-            session.finish("interrupted (actor failure)", evaluate_on_cpu)
+            _finish(session, "interrupted (actor failure)")
             raise
         finally:
             supervisor.stop()
-        return session.finish(reason, evaluate_on_cpu)
+    return _finish(session, reason)
+
+
+def _finish(session: RunSession, reason: str) -> dict:
+    """The session's final evaluation, checkpoint and summary; a signal during the final
+    evaluation skips it and still writes the checkpoint and summary."""
+    try:
+        with stop_on_signals():
+            return session.finish(reason, evaluate_on_cpu)
+    except TrainingInterrupted as stop:
+        return session.finish(f"interrupted ({stop})", evaluate_on_cpu)
 
 
 def _learn(config: Config, learner: Learner, session: RunSession, supervisor: Supervisor,
