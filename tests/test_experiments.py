@@ -153,3 +153,17 @@ def test_runtime_benchmark_json_is_rendered(tiny: Path):
     md = (tiny / "results.md").read_text()
     assert "| rtrl | 30,000 | 0.33 |" in md and "rtrl / tbptt throughput: 0.83." in md
     assert _untraced_numbers(md, json.loads((out / "memory.json").read_text())) == []
+
+
+def test_committed_report_is_regenerated_from_its_json(tmp_path: Path):
+    """docs/results.md is exactly what the report code makes of docs/results/memory.json."""
+    from rtrl_rl.experiments.report import write_report
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    if not (docs / "results" / "memory.json").is_file():
+        pytest.skip("no generated report in docs/ yet")
+    data = json.loads((docs / "results" / "memory.json").read_text())
+    write_report(data, tmp_path / "results", tmp_path / "results.md")
+    committed = (docs / "results.md").read_text()
+    assert (tmp_path / "results.md").read_text() == committed
+    assert _untraced_numbers(committed, data) == []

@@ -186,7 +186,7 @@ def hyperparameters(grid: Grid) -> dict:
     config = load_config(None, grid.overrides(task, grid.cells[task][0][0], "rtrl-elstm", grid.seeds[0]))
     a, t = config.agent, config.train
     return {"num_envs": config.env.num_envs, "hidden_size": a.hidden_size, "encoder_size": a.encoder_size,
-            "forget_bias": a.forget_bias, "encoder_grad": a.encoder_grad, "optimizer": t.optimizer, "lr": t.lr,
+            "forget_bias": a.forget_bias, "encoder_grad": a.encoder_grad, "optimizer": t.optimizer, "lr": t.lr, "lr_decay": t.lr_decay,
             "gamma": t.gamma, "entropy_cost": t.entropy_cost, "baseline_cost": t.baseline_cost,
             "loss_reduction": t.loss_reduction, "max_grad_norm": t.max_grad_norm}
 

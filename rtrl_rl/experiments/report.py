@@ -64,7 +64,7 @@ def _memory(data: dict, links: dict[str, str]) -> list[str]:
         "last greedy evaluation, mean ± sample std over seeds (no ± with one seed).", "",
         f"Shared settings: {h['num_envs']} streams, core width {h['hidden_size']}, MLP encoder "
         f"{h['encoder_size']}, forget bias {h['forget_bias']}, encoder gradient `{h['encoder_grad']}`, "
-        f"{h['optimizer']} lr {h['lr']}, γ {h['gamma']}, entropy {h['entropy_cost']}, baseline "
+        f"{h['optimizer']} lr {h['lr']} ({'decayed linearly to zero' if h.get('lr_decay') else 'constant'}), γ {h['gamma']}, entropy {h['entropy_cost']}, baseline "
         f"{h['baseline_cost']}, loss reduction `{h['loss_reduction']}`, grad-norm clip {h['max_grad_norm']}.", "",
         "Rules: " + "; ".join(f"{r['label']} (`{' '.join(r['overrides'])}`)" for r in g["rules"].values()) + ".",
         "One run, for example: `" + data["runs"][0]["command"] + "`" if data["runs"] else "", "",
