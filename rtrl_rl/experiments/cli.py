@@ -27,6 +27,7 @@ JSON_NAME = "memory.json"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; --quick is shorthand for --grid quick."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the quick grid (same as --grid quick)")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="full", help="which grid to run (default full)")
@@ -88,7 +89,20 @@ def command_line(args: argparse.Namespace) -> str:
     return " ".join(p for p in parts if p)
 
 
+def new_results(args: argparse.Namespace, grid, json_path: Path) -> dict:
+    """The results JSON before anything is measured: how, where and with what it is made."""
+    return {
+        "meta": {"command": command_line(args), "report_command": f"python -m benchmarks.memory --report-only "
+                 f"--out {args.out}", "full_command": f"python -m benchmarks.memory --out {args.out}",
+                 "json": str(json_path), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "jobs": args.jobs,
+                 "machine": machine(), "versions": versions()},
+        "grid": grid_description(grid), "hyperparameters": hyperparameters(grid),
+        "reference": costs.reference(), "costs": {}, "runs": [],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Measure (unless ``--report-only``), then write the JSON, the page and the plots."""
     args = parse_args(argv)
     out = Path(args.out)
     md = Path(args.md) if args.md else out.parent / "results.md"
@@ -102,16 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     grid = GRIDS[args.grid]
     start = time.perf_counter()
-    data = {
-        "meta": {"command": command_line(args), "report_command": f"python -m benchmarks.memory --report-only "
-                 f"--out {args.out}", "full_command": f"python -m benchmarks.memory --out {args.out}",
-                 "json": str(json_path), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "jobs": args.jobs,
-                 "machine": machine(), "versions": versions()},
-        "grid": grid_description(grid), "hyperparameters": hyperparameters(grid),
-        "reference": costs.reference(), "costs": {}, "runs": [],
-    }
+    data = new_results(args, grid, json_path)
     bench_start = time.perf_counter()
-    if not args.skip_bench:
+    if not args.skip_bench:  # before the grid, so the two never compete for the cores
         for key, target, bench_args in costs.benchmarks(quick=args.grid != "full"):
             print(f"bench {key} ...", flush=True)
             data["costs"][key] = costs.run_bench(target, bench_args, out / f"bench_{key}.json", args.bench_timeout)
