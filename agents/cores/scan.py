@@ -26,6 +26,19 @@ import torch
 from torch import Tensor
 
 
+#: Per-stream block size (elements of one stream's W sensitivity, G*n*d) from which the
+#: sensitivity passes loop over streams. Large blocks: a loop reads S once with the block
+#: in cache, and the few microseconds of Python per stream are negligible. Small blocks
+#: with many streams (the memory tasks: 128 streams of 2*64*69) are dominated by that
+#: per-stream overhead, so whole-batch tensor ops win although they stream S once more.
+PER_STREAM_MIN_BLOCK = 1 << 16
+
+
+def per_stream(s: Tensor) -> bool:
+    """Whether the sensitivity ``s`` (B, G*n, d) is processed stream by stream."""
+    return s[0].numel() >= PER_STREAM_MIN_BLOCK
+
+
 class Cell(Protocol):
     """What a core tells the machinery about its cell."""
 
@@ -62,19 +75,24 @@ def suffix_products(jc: Tensor) -> tuple[Tensor, Tensor]:
     return q, q[0] * jc[0]
 
 
-def scaled_plus(s: Tensor, factor: Tensor, gates: int, products: Iterable[Tensor]) -> Tensor:
+def scaled_plus(s: Tensor, factor: Tensor, gates: int, products) -> Tensor:
     """factor[b,k] ⊙ s[b,g,k,:] + products[b] for every stream b, as a new tensor like s.
 
-    The big sensitivity is read once and written once: per stream, the product (G*n, d)
-    is small enough to stay in cache, and one addcmul adds the scaled row block to it.
-    (A scale pass plus a batched matmul into the result would stream S twice more.)
-    factor (B,n); s (B, G*n, d); products yields B matrices (G*n, d), computed lazily.
+    ``products(batched)`` gives the added term: with ``batched`` True one (B, G*n, d)
+    tensor, else an iterator of B matrices (G*n, d) computed lazily. Stream by stream
+    (large blocks) the big sensitivity is read once and written once, each product
+    staying in cache while one addcmul adds the scaled block to it.
+    factor (B,n); s (B, G*n, d).
     """
     B, n = factor.shape
+    if not per_stream(s):
+        out = products(True)
+        out.view(B, gates, n, -1).addcmul_(s.view(B, gates, n, -1), factor.view(B, 1, n, 1))
+        return out
     out = torch.empty_like(s)
     view, out_view = s.view(B, gates, n, -1), out.view(B, gates, n, -1)
     factor = factor.view(B, 1, n, 1).expand_as(view)
-    for s_b, f_b, out_b, product in zip(view.unbind(0), factor.unbind(0), out_view.unbind(0), products):
+    for s_b, f_b, out_b, product in zip(view.unbind(0), factor.unbind(0), out_view.unbind(0), products(False)):
         torch.addcmul(product.view(gates, n, -1), s_b, f_b, out=out_b)
     return out
 
@@ -105,6 +123,9 @@ def carry_gradients(v: Tensor, sens: list[Optional[Tensor]], gates: int) -> list
             out.append(None)
             continue
         view = s.view(B, gates, n, -1)
+        if s.dim() < 3 or not per_stream(s):  # biases and diagonals are always small
+            out.append((view * v.view(B, 1, n, 1)).sum(0).view(s.shape[1:]))
+            continue
         rows = zip(view.unbind(0), v.view(B, 1, n, 1).expand(B, gates, n, view.shape[-1]).unbind(0))
         s_0, f_0 = next(rows)
         total = torch.mul(s_0, f_0)
@@ -118,7 +139,13 @@ def step_update(sens: list[Optional[Tensor]], jc: Tensor, d: Tensor, x: Tensor, 
     """One per-step RTRL update S <- J ⊙ S + D ⊙ u; jc, prev (B,n), d (B,G,n), x (B,d)."""
     B, G, n = d.shape
     s_w, s_b, s_diag = sens
-    outer = (torch.outer(d_b, x_b) for d_b, x_b in zip(d.reshape(B, G * n).unbind(0), x.unbind(0)))
+    d_flat = d.reshape(B, G * n)
+
+    def outer(batched: bool):
+        if batched:
+            return d_flat.unsqueeze(2) * x.unsqueeze(1)
+        return (torch.outer(d_b, x_b) for d_b, x_b in zip(d_flat.unbind(0), x.unbind(0)))
+
     new_w = scaled_plus(s_w, jc, G, outer)
     new_b = torch.addcmul(d, s_b.view(B, G, n), jc.unsqueeze(1)).view_as(s_b)
     new_diag = None
@@ -134,8 +161,14 @@ def segment_update(sens: list[Optional[Tensor]], jc: Tensor, d: Tensor, x: Tenso
     q, p = suffix_products(jc)
     qd = d * q.unsqueeze(2)                                       # (T, B, G, n)
     p4 = p.view(B, 1, n)
-    per_stream = zip(qd.view(T, B, G * n).unbind(1), x.unbind(1))  # strided views, no copies
-    new_w = scaled_plus(s_w, p, G, (qd_b.t() @ x_b for qd_b, x_b in per_stream))
+
+    def products(batched: bool):
+        if batched:
+            return torch.bmm(qd.view(T, B, G * n).permute(1, 2, 0), x.transpose(0, 1))
+        pairs = zip(qd.view(T, B, G * n).unbind(1), x.unbind(1))  # strided views, no copies
+        return (qd_b.t() @ x_b for qd_b, x_b in pairs)
+
+    new_w = scaled_plus(s_w, p, G, products)
     new_b = (s_b.view(B, G, n) * p4 + qd.sum(0)).view_as(s_b)
     new_diag = None
     if s_diag is not None:
