@@ -30,6 +30,7 @@ def _leaves(obj, numbers: list[float], strings: list[str]) -> None:
         for v in obj.values():
             _leaves(v, numbers, strings)
     elif isinstance(obj, list):
+        numbers.append(float(len(obj)))  # counts the page states, e.g. "84 training runs"
         for v in obj:
             _leaves(v, numbers, strings)
     elif isinstance(obj, bool) or obj is None:
