@@ -3,6 +3,7 @@ the forward pass of the element-wise cores through :class:`agents.cores.scan.Ele
 
 from __future__ import annotations
 
+import abc
 import ctypes
 import math
 import os
@@ -42,7 +43,7 @@ def retain_freed_memory() -> bool:
     return bool(libc.mallopt(m_trim_threshold, 1 << 30) and libc.mallopt(m_mmap_threshold, 32 << 20))
 
 
-class RecurrentCore(nn.Module):
+class RecurrentCore(nn.Module, abc.ABC):
     """A recurrent core: ``forward(x (T,B,d), carry, reset (T,B) bool) -> (y (T,B,out), carry)``."""
 
     name = "core"
@@ -60,9 +61,9 @@ class RecurrentCore(nn.Module):
         """Size of the last dimension of y."""
         return self.hidden_size
 
+    @abc.abstractmethod
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-stream shape of each state entry of the carry."""
-        raise NotImplementedError
 
     def sensitivity_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-stream shape of each RTRL sensitivity entry (empty when not learning by RTRL)."""
@@ -153,9 +154,9 @@ class ElementwiseCore(RecurrentCore):
     def build(self) -> None:
         """Create parameters beyond the gates' (W, b, w), before initialisation."""
 
+    @abc.abstractmethod
     def reset_parameters(self) -> None:
         """Initialise the parameters (each core keeps its memory alive via forget_bias)."""
-        raise NotImplementedError
 
     def _uniform(self, tensor: Tensor, fan_in: int) -> None:
         """PyTorch's default layer initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
@@ -195,9 +196,9 @@ class ElementwiseCore(RecurrentCore):
         """Output y (T,B,out) from inputs and states; same-step, ordinary autograd."""
         return states
 
+    @abc.abstractmethod
     def reference_step(self, x: Tensor, s_prev: Tensor) -> Tensor:
         """One step of the cell in plain autograd: x (B,d), s_prev (B,n) -> s (B,n)."""
-        raise NotImplementedError
 
     def reference_forward(self, x: Tensor, s0: Tensor, reset: Tensor) -> Tensor:
         """The core in plain autograd over a whole stream (BPTT reference): y (T,B,out)."""
