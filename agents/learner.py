@@ -75,7 +75,8 @@ class Learner:
 
     ``train_config``: a TrainConfig-like object (gamma, entropy_cost, baseline_cost,
     optimizer, lr, lr_decay, rmsprop_alpha, rmsprop_eps, adam_eps, max_grad_norm,
-    reward_clip, loss_reduction, total_steps). ``num_streams``: how many stream ids exist.
+    reward_clip, loss_reduction, total_steps; optional life_loss, default False: use the
+    segment's ``life_lost`` flags as value-chain ends, Atari's life-loss training signal). ``num_streams``: how many stream ids exist.
     The learner runs on the model's device; it sets the model's ``reward_clip`` buffer from
     ``train_config`` so that acting copies of the model clip the core input the same way.
     """
@@ -125,7 +126,8 @@ class Learner:
         dtype = values.dtype
         rewards, discounts = rewards_and_discounts(
             segment["reward"].to(dtype), segment["terminated"], segment["truncated"], segment["first"][1:],
-            cfg.gamma, segment["truncation_value"].to(dtype), segment["life_lost"], cfg.reward_clip,
+            cfg.gamma, segment["truncation_value"].to(dtype),
+            segment["life_lost"] if getattr(cfg, "life_loss", False) else None, cfg.reward_clip,
         )
         logp = model.policy.log_prob(params, segment["action"])
         targets = vtrace(segment["behaviour_logp"].to(dtype), logp, rewards, discounts, values, bootstrap)

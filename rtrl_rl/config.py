@@ -84,6 +84,9 @@ class TrainConfig:
     adam_eps: float = _doc(1e-8, "Adam epsilon")
     max_grad_norm: float = _doc(40.0, "clip the global gradient norm to this value")
     reward_clip: float = _doc(0.0, "clip rewards to [-c, c] in the loss and the core input; 0 = off")
+    life_loss: bool = _doc(
+        False, "Atari: end the value chain at a lost life (the episode and the core state go on)"
+    )
     loss_reduction: str = _choice(
         "mean", ("mean", "sum"), "reduce the loss over time and batch (IMPALA sums; pair sum with RMSprop)"
     )

@@ -69,8 +69,8 @@ def run_episodes(venv, model, episodes: int, greedy: bool = True, max_steps: int
 def evaluation_options(spec: str, options: dict) -> dict:
     """Environment options of the suite's evaluation protocol, given the training options.
 
-    Atari: sticky actions 0.25 and no life-loss signal (Machado et al. 2018; the raw
-    score of full episodes). ProcGen: the full level distribution (``num_levels=0``), i.e.
+    Atari: sticky actions 0.25 (Machado et al. 2018; full episodes, the raw score, and
+    no life-loss signal: evaluation never learns from ``life_lost``). ProcGen: the full level distribution (``num_levels=0``), i.e.
     the test levels of Cobbe et al. (2020). Other suites evaluate as they train.
     """
     import envs
@@ -79,8 +79,6 @@ def evaluation_options(spec: str, options: dict) -> dict:
     options = dict(options)
     if suite == "atari":
         options["sticky"] = 0.25
-        if "life_loss" in options:
-            options["life_loss"] = False
     elif suite == "procgen":
         options.update(envs.procgen_split(options.get("distribution_mode", "easy"))[1])
     return options

@@ -115,7 +115,7 @@ def bptt_core_gradient(model, stream, T, K, cfg):
 def test_learner_core_gradient_equals_full_stream_bptt(core, T, K, encoder_grad):
     stream = random_stream(T * K, batch=2, seed=1)
     model = make_model(core=core, encoder_grad=encoder_grad)
-    cfg = train_config()
+    cfg = train_config(life_loss=True)  # every flag of the segment shapes the targets
     rtrl = learner_core_gradient(model, stream, T, K, cfg)
     bptt = bptt_core_gradient(model, stream, T, K, cfg)
     for name in bptt:
@@ -250,3 +250,17 @@ def test_non_finite_gradient_stops_without_touching_parameters():
     with pytest.raises(FloatingPointError, match="non-finite gradient norm at update 1"):
         learner.update(segment_of(stream, 0, 4), torch.arange(2))
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_life_loss_flags_are_used_only_when_enabled():
+    stream = random_stream(6, 3, seed=4)
+    stream["life_lost"][2] = True  # at least one lost life in the segment
+    no_lives = {**stream, "life_lost": torch.zeros_like(stream["life_lost"])}
+    losses = {}
+    for name, cfg, segment in [("off", train_config(), stream), ("off-none", train_config(), no_lives),
+                               ("on", train_config(life_loss=True), stream)]:
+        model = make_model(seed=1)
+        learner = Learner(model, cfg, num_streams=3)
+        losses[name] = learner.loss(segment, learner.carry)[0].item()
+    assert losses["off"] == losses["off-none"]
+    assert losses["on"] != losses["off"]
