@@ -142,3 +142,12 @@ def test_every_config_trains_for_a_few_steps(name, tmp_path):
     assert summary["steps"] == config.train.total_steps and summary["updates"] == 2
     assert load_yaml(tmp_path / "config.yaml") == to_dict(config)
     assert list(tmp_path.glob("events.out.tfevents.*"))
+
+
+def test_numbers_in_exponent_form_and_integral_floats():
+    c = load_config(None, ["train.lr=6e-4", "train.total_steps=1e6", "train.seed=2.0", "train.gamma=1"])
+    assert (c.train.lr, c.train.total_steps, c.train.seed, c.train.gamma) == (6e-4, 1_000_000, 2, 1.0)
+    assert isinstance(c.train.total_steps, int) and isinstance(c.train.gamma, float)
+    for bad in ("train.total_steps=1.5", "train.lr=fast", "train.lr_decay=1"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0]):
+            load_config(None, [bad])
