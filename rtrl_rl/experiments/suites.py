@@ -1,0 +1,133 @@
+"""Short-budget training on the real suites (issue 6 §3), and the page that reports it.
+
+Each run is ``rtrl-rl train --config <suite config>`` with the rule's overrides, on the
+synchronous trainer with one thread, stopped by SIGINT after a wall-time budget (the
+trainer then writes its final checkpoint and summary). Afterwards ``rtrl-rl evaluate``
+plays fresh episodes with the suite's protocol. Learning curves come from the run's
+TensorBoard scalars. Everything on the page is read from ``suites.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RULES = {
+    "RTRL eLSTM": ["agent.core=elstm", "agent.learning=rtrl"],
+    "feed-forward": ["agent.core=none", "agent.learning=none"],
+}
+#: env frames per agent step (Atari repeats each action 4 frames; ProcGen does not)
+FRAMES_PER_STEP = {"atari": 4, "procgen": 1}
+#: published figures at their budgets, quoted from design/anchors.md (not measured here)
+PUBLISHED = {
+    "atari/pong": "CleanRL PPO+LSTM 19.8 at 10M steps (40M frames); the reference gives no Pong figure",
+    "atari/breakout": "reference RTRL eLSTM 275 (feed-forward 234) at 200M steps",
+    "procgen/coinrun": "no published figure in anchors.md (normalisation range 5 to 10)",
+    "procgen/starpilot": "CleanRL PPO 31.0 at 25M steps (normalisation range 2.5 to 64)",
+}
+#: the full budget each config asks for, in agent steps (its train.total_steps)
+FULL_STEPS = {"atari/pong": 10_000_000, "atari/breakout": 50_000_000, "procgen/coinrun": 25_000_000,
+              "procgen/starpilot": 25_000_000}
+
+
+def train_command(config: str, rule: str, run_dir: Path) -> list[str]:
+    """The exact training command of one run (no step limit: the wall-time budget stops it)."""
+    return ["rtrl-rl", "train", "--config", config, *RULES[rule], "runtime.actors=0", "train.device=cpu",
+            "train.threads=1", "log.progress=false", "log.eval_episodes=0", f"run_dir={run_dir}"]
+
+
+def start(config: str, rule: str, run_dir: Path) -> subprocess.Popen:
+    """Start one training run in the background; its log goes to ``run_dir/train.log``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = open(run_dir / "train.log", "w")
+    return subprocess.Popen(train_command(config, rule, run_dir), stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen, grace_s: float = 900.0) -> int:
+    """SIGINT (final checkpoint and summary), then wait; kill only if it never ends."""
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+def episode_curve(run_dir: Path) -> list[tuple[int, float]]:
+    """(step, mean episodic return) points from the run's TensorBoard events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    if "charts/episodic_return" not in acc.Tags()["scalars"]:
+        return []
+    return [(int(e.step), float(e.value)) for e in acc.Scalars("charts/episodic_return")]
+
+
+def evaluate(run_dir: Path, episodes: int) -> dict:
+    """``rtrl-rl evaluate --json`` on fresh environments with the suite's protocol."""
+    cmd = ["rtrl-rl", "evaluate", str(run_dir), "--episodes", str(episodes), "--num-envs", str(min(8, episodes)),
+           "--seed", "0", "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip()[-2000:], "command": " ".join(cmd)}
+    result = json.loads(out.stdout)
+    return {k: result[k] for k in ("episodes", "mean_return", "std_return", "min_return", "max_return")} | {
+        "command": " ".join(cmd)}
+
+
+def run_pair(config: str, minutes: float, work: Path, episodes: int) -> list[dict]:
+    """Both rules on one config, side by side (one core each), for ``minutes`` of wall time."""
+    dirs = {rule: work / f"{config.replace('/', '-')}-{rule.split()[0].lower()}" for rule in RULES}
+    procs = {rule: start(config, rule, d) for rule, d in dirs.items()}
+    time.sleep(minutes * 60)
+    codes = {rule: stop(p) for rule, p in procs.items()}
+    results = []
+    for rule, run_dir in dirs.items():
+        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+        suite = config.split("/")[0]
+        results.append({
+            "config": config, "rule": rule, "exit_code": codes[rule],
+            "command": " ".join(train_command(config, rule, Path("RUN_DIR"))),
+            "steps": summary.get("steps"), "frames": (summary.get("steps") or 0) * FRAMES_PER_STEP.get(suite, 1),
+            "wall_s": summary.get("wall_s"), "sps": summary.get("sps"),
+            "curve": episode_curve(run_dir), "evaluation": evaluate(run_dir, episodes),
+        })
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the pairs, then write the JSON, the plot and the page."""
+    from rtrl_rl.experiments.suites_report import write_page
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.suites", description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["procgen/coinrun", "atari/pong"])
+    parser.add_argument("--minutes", type=float, default=60.0, help="wall time per pair of runs")
+    parser.add_argument("--episodes", type=int, default=16, help="evaluation episodes per run")
+    parser.add_argument("--out", default="docs/results", help="folder of suites.json and the plot")
+    parser.add_argument("--work-dir", default="runs/suites", help="run directories")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the page from suites.json")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    json_path = out / "suites.json"
+    if not args.report_only:
+        started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        runs = [r for config in args.configs for r in run_pair(config, args.minutes, Path(args.work_dir), args.episodes)]
+        command = f"python -m benchmarks.suites --configs {' '.join(args.configs)} --minutes {args.minutes:g} " \
+                  f"--episodes {args.episodes}"
+        data = {"command": command, "started": started, "minutes": args.minutes, "runs": runs,
+                "published": PUBLISHED, "full_steps": FULL_STEPS, "frames_per_step": FRAMES_PER_STEP}
+        out.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(data, indent=1))
+    data = json.loads(json_path.read_text())
+    print("wrote", *write_page(data, out, out.parent / "results_suites.md"))
+    return 0 if all(r["exit_code"] in (0, 130) for r in data["runs"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
