@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import envs
+from env_rollouts import rollout_frames
 
 pytest.importorskip("ale_py")
 
@@ -48,14 +49,7 @@ def test_breakout_life_loss_signal_and_game_over():
 
 
 def test_same_seed_same_frames_and_unknown_game():
-    def frames(seed):
-        venv = envs.make_vector("atari:Breakout", 2, seed=seed)
-        out = [venv.reset().obs]
-        out += [venv.step(np.array([1, 3])).obs for _ in range(30)]
-        venv.close()
-        return np.stack(out)
-
-    a = frames(5)
-    assert np.array_equal(a, frames(5))
+    a = rollout_frames("atari:Breakout", 5, [1, 3], 30)
+    assert np.array_equal(a, rollout_frames("atari:Breakout", 5, [1, 3], 30))
     with pytest.raises(envs.SpecError, match="Pong"):
         envs.make_vector("atari:Ponng", 1)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import envs
+from env_rollouts import rollout_frames
 
 pytest.importorskip("procgen")
 
@@ -46,13 +47,6 @@ def test_unknown_game():
 
 
 def test_same_seed_same_frames():
-    def frames(seed):
-        venv = envs.make_vector("procgen:coinrun", 2, seed=seed)
-        out = [venv.reset().obs]
-        out += [venv.step(np.array([1, 5])).obs for _ in range(20)]
-        venv.close()
-        return np.stack(out)
-
-    a = frames(2)
-    assert np.array_equal(a, frames(2))
-    assert not np.array_equal(a, frames(3))
+    a = rollout_frames("procgen:coinrun", 2, [1, 5], 20)
+    assert np.array_equal(a, rollout_frames("procgen:coinrun", 2, [1, 5], 20))
+    assert not np.array_equal(a, rollout_frames("procgen:coinrun", 3, [1, 5], 20))
