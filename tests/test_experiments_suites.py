@@ -17,11 +17,41 @@ def test_pair_is_stopped_evaluated_and_reported(tmp_path):
         assert run["exit_code"] in (0, 130)
         assert run["steps"] > 0 and run["frames"] == run["steps"]
         assert run["evaluation"]["episodes"] == 2, run["evaluation"]
-    data = {"command": "test", "started": "now", "minutes": 0.1, "runs": runs, "published": suites.PUBLISHED,
-            "full_steps": suites.FULL_STEPS, "frames_per_step": suites.FRAMES_PER_STEP}
+    data = suites.merge(None, runs, {"batch_command": "test", "started": "now", "minutes": 0.1})
     json.dumps(data)  # what the runner saves must be plain JSON
     md, png = write_page(data, tmp_path, tmp_path / "page.md")
     page = md.read_text()
     assert png.stat().st_size > 0 and f"({tmp_path.name}/{png.name})" in page
     for run in runs:
-        assert f"| {run['config']} | {run['rule']} | {run['steps']:,} |" in page
+        assert f"| {run['config']} | {run['rule']} | 0.1 | {run['steps']:,} |" in page
+
+
+def _run(config: str, rule: str, steps: int) -> dict:
+    return {"config": config, "rule": rule, "steps": steps}
+
+
+def test_merge_replaces_rerun_configs_and_keeps_the_others_with_their_batch():
+    # The layout of a file written before runs carried their invocation.
+    old = {"command": "first", "started": "t0", "minutes": 20.0,
+           "runs": [_run("atari/pong", rule, 1) for rule in suites.RULES]
+           + [_run("procgen/coinrun", rule, 2) for rule in suites.RULES]}
+    new = [_run("procgen/coinrun", rule, 3) for rule in suites.RULES] + [_run("atari/breakout", "RTRL eLSTM", 4)]
+    merged = suites.merge(old, new, {"batch_command": "second", "started": "t1", "minutes": 60.0})
+    by_config = {(r["config"], r["rule"]): r for r in merged["runs"]}
+    assert len(merged["runs"]) == 5
+    assert by_config[("atari/pong", "RTRL eLSTM")] == {**_run("atari/pong", "RTRL eLSTM", 1), "batch_command": "first",
+                                                       "started": "t0", "minutes": 20.0}
+    assert {r["steps"] for r in merged["runs"] if r["config"] == "procgen/coinrun"} == {3}
+    assert by_config[("atari/breakout", "RTRL eLSTM")]["minutes"] == 60.0
+    assert [r["config"] for r in merged["runs"]] == ["atari/pong", "atari/pong", "atari/breakout",
+                                                    "procgen/coinrun", "procgen/coinrun"]
+    assert suites.merge(merged, [], {}) == merged  # idempotent: --report-only rewrites nothing
+
+
+def test_report_only_without_results_is_a_clear_error(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_info:
+        suites.main(["--report-only", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "run without --report-only first" in capsys.readouterr().err

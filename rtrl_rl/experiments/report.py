@@ -173,6 +173,7 @@ def _missing(data: dict) -> list[str]:
                      f"and {m['jobs']} runs at a time that is about "
                      f"{fmt(f['estimate_s'] / 3600, 1) if f['estimate_s'] else 'an unknown number of'} hours. This "
                      f"page shows the `{data['grid']['name']}` grid only.")
-    lines += ["- **Atari (Pong, Breakout) and ProcGen (coinrun, starpilot)**: no training runs, scores or "
-              "evaluations on the real suites are reported here yet.", ""]
+    lines += ["- **Atari (Pong, Breakout) and ProcGen (coinrun, starpilot)** are not part of this experiment: "
+              "their short-budget runs have their own page, [results_suites.md](results_suites.md), written by "
+              "`python -m benchmarks.suites`.", ""]
     return lines

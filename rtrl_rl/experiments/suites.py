@@ -101,8 +101,27 @@ def run_pair(config: str, minutes: float, work: Path, episodes: int) -> list[dic
     return results
 
 
+def merge(old: dict | None, runs: list[dict], batch: dict) -> dict:
+    """The results after one invocation: its runs replace earlier runs of the same configs.
+
+    Each run records the invocation (``batch``: batch_command, started, minutes) that made it,
+    so configs measured by different invocations, with different budgets, share one page.
+    A file written before runs carried their batch gets it from its top-level fields.
+    """
+    kept = []
+    if old:
+        legacy = {"batch_command": old["command"], "started": old["started"], "minutes": old["minutes"]} \
+            if "command" in old else {}
+        kept = [{**legacy, **r} for r in old["runs"] if r["config"] not in {n["config"] for n in runs}]
+    new = [{**batch, **r} for r in runs]
+    order = list(FULL_STEPS)
+    merged = sorted(kept + new, key=lambda r: (order.index(r["config"]) if r["config"] in order else len(order),
+                                               list(RULES).index(r["rule"])))
+    return {"runs": merged, "published": PUBLISHED, "full_steps": FULL_STEPS, "frames_per_step": FRAMES_PER_STEP}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the pairs, then write the JSON, the plot and the page."""
+    """Run the pairs, merge them into the JSON, then write the plot and the page."""
     from rtrl_rl.experiments.suites_report import write_page
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.suites", description=__doc__.splitlines()[0])
@@ -115,16 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     json_path = out / "suites.json"
+    if args.report_only and not json_path.is_file():
+        parser.error(f"{json_path} does not exist: run without --report-only first")
     if not args.report_only:
-        started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        batch = {"batch_command": f"python -m benchmarks.suites --configs {' '.join(args.configs)} "
+                            f"--minutes {args.minutes:g} --episodes {args.episodes}",
+                 "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "minutes": args.minutes}
         runs = [r for config in args.configs for r in run_pair(config, args.minutes, Path(args.work_dir), args.episodes)]
-        command = f"python -m benchmarks.suites --configs {' '.join(args.configs)} --minutes {args.minutes:g} " \
-                  f"--episodes {args.episodes}"
-        data = {"command": command, "started": started, "minutes": args.minutes, "runs": runs,
-                "published": PUBLISHED, "full_steps": FULL_STEPS, "frames_per_step": FRAMES_PER_STEP}
+        old = json.loads(json_path.read_text()) if json_path.is_file() else None
         out.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(data, indent=1))
-    data = json.loads(json_path.read_text())
+        json_path.write_text(json.dumps(merge(old, runs, batch), indent=1))
+    data = merge(json.loads(json_path.read_text()), [], {})  # also upgrades a file of the old layout
     print("wrote", *write_page(data, out, out.parent / "results_suites.md"))
     return 0 if all(r["exit_code"] in (0, 130) for r in data["runs"]) else 1
 
