@@ -167,3 +167,25 @@ def test_committed_report_is_regenerated_from_its_json(tmp_path: Path):
     committed = (docs / "results.md").read_text()
     assert (tmp_path / "results.md").read_text() == committed
     assert _untraced_numbers(committed, data) == []
+
+
+def _number_tokens(text: str) -> set[str]:
+    return {t.rstrip(",") for t in re.findall(r"\d[\d,]*(?:\.\d+)?", text)}
+
+
+def _readme_results_untraced(readme: str, pages: str) -> list[str]:
+    """Numbers of the README's Results section that appear on neither generated page."""
+    section = readme.split("\n## Results\n", 1)[1].split("\n## ", 1)[0]
+    section = re.sub(r"\(docs/[^)]*\)|`[^`]*`", "", section)  # links and commands are not figures
+    return sorted(_number_tokens(section) - _number_tokens(pages))
+
+
+def test_readme_results_quote_only_the_generated_pages():
+    """The README's short Results section is typed by hand, so every figure in it must be one
+    that the generated pages (docs/results.md, docs/results_suites.md) show."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    pages = (root / "docs" / "results.md").read_text() + (root / "docs" / "results_suites.md").read_text()
+    assert _readme_results_untraced(readme, pages) == []
+    typo = readme.replace("\n## Results\n", "\n## Results\n\nRTRL reached 0.987654 after 12,345,679 frames.\n", 1)
+    assert _readme_results_untraced(typo, pages) == ["0.987654", "12,345,679"]
