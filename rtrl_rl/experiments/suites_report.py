@@ -69,8 +69,9 @@ def write_page(data: dict, out: Path, md: Path) -> list[Path]:
             f"{run['wall_s'] or 0:.0f} | {run['sps'] or 0:.0f} | {_evaluation(run)} | {_needs(run, data)} | "
             f"{data['published'].get(run['config'], '–')} |")
     lines += ["", f"![training score against frames]({out.name}/{plot.name})", "",
-              "Evaluation: Atari full episodes with sticky actions 0.25 and the raw score; ProcGen the full "
-              "level distribution (test levels). Commands:", ""]
+              "Evaluation: greedy actions (the `rtrl-rl evaluate` default), so the evaluation can differ from "
+              "the sampled training returns of the plot; Atari full episodes with sticky actions 0.25 and the "
+              "raw score; ProcGen the full level distribution (test levels). Commands:", ""]
     lines += [f"- `{run['command']}`; then `{run['evaluation'].get('command', '')}`" for run in data["runs"]]
     md.write_text("\n".join(lines) + "\n")
     return [md, plot]
