@@ -77,7 +77,8 @@ def test_close_leaves_no_processes_and_is_idempotent():
 
 
 PARENT = """
-import sys, numpy as np
+import faulthandler, signal, sys, numpy as np
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view into a hang
 sys.path.insert(0, {cwd!r})
 import envs
 if __name__ == "__main__":
@@ -93,11 +94,17 @@ if __name__ == "__main__":
 def test_parent_interrupted_or_killed_leaves_no_orphans(tmp_path, how):
     script = tmp_path / "parent.py"
     script.write_text(PARENT.format(cwd=os.getcwd()))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pids = [int(p) for p in proc.stdout.readline().split()]
     assert len(pids) == 2
     proc.send_signal(how)
-    proc.wait(timeout=10)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # show where it hangs, and leave nothing running
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        proc.kill()
+        pytest.fail(f"the parent did not exit after {how.name}; its stacks:\n{proc.communicate()[1][-4000:]}")
     deadline = time.monotonic() + 5
     alive = pids
     while alive and time.monotonic() < deadline:
