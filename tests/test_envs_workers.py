@@ -79,6 +79,9 @@ def test_close_leaves_no_processes_and_is_idempotent():
 PARENT = """
 import faulthandler, signal, sys, numpy as np
 faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view into a hang
+# Python keeps SIGINT ignored when it starts so (a job started with & by a non-interactive
+# shell, as a backgrounded CI run is): restore the Ctrl-C a user's terminal delivers.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {cwd!r})
 import envs
 if __name__ == "__main__":
