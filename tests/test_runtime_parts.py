@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import time
 
@@ -11,7 +12,7 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from rtrl_rl.runtime.batches import Batch, Batcher, OrderCheck, OrderError, gather
+from rtrl_rl.runtime.batches import ERROR, SEGMENT, Batch, Batcher, OrderCheck, OrderError, gather
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import ACTING, FULL, LEARNING, allocate_slots, slots_per_actor
 
@@ -34,15 +35,49 @@ def test_slots_split_streams_evenly_and_live_in_shared_memory():
 
 
 def test_batcher_takes_the_oldest_slot_of_every_actor():
-    q: queue.Queue = queue.Queue()
-    batcher = Batcher(q, num_actors=2)
+    pipes = [mp.Pipe(duplex=False) for _ in range(2)]
+    batcher = Batcher(num_actors=2)
+    for actor, (reader, _) in enumerate(pipes):
+        batcher.attach(actor, reader)
     for actor, slot in [(0, 10), (0, 11), (0, 12), (1, 20)]:  # actor 0 runs ahead
-        q.put((actor, slot, [f"ep{slot}"]))
+        pipes[actor][1].send((SEGMENT, slot, [f"ep{slot}"]))
     first = batcher.next(timeout=0.1)
     assert first.slots == [10, 20] and first.actors == [0, 1] and first.episodes == ["ep10", "ep20"]
     assert batcher.next(timeout=0.05) is None  # actor 1 has nothing pending
-    q.put((1, 21, []))
+    pipes[1][1].send((SEGMENT, 21, []))
     assert batcher.next(timeout=0.1).slots == [11, 21]
+
+
+def _send_and_exit(writer, slot: int) -> None:
+    """Child process: hand over one slot, report a failure, and exit at once (like an actor)."""
+    writer.send((SEGMENT, slot, []))
+    writer.send((ERROR, f"traceback {slot}"))
+    os._exit(1)
+
+
+def test_an_actor_that_exits_right_after_sending_loses_nothing_and_blocks_no_one():
+    # The runtime used one shared multiprocessing.Queue before. Probed on this machine, a
+    # writer that put a message and then exited with os._exit lost the message in 2 of 150
+    # tries, and with a second writer busy on the same queue it wedged the queue's lock for
+    # that writer within 4 tries (a CI run hung that way after an actor restart). Pipes
+    # per actor send synchronously and share no lock.
+    ctx = mp.get_context("fork")  # a tiny child that never touches torch
+    batcher = Batcher(num_actors=2)
+    survivor_reader, survivor = ctx.Pipe(duplex=False)
+    batcher.attach(1, survivor_reader)
+    for attempt in range(30):
+        reader, writer = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_send_and_exit, args=(writer, attempt))
+        child.start()
+        writer.close()
+        batcher.attach(0, reader)
+        child.join(timeout=10)
+        assert child.exitcode == 1
+        assert batcher.report(0) == f"traceback {attempt}" and batcher.readers[0] is None
+        survivor.send((SEGMENT, 100 + attempt, []))
+        batch = batcher.next(timeout=5)
+        assert batch is not None and batch.slots == [attempt, 100 + attempt]
+    assert batcher.next(timeout=0.05) is None  # nothing left over, nothing duplicated
 
 
 def test_gather_joins_slots_along_streams():

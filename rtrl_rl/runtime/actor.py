@@ -4,11 +4,11 @@ An actor builds its vectorised environment (seeded from the run seed, its index 
 restart count), a CPU copy of the model, and a :class:`~rtrl_rl.rollout.Collector`. Then,
 until told to stop: take one of its free slots, load newer parameters if the learner
 published any, collect one segment straight into the slot, record the acting parameter
-version and the segment number, and put the slot index on the full queue together with
-the episodes that finished. It never computes sensitivities: the learner keeps the
+version and the segment number, and send the slot index down its pipe to the learner
+together with the episodes that finished. It never computes sensitivities: the learner keeps the
 per-stream RTRL carry.
 
-Faults: any exception is sent (with its traceback) over the error queue and the process
+Faults: any exception is sent (with its traceback) down the same pipe and the process
 exits with code 1; the learner decides whether to stop the run or restart the actor.
 SIGINT is ignored (a Ctrl-C reaches the whole process group; the learner shuts actors
 down itself), and an actor whose parent died exits on its own.
@@ -28,6 +28,7 @@ import torch
 
 from rtrl_rl.config import Config
 from rtrl_rl.rollout import Collector
+from rtrl_rl.runtime.batches import ERROR, SEGMENT
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import ACTING, FULL, SlotPool
 
@@ -53,8 +54,7 @@ class Channels:
     pool: SlotPool
     params: SharedParams
     free: object  # this actor's free-slot queue (multiprocessing Queue of slot indices)
-    full: object  # the learner's queue of (actor, slot, episodes)
-    errors: object  # the learner's queue of (actor, generation, traceback text)
+    out: object  # write end of this actor's pipe to the learner (see batches.SEGMENT, ERROR)
     stop: object  # multiprocessing Event set by the learner to end the run
 
 
@@ -71,14 +71,13 @@ def actor_main(spec: ActorSpec, channels: Channels) -> None:
     code = 0
     try:
         run_actor(spec, channels)
-        # Stopping: whatever is still queued for the learner no longer matters.
-        channels.full.cancel_join_thread()
     except BaseException:  # noqa: BLE001 - every failure must reach the learner
         code = 1
-        channels.errors.put((spec.actor, spec.generation, traceback.format_exc()))
-        channels.errors.close()
-        channels.errors.join_thread()  # flush the report before the process ends
-    # The environment is closed and the report flushed; skip the interpreter's teardown
+        try:  # a synchronous send: the report is in the pipe before this process ends
+            channels.out.send((ERROR, traceback.format_exc()))
+        except OSError:
+            pass  # the learner has stopped reading (it is shutting down or gone)
+    # The environment is closed and the report sent; skip the interpreter's teardown
     # of torch and friends, which takes a second or more per actor on a busy machine.
     sys.stdout.flush()
     sys.stderr.flush()
@@ -107,7 +106,7 @@ def run_actor(spec: ActorSpec, channels: Channels) -> None:
             version = channels.params.pull(model, have=version)
             collector.collect(pool.segments[slot])
             pool.mark(slot, FULL, generation=spec.generation, seq=seq, version=version)
-            channels.full.put((spec.actor, slot, collector.episodes.drain()))
+            channels.out.send((SEGMENT, slot, collector.episodes.drain()))
             seq += 1
     finally:
         venv.close()

@@ -1,26 +1,35 @@
 """From full slots to learner batches, keeping every stream's segments in order.
 
 The learner holds one RTRL carry per stream, so it must see each stream's segments in
-the order they were collected, without gaps. Each actor owns fixed streams and sends its
-slots over one FIFO queue in collection order; :class:`Batcher` keeps a FIFO per actor
-and forms a batch from the *oldest* pending slot of every actor, so a batch has one
-segment per stream (all streams, as in the synchronous trainer) and no stream ever gets
-a later segment before an earlier one. :class:`OrderCheck` verifies this on every batch
-from the sequence numbers the actors write into the slots, and resets the carry of an
-actor's streams when a restarted actor starts a new generation of episodes.
+the order they were collected, without gaps. Each actor owns fixed streams and reports
+its full slots, in collection order, over its *own* one-way pipe; :class:`Batcher` keeps
+a FIFO per actor and forms a batch from the *oldest* pending slot of every actor, so a
+batch has one segment per stream (all streams, as in the synchronous trainer) and no
+stream ever gets a later segment before an earlier one. :class:`OrderCheck` verifies this
+on every batch from the sequence numbers the actors write into the slots, and resets the
+carry of an actor's streams when a restarted actor starts a new generation of episodes.
+
+Why a pipe per actor and not one shared ``multiprocessing.Queue``: a queue's writers
+share a lock and hand messages to a background feeder thread. An actor that exits (or is
+killed) while its feeder holds that lock wedges the queue for every other actor, and one
+that exits before its feeder ran loses the message. A pipe per actor has one writer, no
+lock and no thread: ``send`` returns when the message is in the pipe.
 """
 
 from __future__ import annotations
 
-import queue
 import time
 from collections import deque
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 
 import torch
 
 from rtrl_rl.rollout import Segment
 from rtrl_rl.runtime.slots import LEARNING, SlotPool
+
+#: messages an actor sends: ("segment", slot, episodes) or ("error", traceback text)
+SEGMENT, ERROR = "segment", "error"
 
 
 @dataclass
@@ -33,21 +42,34 @@ class Batch:
 
 
 class Batcher:
-    """Reads ``(actor, slot, episodes)`` messages and yields one slot per actor per batch."""
+    """Reads every actor's pipe and yields one slot per actor per batch.
 
-    def __init__(self, full_queue, num_actors: int) -> None:
-        self.queue = full_queue
+    :meth:`attach` gives it an actor's read end (again after a restart). Segment messages
+    queue up per actor; an error message is kept for :meth:`report`; end of file (the
+    actor exited) closes that actor's read end until a replacement is attached.
+    """
+
+    def __init__(self, num_actors: int) -> None:
         self.pending: list[deque] = [deque() for _ in range(num_actors)]
+        self.readers: list[Connection | None] = [None] * num_actors
+        self.reports: dict[int, str] = {}
         self.last_seen = [time.monotonic()] * num_actors
+
+    def attach(self, actor: int, reader: Connection) -> None:
+        """Read ``actor``'s messages from ``reader`` from now on; its silence clock restarts.
+
+        Segments still pending from an earlier incarnation stay pending, ahead of the new
+        ones, so they are used first.
+        """
+        self._close(actor)
+        self.readers[actor] = reader
+        self.reports.pop(actor, None)
+        self.last_seen[actor] = time.monotonic()
 
     def waiting_for(self, seconds: float) -> list[int]:
         """Actors the next batch waits for that have sent nothing for ``seconds`` (stuck?)."""
         now = time.monotonic()
         return [a for a, fifo in enumerate(self.pending) if not fifo and now - self.last_seen[a] > seconds]
-
-    def restarted(self, actor: int) -> None:
-        """Start the silence clock of a replaced actor afresh."""
-        self.last_seen[actor] = time.monotonic()
 
     def next(self, timeout: float) -> Batch | None:
         """The next batch, or None if it is not complete within ``timeout`` seconds.
@@ -56,22 +78,60 @@ class Batcher:
         stopped; the caller checks actor liveness and signals between calls.
         """
         deadline = time.monotonic() + timeout
+        while self._read_ready(0.0):  # drain what is there, so no actor's pipe fills up
+            pass
         while not all(self.pending):
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or not self._read_ready(remaining):
                 return None
-            try:
-                actor, slot, episodes = self.queue.get(timeout=remaining)
-            except queue.Empty:
-                return None
-            self.pending[actor].append((slot, episodes))
-            self.last_seen[actor] = time.monotonic()
         heads = [fifo.popleft() for fifo in self.pending]
         return Batch(
             actors=list(range(len(heads))),
             slots=[slot for slot, _ in heads],
             episodes=[ep for _, episodes in heads for ep in episodes],
         )
+
+    def report(self, actor: int) -> str:
+        """Read what a dead ``actor`` left in its pipe; its traceback ('' if it sent none).
+
+        Call it only once the process has exited: everything it sent is then in the pipe,
+        so this never waits. Segments it sent before dying become pending as usual.
+        """
+        reader = self.readers[actor]
+        while reader is not None and self.readers[actor] is reader and reader.poll(0):
+            self._read(actor)
+        self._close(actor)
+        return self.reports.pop(actor, "")
+
+    def close(self) -> None:
+        """Close every read end (actors still writing then get a broken pipe and exit)."""
+        for actor in range(len(self.readers)):
+            self._close(actor)
+
+    def _read_ready(self, timeout: float) -> bool:
+        """Read one message from each pipe that has one within ``timeout``; False if none did."""
+        open_readers = [r for r in self.readers if r is not None]
+        ready = wait(open_readers, timeout) if open_readers else time.sleep(timeout)
+        for reader in ready or ():
+            self._read(self.readers.index(reader))
+        return bool(ready)
+
+    def _read(self, actor: int) -> None:
+        try:
+            message = self.readers[actor].recv()
+        except (EOFError, OSError):  # the actor exited (a half-written message counts as lost)
+            self._close(actor)
+            return
+        self.last_seen[actor] = time.monotonic()
+        if message[0] == SEGMENT:
+            self.pending[actor].append(message[1:])
+        elif message[0] == ERROR:
+            self.reports[actor] = message[1]
+
+    def _close(self, actor: int) -> None:
+        if self.readers[actor] is not None:
+            self.readers[actor].close()
+            self.readers[actor] = None
 
 
 class OrderError(RuntimeError):

@@ -128,10 +128,11 @@ def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
     with StopSignals() as signals:
         # Tracebacks hold "[...]", which rich would read as markup: print them verbatim.
         log = lambda text: session.monitor.console.print(text, markup=False, highlight=False)  # noqa: E731
-        supervisor = Supervisor(config, pool, params, log=log, seed_salt=resumed["step"])
+        batcher = Batcher(actors)
+        supervisor = Supervisor(config, pool, params, batcher, log=log, seed_salt=resumed["step"])
         try:
             supervisor.start()
-            reason = _learn(config, learner, session, supervisor, params, signals)
+            reason = _learn(config, learner, session, supervisor, batcher, signals)
         except ActorFailure:
             supervisor.stop()
             _finish(session, "interrupted (actor failure)")
@@ -151,18 +152,17 @@ def _finish(session: RunSession, reason: str) -> dict:
         return session.finish(f"interrupted ({stop})", evaluate_on_cpu)
 
 
-def _learn(config: Config, learner: Learner, session: RunSession, supervisor: Supervisor,
-           params: SharedParams, signals: StopSignals) -> str:
+def _learn(config: Config, learner: Learner, session: RunSession, supervisor: Supervisor, batcher: Batcher,
+           signals: StopSignals) -> str:
     """The learner loop; returns why it stopped (budget, target or interrupted (SIGNAL))."""
-    pool, monitor = supervisor.pool, session.monitor
-    batcher, order = Batcher(supervisor.full, supervisor.num_actors), OrderCheck(supervisor.num_actors)
+    pool, params, monitor = supervisor.pool, supervisor.params, session.monitor
+    order = OrderCheck(supervisor.num_actors)
     steps_per_batch = config.train.segment_length * config.env.num_envs
     next_eval = monitor.step + config.log.eval_interval_steps
     while monitor.step < config.train.total_steps:
         if signals.received:
             return f"interrupted ({signals.received})"
-        for actor in supervisor.check():
-            batcher.restarted(actor)
+        supervisor.check()  # restarts dead actors (or raises ActorFailure)
         batch = batcher.next(timeout=POLL_S)
         if batch is None:
             supervisor.kill_stuck(batcher.waiting_for(STALL_S), STALL_S)

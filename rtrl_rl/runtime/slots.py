@@ -1,9 +1,9 @@
-"""Preallocated shared-memory rollout slots and the queues that pass their indices.
+"""Preallocated shared-memory rollout slots; only their indices travel between processes.
 
 A slot is one rollout segment (``rtrl_rl.rollout`` layout) for the streams of one actor,
-allocated once in shared memory before the actors start; only slot *indices* travel over
-queues (TorchBeast's pattern). Each actor owns a fixed set of slots and has its own free
-queue; all actors share one full queue to the learner. Owning slots per actor keeps
+allocated once in shared memory before the actors start; only slot *indices* travel
+(TorchBeast's pattern). Each actor owns a fixed set of slots, gets free ones from its own
+free queue and reports full ones down its own pipe to the learner. Owning slots per actor keeps
 recovery simple: after a crash the supervisor rebuilds that actor's free queue from the
 slot states, without guessing what a dead process had taken.
 
@@ -106,7 +106,7 @@ def slots_per_actor(total_slots: int, actors: int) -> int:
     """Slots each actor owns: ``runtime.slots`` split evenly (0 means 2 per actor plus 2).
 
     Three slots per actor let it write one while the learner reads another and a third
-    waits in the full queue, so acting and learning overlap.
+    waits in its pipe, so acting and learning overlap.
     """
     total = total_slots or 2 * actors + 2
     return max(2, total // actors)

@@ -1,17 +1,17 @@
 """Actor processes: start, watch, restart and stop them; route free slots back to them.
 
 The learner owns one :class:`Supervisor`. It starts actors with the ``spawn`` method (a
-fresh interpreter: no torch threads or locks inherited through ``fork``), checks between
-updates whether any has died, and either raises :class:`ActorFailure` with the actor's
-traceback or, with ``restart_actors``, starts a replacement that owns the same streams
-and slots. :meth:`stop` always leaves no actor process behind: it asks politely (stop
-event), then terminates, then kills.
+fresh interpreter: no torch threads or locks inherited through ``fork``), each with a
+new one-way pipe whose read end goes to the :class:`~rtrl_rl.runtime.batches.Batcher`.
+Between updates it checks whether any actor has died, and either raises
+:class:`ActorFailure` with the actor's traceback or, with ``restart_actors``, starts a
+replacement that owns the same streams and slots. :meth:`stop` always leaves no actor
+process behind: it asks politely (stop event), then terminates, then kills.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import time
 from collections import deque
@@ -22,11 +22,10 @@ import torch.multiprocessing as mp
 from rtrl_rl.config import Config
 from rtrl_rl.runtime import ActorFailure
 from rtrl_rl.runtime.actor import ActorSpec, Channels, actor_main
+from rtrl_rl.runtime.batches import Batcher
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import FREE, SlotPool
 
-#: a crashed actor's traceback normally arrives at once; wait at most this long for it
-REPORT_WAIT_S = 3.0
 #: restarting stops (the run fails) after this many restarts of one actor within the window
 MAX_RESTARTS, RESTART_WINDOW_S = 5, 300.0
 #: how long :meth:`Supervisor.stop` waits for actors to exit by themselves, then after terminate
@@ -41,26 +40,24 @@ def describe_exit(code: int | None) -> str:
 
 
 class Supervisor:
-    """Starts ``actors`` actor processes for ``config`` and keeps them running.
+    """Starts one actor process per stream group of ``pool`` and keeps them running.
 
+    Their messages reach ``batcher`` (one pipe per actor incarnation).
     ``log(text)`` prints a line to the run's terminal (the learner's monitor).
     ``seed_salt`` enters every actor's seed (the start step: a resumed run sees new episodes).
     """
 
-    def __init__(self, config: Config, pool: SlotPool, params: SharedParams, log: Callable[[str], None] = print,
-                 seed_salt: int = 0) -> None:
-        self.config, self.pool, self.params, self.log = config, pool, params, log
+    def __init__(self, config: Config, pool: SlotPool, params: SharedParams, batcher: Batcher,
+                 log: Callable[[str], None] = print, seed_salt: int = 0) -> None:
+        self.config, self.pool, self.params, self.batcher, self.log = config, pool, params, batcher, log
         self.seed_salt = seed_salt
         self.ctx = mp.get_context("spawn")
-        self.full = self.ctx.Queue()
-        self.errors = self.ctx.Queue()
         self.stop_event = self.ctx.Event()
         actors = len(pool.streams)
         self.free = [self.ctx.Queue() for _ in range(actors)]
         self.procs: list = [None] * actors
         self.generation = [0] * actors
         self.restarts = [deque() for _ in range(actors)]
-        self.reports: dict[tuple[int, int], str] = {}
         self.stopped = False
 
     @property
@@ -77,7 +74,8 @@ class Supervisor:
 
     def _spawn(self, actor: int) -> None:
         spec = ActorSpec(self.config, actor, self.generation[actor], os.getpid(), self.seed_salt)
-        channels = Channels(self.pool, self.params, self.free[actor], self.full, self.errors, self.stop_event)
+        reader, writer = self.ctx.Pipe(duplex=False)
+        channels = Channels(self.pool, self.params, self.free[actor], writer, self.stop_event)
         # Not daemonic: an actor's environment may start worker processes of its own.
         # Actors end through stop(), or by themselves when this process is gone.
         proc = self.ctx.Process(target=actor_main, args=(spec, channels), name=f"rtrl-actor-{actor}")
@@ -89,7 +87,9 @@ class Supervisor:
             proc.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            writer.close()  # the child has its own copy; ours would keep end-of-file away
         self.procs[actor] = proc
+        self.batcher.attach(actor, reader)
 
     def release(self, slot: int) -> None:
         """Give ``slot`` back to the actor that owns it (after the learner used it)."""
@@ -114,7 +114,7 @@ class Supervisor:
         for actor, proc in enumerate(self.procs):
             if proc is None or proc.is_alive():
                 continue
-            report = self._report(actor, proc.exitcode)
+            report = self.batcher.report(actor)
             what = f"actor {actor} (generation {self.generation[actor]}) died: {describe_exit(proc.exitcode)}"
             self.log(f"{what}\n{report}".rstrip())
             if not self._may_restart(actor):
@@ -122,19 +122,6 @@ class Supervisor:
             self._restart(actor)
             restarted.append(actor)
         return restarted
-
-    def _report(self, actor: int, exitcode: int | None) -> str:
-        """The traceback the actor sent before dying ('' if it sent none, e.g. when killed)."""
-        key = (actor, self.generation[actor])
-        deadline = time.monotonic() + (REPORT_WAIT_S if exitcode == 1 else 0.0)
-        while key not in self.reports:
-            try:
-                a, g, text = self.errors.get(timeout=max(0.0, deadline - time.monotonic()) or 0.01)
-                self.reports[(a, g)] = text
-            except queue.Empty:
-                if time.monotonic() >= deadline:
-                    break
-        return self.reports.pop(key, "")
 
     def _may_restart(self, actor: int) -> bool:
         if not self.config.runtime.restart_actors:
@@ -167,6 +154,7 @@ class Supervisor:
             return
         self.stopped = True
         self.stop_event.set()
+        self.batcher.close()  # an actor blocked on a full pipe gets a broken pipe and exits
         deadline = time.monotonic() + STOP_GRACE_S
         for proc in self.procs:
             if proc is not None:
@@ -178,6 +166,6 @@ class Supervisor:
             if proc is not None and proc.is_alive():
                 proc.kill()
                 proc.join()
-        for q in (self.full, self.errors, *self.free):
+        for q in self.free:
             q.cancel_join_thread()  # never block this process's exit on undelivered items
             q.close()
