@@ -55,3 +55,17 @@ def test_report_only_without_results_is_a_clear_error(tmp_path, capsys):
         suites.main(["--report-only", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "run without --report-only first" in capsys.readouterr().err
+
+
+def test_committed_page_is_regenerated_from_its_json(tmp_path, monkeypatch):
+    """docs/results_suites.md is exactly what the page code makes of docs/results/suites.json."""
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    data = json.loads((docs / "results" / "suites.json").read_text())
+    monkeypatch.chdir(tmp_path)  # the page names its JSON by the relative --out path
+    out = Path("docs/results")
+    out.mkdir(parents=True)
+    md, png = write_page(data, out, Path("docs/results_suites.md"))
+    assert md.read_text() == (docs / "results_suites.md").read_text()
+    assert png.stat().st_size > 0

@@ -76,12 +76,13 @@ def suffix_products(jc: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def scaled_plus(s: Tensor, factor: Tensor, gates: int, products) -> Tensor:
-    """factor[b,k] ⊙ s[b,g,k,:] + products[b] for every stream b, as a new tensor like s.
+    """factor[b,k] ⊙ s[b,g,k,:] + L_b @ R_b for every stream b, as a new tensor like s.
 
     ``products(batched)`` gives the added term: with ``batched`` True one (B, G*n, d)
-    tensor, else an iterator of B matrices (G*n, d) computed lazily. Stream by stream
-    (large blocks) the big sensitivity is read once and written once, each product
-    staying in cache while one addcmul adds the scaled block to it.
+    tensor, else an iterator of B factor pairs (L_b (G*n, m), R_b (m, d)), lazily.
+    Stream by stream (large blocks) the big sensitivity is read once and written once:
+    the scaled block is written and the product accumulated into it by the matrix
+    multiply itself while the block is in cache (no temporary product).
     factor (B,n); s (B, G*n, d).
     """
     B, n = factor.shape
@@ -91,9 +92,10 @@ def scaled_plus(s: Tensor, factor: Tensor, gates: int, products) -> Tensor:
         return out
     out = torch.empty_like(s)
     view, out_view = s.view(B, gates, n, -1), out.view(B, gates, n, -1)
-    factor = factor.view(B, 1, n, 1).expand_as(view)
-    for s_b, f_b, out_b, product in zip(view.unbind(0), factor.unbind(0), out_view.unbind(0), products(False)):
-        torch.addcmul(product.view(gates, n, -1), s_b, f_b, out=out_b)
+    factor = factor.view(B, 1, n, 1)
+    for b, (left, right) in enumerate(products(False)):
+        torch.mul(view[b], factor[b], out=out_view[b])
+        out[b].addmm_(left, right)
     return out
 
 
@@ -144,7 +146,7 @@ def step_update(sens: list[Optional[Tensor]], jc: Tensor, d: Tensor, x: Tensor, 
     def outer(batched: bool):
         if batched:
             return d_flat.unsqueeze(2) * x.unsqueeze(1)
-        return (torch.outer(d_b, x_b) for d_b, x_b in zip(d_flat.unbind(0), x.unbind(0)))
+        return ((d_b.unsqueeze(1), x_b.unsqueeze(0)) for d_b, x_b in zip(d_flat.unbind(0), x.unbind(0)))
 
     new_w = scaled_plus(s_w, jc, G, outer)
     new_b = torch.addcmul(d, s_b.view(B, G, n), jc.unsqueeze(1)).view_as(s_b)
@@ -166,7 +168,7 @@ def segment_update(sens: list[Optional[Tensor]], jc: Tensor, d: Tensor, x: Tenso
         if batched:
             return torch.bmm(qd.view(T, B, G * n).permute(1, 2, 0), x.transpose(0, 1))
         pairs = zip(qd.view(T, B, G * n).unbind(1), x.unbind(1))  # strided views, no copies
-        return (qd_b.t() @ x_b for qd_b, x_b in pairs)
+        return ((qd_b.t(), x_b) for qd_b, x_b in pairs)
 
     new_w = scaled_plus(s_w, p, G, products)
     new_b = (s_b.view(B, G, n) * p4 + qd.sum(0)).view_as(s_b)
