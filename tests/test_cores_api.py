@@ -99,3 +99,14 @@ def test_bench_measures_every_variant():
     assert set(row["ms"]) == {"forward", "rtrl", "tbptt", "step", "forward_step", "lstm"}
     assert all(v > 0 for v in row["ms"].values()) and set(row["ratios"]) == {"rtrl/tbptt", "rtrl/lstm",
                                                                           "step/forward_step"}
+
+
+def test_breakdown_times_every_piece_and_restores_the_machinery():
+    from agents.cores import scan
+    from benchmarks.cores_breakdown import PIECES, measure as breakdown
+
+    before = {name: getattr(scan, name) for name in PIECES}
+    result = breakdown(n=8, d=4, batch=2, length=3, segments=2, warmup=1)
+    assert set(result) == {*PIECES, "forward (whole)", "backward (whole)"}
+    assert all(ms >= 0 for ms in result.values())
+    assert {name: getattr(scan, name) for name in PIECES} == before
