@@ -12,6 +12,7 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
+from rtrl_rl.runtime.actor import StopFlag
 from rtrl_rl.runtime.batches import ERROR, SEGMENT, Batch, Batcher, OrderCheck, OrderError, gather
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import ACTING, FULL, LEARNING, allocate_slots, slots_per_actor
@@ -78,6 +79,26 @@ def test_an_actor_that_exits_right_after_sending_loses_nothing_and_blocks_no_one
         batch = batcher.next(timeout=5)
         assert batch is not None and batch.slots == [attempt, 100 + attempt]
     assert batcher.next(timeout=0.05) is None  # nothing left over, nothing duplicated
+
+
+def _wait_for_stop(flag) -> None:
+    deadline = time.monotonic() + 10
+    while not flag.is_set():
+        if time.monotonic() > deadline:
+            os._exit(3)
+        time.sleep(0.01)
+    os._exit(0)
+
+
+def test_stop_flag_reaches_another_process():
+    flag = StopFlag()
+    child = mp.get_context("fork").Process(target=_wait_for_stop, args=(flag,))
+    child.start()
+    time.sleep(0.1)
+    assert child.is_alive() and not flag.is_set()
+    flag.set()
+    child.join(timeout=10)
+    assert child.exitcode == 0
 
 
 def test_gather_joins_slots_along_streams():

@@ -32,7 +32,7 @@ from rtrl_rl.runtime.batches import ERROR, SEGMENT
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import ACTING, FULL, SlotPool
 
-#: seconds between checks of the stop event and the parent while waiting for a free slot
+#: seconds between checks of the stop flag and the parent while waiting for a free slot
 POLL_S = 0.2
 
 
@@ -47,15 +47,35 @@ class ActorSpec:
     seed_salt: int = 0
 
 
+class StopFlag:
+    """A flag in shared memory that the learner sets to end the run; reads take no lock.
+
+    Not a ``multiprocessing.Event``: an Event's ``is_set`` and ``set`` take a shared lock,
+    and an actor killed while holding it (a hung actor gets SIGKILL) would block the
+    learner's ``set`` for ever. Pickles into child processes as a shared-memory handle.
+    """
+
+    def __init__(self) -> None:
+        self._flag = torch.zeros(1, dtype=torch.uint8).share_memory_()
+
+    def set(self) -> None:
+        """Tell every actor to stop."""
+        self._flag.fill_(1)
+
+    def is_set(self) -> bool:
+        """Whether the learner asked to stop."""
+        return bool(self._flag[0])
+
+
 @dataclass
 class Channels:
-    """The shared objects an actor talks through: slots, parameters, queues, stop event."""
+    """The shared objects an actor talks through: slots, parameters, queue, pipe, stop flag."""
 
     pool: SlotPool
     params: SharedParams
     free: object  # this actor's free-slot queue (multiprocessing Queue of slot indices)
     out: object  # write end of this actor's pipe to the learner (see batches.SEGMENT, ERROR)
-    stop: object  # multiprocessing Event set by the learner to end the run
+    stop: StopFlag  # set by the learner to end the run
 
 
 def actor_seed(run_seed: int, actor: int, generation: int, salt: int = 0) -> int:

@@ -6,7 +6,7 @@ new one-way pipe whose read end goes to the :class:`~rtrl_rl.runtime.batches.Bat
 Between updates it checks whether any actor has died, and either raises
 :class:`ActorFailure` with the actor's traceback or, with ``restart_actors``, starts a
 replacement that owns the same streams and slots. :meth:`stop` always leaves no actor
-process behind: it asks politely (stop event), then terminates, then kills.
+process behind: it asks politely (stop flag), then terminates, then kills.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch.multiprocessing as mp
 
 from rtrl_rl.config import Config
 from rtrl_rl.runtime import ActorFailure
-from rtrl_rl.runtime.actor import ActorSpec, Channels, actor_main
+from rtrl_rl.runtime.actor import ActorSpec, Channels, StopFlag, actor_main
 from rtrl_rl.runtime.batches import Batcher
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import FREE, SlotPool
@@ -52,7 +52,7 @@ class Supervisor:
         self.config, self.pool, self.params, self.batcher, self.log = config, pool, params, batcher, log
         self.seed_salt = seed_salt
         self.ctx = mp.get_context("spawn")
-        self.stop_event = self.ctx.Event()
+        self.stop_flag = StopFlag()
         actors = len(pool.streams)
         self.free = [self.ctx.Queue() for _ in range(actors)]
         self.procs: list = [None] * actors
@@ -75,7 +75,7 @@ class Supervisor:
     def _spawn(self, actor: int) -> None:
         spec = ActorSpec(self.config, actor, self.generation[actor], os.getpid(), self.seed_salt)
         reader, writer = self.ctx.Pipe(duplex=False)
-        channels = Channels(self.pool, self.params, self.free[actor], writer, self.stop_event)
+        channels = Channels(self.pool, self.params, self.free[actor], writer, self.stop_flag)
         # Not daemonic: an actor's environment may start worker processes of its own.
         # Actors end through stop(), or by themselves when this process is gone.
         proc = self.ctx.Process(target=actor_main, args=(spec, channels), name=f"rtrl-actor-{actor}")
@@ -153,7 +153,7 @@ class Supervisor:
         if self.stopped:
             return
         self.stopped = True
-        self.stop_event.set()
+        self.stop_flag.set()
         self.batcher.close()  # an actor blocked on a full pipe gets a broken pipe and exits
         deadline = time.monotonic() + STOP_GRACE_S
         for proc in self.procs:
