@@ -21,3 +21,9 @@ def test_protocol_in_both_layouts(monkeypatch, core, path, threshold):
                           input_size=4, hidden_size=5, rtrl_path=path, seed=11)
     assert report.max_error < 1e-10, report
     assert report.reset_effect > 1e-3
+
+
+def test_only_the_cpu_loops_over_streams():
+    big = (2, 2, scan.PER_STREAM_MIN_BLOCK)
+    assert scan.per_stream(torch.zeros(big))
+    assert not scan.per_stream(torch.zeros(big, device="meta"))  # any non-CPU device: batched ops

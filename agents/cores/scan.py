@@ -27,16 +27,20 @@ from torch import Tensor
 
 
 #: Per-stream block size (elements of one stream's W sensitivity, G*n*d) from which the
-#: sensitivity passes loop over streams. Large blocks: a loop reads S once with the block
-#: in cache, and the few microseconds of Python per stream are negligible. Small blocks
-#: with many streams (the memory tasks: 128 streams of 2*64*69) are dominated by that
-#: per-stream overhead, so whole-batch tensor ops win although they stream S once more.
+#: sensitivity passes loop over streams on the CPU. Large blocks: a loop reads S once with
+#: the block in cache, and the few microseconds of Python per stream are negligible. Small
+#: blocks with many streams (the memory tasks: 128 streams of 2*64*69) are dominated by
+#: that per-stream overhead, so whole-batch tensor ops win although they stream S once more.
 PER_STREAM_MIN_BLOCK = 1 << 16
 
 
 def per_stream(s: Tensor) -> bool:
-    """Whether the sensitivity ``s`` (B, G*n, d) is processed stream by stream."""
-    return s[0].numel() >= PER_STREAM_MIN_BLOCK
+    """Whether the sensitivity ``s`` (B, G*n, d) is processed stream by stream.
+
+    Only on the CPU: on a GPU a loop over streams would launch kernels per stream (B = 256
+    in the GPU benchmark), while one batched kernel keeps the device busy.
+    """
+    return s.device.type == "cpu" and s[0].numel() >= PER_STREAM_MIN_BLOCK
 
 
 class Cell(Protocol):
