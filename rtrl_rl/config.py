@@ -129,7 +129,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     log: LogConfig = field(default_factory=LogConfig)
-    run_dir: str = _doc("", "where checkpoints, logs and the summary go")
+    run_dir: str = _doc("", "where checkpoints, logs and the summary go; must not hold another run "
+                            "(continue one with --resume)")
 
 
 def _field_type(cls: type, name: str) -> Any:

@@ -8,6 +8,7 @@ and after each evaluation, and ``summary.json`` plus a final checkpoint at the e
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -15,6 +16,41 @@ from rtrl_rl import checkpoint as ckpt
 from rtrl_rl.config import Config, save_config, to_dict
 from rtrl_rl.monitor import RunMonitor
 from rtrl_rl.tb import make_logger
+
+
+#: what a run writes into its directory; finding any of them means it holds a run already
+RUN_FILES = ("config.yaml", "summary.json", "model.pt", "checkpoints")
+
+
+def check_run_dir(run_dir: Path, resume_from: str | Path | None = None) -> None:
+    """Refuse to start a new run in a directory that already holds one.
+
+    Two runs in one directory would mix their TensorBoard curves, and the older run's
+    checkpoints could be kept as the "best" of the new one. Resuming a run in its own
+    directory is what ``--resume`` is for and passes. Raises ValueError with what to do.
+    """
+    if resume_from is not None and Path(resume_from).resolve() == run_dir.resolve():
+        return
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    found += [p.name for p in sorted(run_dir.glob("events.out.tfevents.*"))[:1]]
+    if found:
+        raise ValueError(
+            f"run_dir {run_dir} already holds a run ({', '.join(found)}): continue it with "
+            f"`rtrl-rl train --resume {run_dir}`, or pass another run_dir=... (or delete that directory)"
+        )
+
+
+def fresh_run_dir(run_dir: Path) -> bool:
+    """Make ``run_dir`` an empty directory, deleting an earlier run in it; True if one was.
+
+    For the experiment runners, which own their work directories and rerun a grid point
+    or a suite pair into the same place; never called on a user's ``run_dir``.
+    """
+    existed = run_dir.exists()
+    if existed:
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    return existed
 
 
 def describe_spaces(model) -> dict:

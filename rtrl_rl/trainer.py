@@ -95,11 +95,13 @@ def train(config: Config, resume_from: str | Path | None = None) -> dict:
     Writes ``config.yaml``, TensorBoard events, checkpoints, ``model.pt`` and
     ``summary.json`` into ``config.run_dir`` (chosen and filled in when empty).
     ``resume_from`` names a run directory whose latest checkpoint to continue from.
+    Raises ValueError when ``run_dir`` holds another run (see ``session.check_run_dir``).
     """
     from rtrl_rl.resume import restore_run
-    from rtrl_rl.session import RunSession
+    from rtrl_rl.session import RunSession, check_run_dir
 
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
+    check_run_dir(run_dir, resume_from)
     config.run_dir = str(run_dir)
     seed_everything(config.train.seed)
     if config.train.threads:

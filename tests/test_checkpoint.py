@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from rtrl_rl import checkpoint as ck
+from rtrl_rl import cli
 from rtrl_rl.checkpoint import CheckpointError, load_checkpoint, make_payload, save_checkpoint
 from rtrl_rl.config import Config, to_dict
 
@@ -264,3 +265,27 @@ def test_missing_paths_give_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "nowhere")
     with pytest.raises(CheckpointError, match="holds no checkpoint"):
         load_checkpoint(tmp_path)
+
+
+def test_a_new_run_refuses_a_directory_that_holds_a_run(tmp_path):
+    from rtrl_rl.session import check_run_dir, fresh_run_dir
+
+    run_dir = tmp_path / "run"
+    check_run_dir(run_dir)  # not there yet: fine
+    run_dir.mkdir()
+    (run_dir / "train.log").write_text("a log of the runner, not a run")
+    check_run_dir(run_dir)
+    (run_dir / "events.out.tfevents.1.host").write_text("")
+    with pytest.raises(ValueError, match=r"already holds a run \(events.out.tfevents.1.host\).*--resume"):
+        check_run_dir(run_dir)
+    check_run_dir(run_dir, resume_from=str(run_dir))  # resuming in place is what --resume does
+    assert fresh_run_dir(run_dir) and list(run_dir.iterdir()) == []
+    check_run_dir(run_dir)
+
+
+def test_train_cli_exits_2_instead_of_mixing_two_runs(tmp_path, capsys):
+    args = ["train", "train.total_steps=100", "log.progress=false", "log.eval_episodes=0", f"run_dir={tmp_path}"]
+    (tmp_path / "summary.json").write_text("{}")
+    assert cli.main(args) == 2
+    assert "already holds a run (summary.json)" in capsys.readouterr().err
+    assert (tmp_path / "summary.json").read_text() == "{}" and not (tmp_path / "config.yaml").exists()

@@ -129,10 +129,11 @@ def run_one(spec: dict, work_dir: str) -> dict:
     ``error`` (the traceback) instead of raised, so one broken run cannot stop the grid.
     """
     from rtrl_rl.config import load_config
+    from rtrl_rl.session import fresh_run_dir
     from rtrl_rl.trainer import train
 
     run_dir = Path(work_dir) / f"{spec['task']}-L{spec['length']}-{spec['rule']}-s{spec['seed']}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    fresh_run_dir(run_dir)  # a rerun into the same --work-dir replaces that grid point's run
     result = {k: spec[k] for k in ("task", "length", "rule", "seed")}
     result["command"] = train_command(spec["overrides"])
     start = time.perf_counter()

@@ -42,8 +42,15 @@ def train_command(config: str, rule: str, run_dir: Path) -> list[str]:
 
 
 def start(config: str, rule: str, run_dir: Path) -> subprocess.Popen:
-    """Start one training run in the background; its log goes to ``run_dir/train.log``."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Start one training run in the background; its log goes to ``run_dir/train.log``.
+
+    An earlier run of the same config and rule in ``run_dir`` (from an earlier invocation,
+    whose results this one replaces in suites.json) is deleted first.
+    """
+    from rtrl_rl.session import fresh_run_dir
+
+    if fresh_run_dir(run_dir):
+        print(f"replaced the earlier run in {run_dir}", flush=True)
     log = open(run_dir / "train.log", "w")
     return subprocess.Popen(train_command(config, rule, run_dir), stdout=log, stderr=subprocess.STDOUT)
 

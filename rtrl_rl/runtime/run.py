@@ -23,7 +23,7 @@ from rtrl_rl.runtime.batches import Batcher, OrderCheck, gather
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import allocate_slots, slots_per_actor
 from rtrl_rl.runtime.supervisor import ActorFailure, Supervisor
-from rtrl_rl.session import RunSession
+from rtrl_rl.session import RunSession, check_run_dir
 from rtrl_rl.trainer import (
     TrainingInterrupted,
     default_run_dir,
@@ -109,6 +109,7 @@ def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
     """
     actors = config.runtime.actors
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
+    check_run_dir(run_dir, resume_from)
     config.run_dir = str(run_dir)
     seed_everything(config.train.seed)
     if config.train.threads:
