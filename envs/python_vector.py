@@ -71,23 +71,26 @@ class PythonVectorEnv(VectorEnv):
         """Process ids of the workers (empty in-process)."""
         return [p.pid for p in self._procs]
 
+    def _died(self, k: int) -> WorkerError:
+        """The error for worker k having died (its exit code, once the process is reaped)."""
+        proc = self._procs[k]
+        proc.join(0.5)
+        return WorkerError(f"env worker {k} (pid {proc.pid}) died, exit code {proc.exitcode}")
+
     def _wait(self, k: int) -> None:
         """Wait for worker k's reply; raise WorkerError on an error, death or timeout."""
         conn, proc = self._conns[k], self._procs[k]
         start = time.monotonic()
         while not conn.poll(self._poll_s):
             if not proc.is_alive():
-                raise WorkerError(f"env worker {k} (pid {proc.pid}) died, exit code "
-                                  f"{proc.exitcode}")
+                raise self._died(k)
             if self._timeout is not None and time.monotonic() - start > self._timeout:
                 raise WorkerError(f"env worker {k} (pid {proc.pid}) did not answer within "
                                   f"{self._timeout} s")
         try:
             msg = conn.recv_bytes()
         except (EOFError, OSError):
-            proc.join(0.5)
-            raise WorkerError(f"env worker {k} (pid {proc.pid}) died, exit code "
-                              f"{proc.exitcode}") from None
+            raise self._died(k) from None
         if msg[:1] == b"e":
             raise WorkerError(f"env worker {k} raised:\n{msg[1:].decode(errors='replace')}")
 
@@ -109,9 +112,12 @@ class PythonVectorEnv(VectorEnv):
         if self._group is not None:
             self._group.reset() if cmd == b"r" else self._group.step()
             return
-        for conn in self._conns:
-            conn.send_bytes(cmd)
         try:
+            for k, conn in enumerate(self._conns):
+                try:
+                    conn.send_bytes(cmd)
+                except OSError:  # a worker killed from outside: its end of the pipe is gone
+                    raise self._died(k) from None
             self._wait_all()
         except WorkerError as err:
             # a late reply could still be in a pipe: never reuse these workers

@@ -48,6 +48,22 @@ def test_worker_killed_from_outside_is_detected_within_seconds():
     venv.close()
 
 
+def test_step_after_a_worker_is_gone_raises_worker_error_not_broken_pipe():
+    # Once the killed worker has exited, its end of the command pipe is closed and the
+    # send itself fails (EPIPE); that must read as the worker's death, like a failed reply.
+    venv = envs.make_vector("memory:recall", 4, seed=0, workers=2, poll_s=0.2)
+    venv.reset()
+    pid = venv.worker_pids[1]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with pytest.raises(WorkerError, match="worker 1 .* died"):
+        venv.step(np.zeros(4, np.int64))
+    venv.close()
+
+
 def test_stuck_worker_times_out_and_close_does_not_hang():
     venv = envs.make_vector(f"{ASSET}:HangingEnv", 2, seed=0, workers=1, crash_at=2,
                             step_timeout=1.0, poll_s=0.2)
