@@ -111,8 +111,11 @@ class Batcher:
     def _read_ready(self, timeout: float) -> bool:
         """Read one message from each pipe that has one within ``timeout``; False if none did."""
         open_readers = [r for r in self.readers if r is not None]
-        ready = wait(open_readers, timeout) if open_readers else time.sleep(timeout)
-        for reader in ready or ():
+        if not open_readers:  # every actor is gone; the caller restarts them or fails
+            time.sleep(timeout)
+            return False
+        ready = wait(open_readers, timeout)
+        for reader in ready:
             self._read(self.readers.index(reader))
         return bool(ready)
 
