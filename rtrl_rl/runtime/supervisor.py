@@ -105,12 +105,12 @@ class Supervisor:
             self.procs[actor].kill()
             self.procs[actor].join(timeout=TERMINATE_GRACE_S)
 
-    def check(self) -> list[int]:
-        """Look for dead actors; restart them (returns their indices) or raise ActorFailure.
+    def check(self) -> None:
+        """Look for dead actors; restart them or raise ActorFailure.
 
-        A dead actor's traceback is logged in either case.
+        A dead actor's traceback is logged in either case; a replacement's pipe is attached
+        to the batcher, which resets its silence clock.
         """
-        restarted = []
         for actor, proc in enumerate(self.procs):
             if proc is None or proc.is_alive():
                 continue
@@ -120,8 +120,6 @@ class Supervisor:
             if not self._may_restart(actor):
                 raise ActorFailure(f"{what}\n{report}".rstrip())
             self._restart(actor)
-            restarted.append(actor)
-        return restarted
 
     def _may_restart(self, actor: int) -> bool:
         if not self.config.runtime.restart_actors:
