@@ -101,6 +101,35 @@ def test_bench_measures_every_variant():
                                                                           "step/forward_step"}
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bench_on_cuda_adds_graph_replays_that_match_eager_gradients():
+    from rtrl_rl.bench.cores import _graphed
+
+    row = measure("elstm", 16, 8, 4, 5, torch.device("cuda"), repeats=1)
+    assert {"rtrl_graph", "tbptt_graph", "lstm_graph"} <= set(row["ms"])
+    assert "rtrl_graph/lstm" in row["ratios"]
+    device = torch.device("cuda")
+    core = make_core("elstm", 8, 16, learning="rtrl").to(device)
+    x = torch.randn(5, 4, 8, device=device, requires_grad=True)
+    reset = torch.rand(5, 4, device=device) < 0.3
+    carry = core.initial_carry(4)
+    for k in carry:  # a non-zero carry, so the carry term counts
+        carry[k].normal_()
+
+    def segment():
+        y, _ = core(x, carry, reset)
+        y.square().sum().backward()
+
+    core.zero_grad(set_to_none=True)
+    segment()
+    eager = [p.grad.clone() for p in core.parameters()]
+    replay = _graphed(segment, device, [core], x)
+    replay()
+    torch.cuda.synchronize()
+    for got, want in zip([p.grad for p in core.parameters()], eager):
+        torch.testing.assert_close(got, want)
+
+
 def test_breakdown_times_every_piece_and_restores_the_machinery():
     from agents.cores import scan
     from benchmarks.cores_breakdown import PIECES, measure as breakdown

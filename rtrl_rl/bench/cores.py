@@ -5,7 +5,10 @@ repetitions, median): the forward pass only; the "rtrl" segment forward+backward
 "tbptt" segment forward+backward (same machinery without the carry term); the per-step
 RTRL path over the same T steps (T calls of one step, each with its backward); the
 forward-only per-step loop; and nn.LSTM forward+backward of the same size. The input x
-requires a gradient in every variant, as it does under an encoder.
+requires a gradient in every variant, as it does under an encoder. On CUDA it adds the
+rtrl, tbptt and LSTM segments replayed from a CUDA graph (``*_graph``): the Python loops
+over T launch one small kernel per op and step, and a graph replays them without that
+launch overhead.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from agents.cores import make_core
 CPU_GRID = [("elstm", 256, 256, 16, 50), ("mingru", 256, 256, 16, 50), ("elstm", 128, 64, 32, 20)]
 CUDA_GRID = [("elstm", 512, 257, 256, 50), ("elstm", 256, 257, 32, 50), ("mingru", 512, 257, 256, 50)]
 VARIANTS = ("forward", "rtrl", "tbptt", "step", "forward_step", "lstm")
+#: segments also timed as CUDA-graph replays on CUDA, as "<name>_graph"
+GRAPHED = ("rtrl", "tbptt", "lstm")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +49,31 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _graphed(fn: Callable[[], None], device: torch.device, modules: list[torch.nn.Module],
+             x: torch.Tensor) -> Callable[[], None]:
+    """Capture ``fn`` (one segment's forward and backward) in a CUDA graph; return its replay.
+
+    Warm-up runs on a side stream first (cuBLAS/cuDNN set-up, allocations), as CUDA graph
+    capture requires; gradients are dropped before the capture so that the captured
+    backward allocates them from the graph's own memory pool.
+    """
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(side)
+    for module in modules:
+        module.zero_grad(set_to_none=True)
+    x.grad = None
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
+
+
 def _segment_runner(name: str, n: int, d: int, B: int, T: int, device: torch.device) -> dict[str, Callable[[], None]]:
-    """One closure per variant, all on the same parameters and data."""
+    """One closure per variant, all on the same parameters and data (graph replays on CUDA)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(T, B, d, generator=gen).to(device).requires_grad_()
     reset = (torch.rand(T, B, generator=gen) < 0.02).to(device)
@@ -85,8 +113,16 @@ def _segment_runner(name: str, n: int, d: int, B: int, T: int, device: torch.dev
         y, _ = lstm(x)
         (y * w).sum().backward()
 
-    return {"forward": forward, "rtrl": segment(rtrl, carry), "tbptt": segment(tbptt, tb_carry),
-            "step": per_step, "forward_step": forward_step, "lstm": lstm_segment}
+    runners = {"forward": forward, "rtrl": segment(rtrl, carry), "tbptt": segment(tbptt, tb_carry),
+               "step": per_step, "forward_step": forward_step, "lstm": lstm_segment}
+    if device.type == "cuda":
+        modules = {"rtrl": rtrl, "tbptt": tbptt, "lstm": lstm}
+        for key in GRAPHED:
+            try:
+                runners[f"{key}_graph"] = _graphed(runners[key], device, [modules[key]], x)
+            except RuntimeError as err:  # reported, the other variants still run
+                print(f"warning: {name} {key}: CUDA graph capture failed: {err}")
+    return runners
 
 
 def measure(name: str, n: int, d: int, B: int, T: int, device: torch.device, repeats: int,
@@ -105,14 +141,18 @@ def measure(name: str, n: int, d: int, B: int, T: int, device: torch.device, rep
     ms = {k: statistics.median(v) for k, v in times.items()}
     ratios = {"rtrl/tbptt": ms["rtrl"] / ms["tbptt"], "rtrl/lstm": ms["rtrl"] / ms["lstm"],
               "step/forward_step": ms["step"] / ms["forward_step"]}
+    for num, den in (("rtrl_graph", "tbptt_graph"), ("rtrl_graph", "lstm"), ("rtrl_graph", "lstm_graph")):
+        if num in ms and den in ms:
+            ratios[f"{num}/{den}"] = ms[num] / ms[den]
     return {"core": name, "n": n, "d": d, "B": B, "T": T, "ms": ms, "ratios": ratios}
 
 
 def _print_table(rows: list[dict], title: str) -> None:
     """Print the rows with rich when available, else as plain text."""
-    head = ["core", "n", "d", "B", "T", *VARIANTS, "rtrl/tbptt", "rtrl/lstm", "step/fwd_step"]
-    body = [[r["core"], *(str(r[k]) for k in "ndBT"), *(f"{r['ms'][v]:.2f}" for v in VARIANTS),
-             *(f"{v:.2f}" for v in r["ratios"].values())] for r in rows]
+    variants = [v for v in rows[0]["ms"]]
+    head = ["core", "n", "d", "B", "T", *variants, *(k.replace("forward_step", "fwd_step") for k in rows[0]["ratios"])]
+    body = [[r["core"], *(str(r[k]) for k in "ndBT"), *(f"{r['ms'].get(v, float('nan')):.2f}" for v in variants),
+             *(f"{r['ratios'].get(k, float('nan')):.2f}" for k in rows[0]["ratios"])] for r in rows]
     try:
         from rich.console import Console
         from rich.table import Table
@@ -126,7 +166,7 @@ def _print_table(rows: list[dict], title: str) -> None:
         table.add_column(h, justify="right")
     for line in body:
         table.add_row(*line)
-    Console(width=200).print(table)
+    Console(width=260).print(table)
 
 
 def run(args: argparse.Namespace) -> int:
