@@ -31,13 +31,13 @@ def test_json_has_the_statistics(run_dir, capsys):
     assert result["success_rate"] == pytest.approx(sum(result["successes"]) / 12)
 
 
-def test_same_seed_same_result_and_sampling_differs(run_dir, capsys):
+def test_same_seed_same_result_greedy_and_sampled(run_dir, capsys):
     runs = []
-    for extra in ([], [], ["--sample"]):
+    for extra in ([], [], ["--sample"], ["--sample"]):
         assert main(["evaluate", str(run_dir / "model.pt"), "--episodes", "40", "--json", "--seed", "5", *extra]) == 0
         runs.append(json.loads(capsys.readouterr().out)["returns"])
     assert runs[0] == runs[1]
-    assert len(runs[2]) == 40
+    assert len(runs[2]) == 40 and runs[2] == runs[3]  # --seed also fixes the sampled actions
 
 
 def test_table_output(run_dir, capsys):

@@ -14,6 +14,7 @@ import json
 import sys
 
 import numpy as np
+import torch
 
 from rtrl_rl.checkpoint import CheckpointError, load_checkpoint
 from rtrl_rl.config import ConfigError, build_config
@@ -28,7 +29,8 @@ def register(subparsers) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--greedy", dest="greedy", action="store_true", default=True, help="most likely action (default)")
     mode.add_argument("--sample", dest="greedy", action="store_false", help="sample actions from the policy")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the evaluation environments")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the evaluation environments and of --sample's actions")
     parser.add_argument("--num-envs", type=int, default=16, help="parallel evaluation environments")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--video", metavar="FILE.mp4", help="record the first environment's frames")
@@ -77,7 +79,9 @@ def evaluate_payload(payload: dict, config, args) -> dict:
         model.load_state_dict(payload["model"])
         model.eval()
         recorder = FrameRecorder(venv) if args.video else None
-        result = run_episodes(recorder or venv, model, args.episodes, greedy=args.greedy)
+        with torch.random.fork_rng(devices=[]):  # --sample draws from a generator seeded by --seed
+            torch.manual_seed(seed)
+            result = run_episodes(recorder or venv, model, args.episodes, greedy=args.greedy)
     if recorder is not None:
         recorder.write(args.video)
     return result
