@@ -17,6 +17,8 @@ def test_pair_is_stopped_evaluated_and_reported(tmp_path):
         assert run["exit_code"] in (0, 130)
         assert run["steps"] > 0 and run["frames"] == run["steps"]
         assert run["evaluation"]["episodes"] == 2, run["evaluation"]
+        assert run["evaluation_sampled"]["episodes"] == 2 and "--sample" in run["evaluation_sampled"]["command"]
+        assert "--sample" not in run["evaluation"]["command"]
     data = suites.merge(None, runs, {"batch_command": "test", "started": "now", "minutes": 0.1})
     json.dumps(data)  # what the runner saves must be plain JSON
     md, png = write_page(data, tmp_path, tmp_path / "page.md")
@@ -24,6 +26,17 @@ def test_pair_is_stopped_evaluated_and_reported(tmp_path):
     assert png.stat().st_size > 0 and f"({tmp_path.name}/{png.name})" in page
     for run in runs:
         assert f"| {run['config']} | {run['rule']} | 0.1 | {run['steps']:,} |" in page
+
+    # --evaluate-only: the recorded runs are evaluated again; a run whose directory is gone keeps its record.
+    data["runs"].append({**data["runs"][0], "config": "atari/pong", "evaluation_sampled": {**runs[0]["evaluation"], "episodes": 99}})
+    for run in data["runs"][:2]:
+        del run["evaluation_sampled"]
+    (tmp_path / "suites.json").write_text(json.dumps(data))
+    assert suites.main(["--evaluate-only", "--episodes", "3", "--out", str(tmp_path),
+                        "--work-dir", str(tmp_path / "runs")]) == 0
+    again = json.loads((tmp_path / "suites.json").read_text())["runs"]
+    episodes = [(r["config"], r["evaluation"]["episodes"], r["evaluation_sampled"]["episodes"]) for r in again]
+    assert sorted(episodes) == [("atari/pong", 2, 99), ("memory/recall", 3, 3), ("memory/recall", 3, 3)]
 
 
 def _run(config: str, rule: str, steps: int) -> dict:

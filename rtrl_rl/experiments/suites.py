@@ -3,8 +3,11 @@
 Each run is ``rtrl-rl train --config <suite config>`` with the rule's overrides, on the
 synchronous trainer with one thread, stopped by SIGINT after a wall-time budget (the
 trainer then writes its final checkpoint and summary). Afterwards ``rtrl-rl evaluate``
-plays fresh episodes with the suite's protocol. Learning curves come from the run's
-TensorBoard scalars. Everything on the page is read from ``suites.json``.
+plays fresh episodes with the suite's protocol, once with greedy and once with sampled
+actions (greedy policies can coincide on a few seeded levels while their sampled
+behaviour differs). ``--evaluate-only`` repeats both evaluations for runs already
+recorded. Learning curves come from the run's TensorBoard scalars. Everything on the page
+is read from ``suites.json``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ PUBLISHED = {
     "procgen/coinrun": "no published figure in anchors.md (normalisation range 5 to 10)",
     "procgen/starpilot": "CleanRL PPO 31.0 at 25M steps (normalisation range 2.5 to 64)",
 }
+#: what a plain ``python -m benchmarks.suites`` trains
+DEFAULT_CONFIGS = ["procgen/coinrun", "atari/pong"]
 #: the full budget each config asks for, in agent steps (its train.total_steps)
 FULL_STEPS = {"atari/pong": 10_000_000, "atari/breakout": 50_000_000, "procgen/coinrun": 25_000_000,
               "procgen/starpilot": 25_000_000}
@@ -76,10 +81,13 @@ def episode_curve(run_dir: Path) -> list[tuple[int, float]]:
     return [(int(e.step), float(e.value)) for e in acc.Scalars("charts/episodic_return")]
 
 
-def evaluate(run_dir: Path, episodes: int) -> dict:
-    """``rtrl-rl evaluate --json`` on fresh environments with the suite's protocol."""
+def evaluate(run_dir: Path, episodes: int, sample: bool = False) -> dict:
+    """``rtrl-rl evaluate --json`` on fresh environments with the suite's protocol.
+
+    Greedy actions by default; ``sample`` draws them from the policy (``--sample``).
+    """
     cmd = ["rtrl-rl", "evaluate", str(run_dir), "--episodes", str(episodes), "--num-envs", str(min(8, episodes)),
-           "--seed", "0", "--json"]
+           "--seed", "0", *(["--sample"] if sample else []), "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         return {"error": out.stderr.strip()[-2000:], "command": " ".join(cmd)}
@@ -88,9 +96,19 @@ def evaluate(run_dir: Path, episodes: int) -> dict:
         "command": " ".join(cmd)}
 
 
+def evaluations(run_dir: Path, episodes: int) -> dict:
+    """The greedy and the sampled evaluation of one run, as recorded in suites.json."""
+    return {"evaluation": evaluate(run_dir, episodes), "evaluation_sampled": evaluate(run_dir, episodes, sample=True)}
+
+
+def run_dir_of(work: Path, config: str, rule: str) -> Path:
+    """Where the run of ``rule`` on ``config`` lives under the work directory."""
+    return work / f"{config.replace('/', '-')}-{rule.split()[0].lower()}"
+
+
 def run_pair(config: str, minutes: float, work: Path, episodes: int) -> list[dict]:
     """Both rules on one config, side by side (one core each), for ``minutes`` of wall time."""
-    dirs = {rule: work / f"{config.replace('/', '-')}-{rule.split()[0].lower()}" for rule in RULES}
+    dirs = {rule: run_dir_of(work, config, rule) for rule in RULES}
     procs = {rule: start(config, rule, d) for rule, d in dirs.items()}
     time.sleep(minutes * 60)
     codes = {rule: stop(p) for rule, p in procs.items()}
@@ -103,9 +121,27 @@ def run_pair(config: str, minutes: float, work: Path, episodes: int) -> list[dic
             "command": " ".join(train_command(config, rule, Path("RUN_DIR"))),
             "steps": summary.get("steps"), "frames": (summary.get("steps") or 0) * FRAMES_PER_STEP.get(suite, 1),
             "wall_s": summary.get("wall_s"), "sps": summary.get("sps"),
-            "curve": episode_curve(run_dir), "evaluation": evaluate(run_dir, episodes),
+            "curve": episode_curve(run_dir), **evaluations(run_dir, episodes),
         })
     return results
+
+
+def evaluate_recorded(data: dict, work: Path, configs: list[str] | None, episodes: int) -> list[str]:
+    """Evaluate again (greedy and sampled) the recorded runs whose directories still exist.
+
+    Only runs of ``configs`` (all when None); returns the run directories it could not find.
+    """
+    missing = []
+    for run in data["runs"]:
+        if configs and run["config"] not in configs:
+            continue
+        run_dir = run_dir_of(work, run["config"], run["rule"])
+        if not (run_dir / "checkpoints").is_dir():
+            missing.append(str(run_dir))
+            continue
+        print(f"evaluating {run_dir}", flush=True)
+        run.update(evaluations(run_dir, episodes))
+    return missing
 
 
 def merge(old: dict | None, runs: list[dict], batch: dict) -> dict:
@@ -132,22 +168,34 @@ def main(argv: list[str] | None = None) -> int:
     from rtrl_rl.experiments.suites_report import write_page
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.suites", description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", default=["procgen/coinrun", "atari/pong"])
+    parser.add_argument("--configs", nargs="+", default=None,
+                        help=f"suite configs (training default: {' '.join(DEFAULT_CONFIGS)}; "
+                             "with --evaluate-only: every recorded config)")
     parser.add_argument("--minutes", type=float, default=60.0, help="wall time per pair of runs")
     parser.add_argument("--episodes", type=int, default=16, help="evaluation episodes per run")
     parser.add_argument("--out", default="docs/results", help="folder of suites.json and the plot")
     parser.add_argument("--work-dir", default="runs/suites", help="run directories")
     parser.add_argument("--report-only", action="store_true", help="rebuild the page from suites.json")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="evaluate the recorded runs of --configs again (greedy and sampled), no training")
     args = parser.parse_args(argv)
     out = Path(args.out)
     json_path = out / "suites.json"
-    if args.report_only and not json_path.is_file():
-        parser.error(f"{json_path} does not exist: run without --report-only first")
-    if not args.report_only:
-        batch = {"batch_command": f"python -m benchmarks.suites --configs {' '.join(args.configs)} "
+    if (args.report_only or args.evaluate_only) and not json_path.is_file():
+        flag = "--report-only" if args.report_only else "--evaluate-only"
+        parser.error(f"{json_path} does not exist: run without {flag} first")
+    if args.evaluate_only:
+        data = merge(json.loads(json_path.read_text()), [], {})
+        missing = evaluate_recorded(data, Path(args.work_dir), args.configs, args.episodes)
+        if missing:
+            print("not found, evaluation kept as recorded:", *missing)
+        json_path.write_text(json.dumps(data, indent=1))
+    elif not args.report_only:
+        configs = args.configs or DEFAULT_CONFIGS
+        batch = {"batch_command": f"python -m benchmarks.suites --configs {' '.join(configs)} "
                             f"--minutes {args.minutes:g} --episodes {args.episodes}",
                  "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "minutes": args.minutes}
-        runs = [r for config in args.configs for r in run_pair(config, args.minutes, Path(args.work_dir), args.episodes)]
+        runs = [r for config in configs for r in run_pair(config, args.minutes, Path(args.work_dir), args.episodes)]
         old = json.loads(json_path.read_text()) if json_path.is_file() else None
         out.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(merge(old, runs, batch), indent=1))

@@ -28,8 +28,10 @@ def _plot(data: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _evaluation(run: dict) -> str:
-    ev = run["evaluation"]
+def _evaluation(run: dict, key: str = "evaluation") -> str:
+    ev = run.get(key)
+    if ev is None:
+        return "–"
     if "error" in ev:
         return f"failed: {ev['error'].splitlines()[-1]}"
     return f"{ev['mean_return']:.2f} ± {ev['std_return']:.2f} ({ev['episodes']} episodes)"
@@ -59,19 +61,24 @@ def write_page(data: dict, out: Path, md: Path) -> list[Path]:
         "These budgets are orders of magnitude below the published ones: **no claim about final performance "
         "follows from them**; they show the full pipeline on the real suites and what a full run would cost "
         "here.", "",
-        "| config | rule | min | agent steps | frames | wall (s) | steps/s | evaluation (suite protocol) | "
-        "full budget at this rate | published, at its budget |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| config | rule | min | agent steps | frames | wall (s) | steps/s | evaluation, greedy (suite protocol) | "
+        "evaluation, sampled | full budget at this rate | published, at its budget |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in data["runs"]:
         lines.append(
             f"| {run['config']} | {run['rule']} | {run['minutes']:g} | {run['steps'] or 0:,} | {run['frames']:,} | "
-            f"{run['wall_s'] or 0:.0f} | {run['sps'] or 0:.0f} | {_evaluation(run)} | {_needs(run, data)} | "
+            f"{run['wall_s'] or 0:.0f} | {run['sps'] or 0:.0f} | {_evaluation(run)} | "
+            f"{_evaluation(run, 'evaluation_sampled')} | {_needs(run, data)} | "
             f"{data['published'].get(run['config'], '–')} |")
     lines += ["", f"![training score against frames]({out.name}/{plot.name})", "",
-              "Evaluation: greedy actions (the `rtrl-rl evaluate` default), so the evaluation can differ from "
-              "the sampled training returns of the plot; Atari full episodes with sticky actions 0.25 and the "
-              "raw score; ProcGen the full level distribution (test levels). Commands:", ""]
-    lines += [f"- `{run['command']}`; then `{run['evaluation'].get('command', '')}`" for run in data["runs"]]
+              "Evaluation: fresh episodes with greedy actions (the `rtrl-rl evaluate` default) and, in the next "
+              "column, with actions sampled from the policy (`--sample`; – where a run predates it). Greedy "
+              "policies can coincide on a few seeded levels while their sampled behaviour differs, and the plot "
+              "shows sampled training returns. Atari full episodes with sticky actions 0.25 and the raw score; "
+              "ProcGen the full level distribution (test levels). Commands:", ""]
+    lines += [f"- `{run['command']}`; then " + " and ".join(
+        f"`{run[key]['command']}`" for key in ("evaluation", "evaluation_sampled") if run.get(key, {}).get("command"))
+        for run in data["runs"]]
     md.write_text("\n".join(lines) + "\n")
     return [md, plot]
