@@ -26,6 +26,9 @@ from agents.heads import ValueHead, make_policy_head
 
 Observation = torch.Tensor | dict[str, torch.Tensor]
 
+#: what agent.encoder_precision accepts
+ENCODER_PRECISIONS = ("float32", "bfloat16")
+
 # AgentConfig's fields and defaults, for config objects that leave some out.
 _AGENT_DEFAULTS = {
     "core": "elstm",
@@ -34,6 +37,7 @@ _AGENT_DEFAULTS = {
     "encoder": "auto",
     "encoder_size": 64,
     "encoder_grad": "segment",
+    "encoder_precision": "float32",
     "forget_bias": 3.0,
     "prev_action": True,
     "prev_reward": True,
@@ -96,6 +100,10 @@ class ActorCritic(nn.Module):
         self.options = opts
         self.observation_space, self.action_space = observation_space, action_space
         self.encoder = make_encoder(observation_space, opts["encoder"], opts["encoder_size"])
+        if opts["encoder_precision"] not in ENCODER_PRECISIONS:
+            raise ValueError(f"agent.encoder_precision must be one of {ENCODER_PRECISIONS}, "
+                             f"got {opts['encoder_precision']!r}")
+        self.encoder_autocast = opts["encoder_precision"] == "bfloat16"
         self.policy = make_policy_head(action_space, opts["hidden_size"])
         self.use_prev_action, self.use_prev_reward = bool(opts["prev_action"]), bool(opts["prev_reward"])
         input_size = self.encoder.output_size + int(self.use_prev_reward)
@@ -149,7 +157,10 @@ class ActorCritic(nn.Module):
         n = first.numel()
         dev = self.device
         flat_obs = _map_obs(obs, lambda o: o.to(dev).reshape((n,) + tuple(o.shape[len(lead):])))
-        parts = [self.encoder(flat_obs).reshape(lead + (-1,))]
+        # bfloat16 autocast covers the encoder only: the core's RTRL must stay float32 to stay exact
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.encoder_autocast):
+            encoded = self.encoder(flat_obs)
+        parts = [encoded.to(self.dtype).reshape(lead + (-1,))]
         keep = (~first.to(dev)).to(self.dtype).unsqueeze(-1)
         if self.use_prev_reward:
             r = prev_reward.to(dev, self.dtype).unsqueeze(-1)

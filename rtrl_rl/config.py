@@ -61,6 +61,12 @@ class AgentConfig:
         ("step", "segment"),
         "encoder gradient through the core: same-step only, or backprop inside the segment",
     )
+    encoder_precision: str = _choice(
+        "float32",
+        ("float32", "bfloat16"),
+        "encoder arithmetic; bfloat16 runs it under torch.autocast (faster where the hardware has bf16: "
+        "GPUs, CPUs with AVX-512 BF16 or AMX); the core, its RTRL and the heads stay float32",
+    )
     forget_bias: float = _doc(3.0, "initial forget-gate bias: sigma(3)=0.95 keeps memory alive at init")
     prev_action: bool = _doc(True, "feed the previous action (one-hot) to the core")
     prev_reward: bool = _doc(True, "feed the previous (clipped) reward to the core")

@@ -128,7 +128,29 @@ def test_core_choices_and_encoder_gradient_option():
     assert model.core.hidden_size == 7 and float(model.reward_clip) == 2.0
 
 
+def test_bfloat16_encoder_runs_under_autocast_and_hands_the_core_float32():
+    image = spaces.Box(0, 255, (12, 12, 3), np.uint8)
+    torch.manual_seed(0)
+    exact = ActorCritic(image, spaces.Discrete(2), config())
+    fast = ActorCritic(image, spaces.Discrete(2), config(encoder_precision="bfloat16"))
+    fast.load_state_dict(exact.state_dict())
+    T, B = 3, 2
+    obs = sample(image, (T, B))
+    rest = (torch.zeros(T, B, dtype=torch.long), torch.zeros(T, B), torch.zeros(T, B, dtype=torch.bool))
+    want, got = exact.core_input(obs, *rest), fast.core_input(obs, *rest)
+    assert got.dtype == torch.float32 and not torch.equal(got, want)  # the encoder did run in bfloat16
+    torch.testing.assert_close(got, want, atol=0.05, rtol=0.05)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        manual = exact.encoder(obs.reshape(T * B, *image.shape))
+    torch.testing.assert_close(got[..., :256].reshape(T * B, -1), manual.float())
+    got.square().sum().backward()
+    grads = [p.grad for p in fast.encoder.parameters()]
+    assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+
+
 def test_bad_configs_and_spaces_are_refused():
+    with pytest.raises(ValueError, match="encoder_precision"):
+        ActorCritic(VEC, spaces.Discrete(3), config(encoder_precision="float16"))
     with pytest.raises(ValueError, match="lstm core cannot learn by RTRL"):
         ActorCritic(VEC, spaces.Discrete(3), config(core="lstm", learning="rtrl"))
     with pytest.raises(ValueError, match="encoder_grad"):

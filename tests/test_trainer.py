@@ -89,6 +89,16 @@ def test_bad_config_exits_2_with_message(tmp_path, capsys, override, fragment):
     assert fragment in capsys.readouterr().err
 
 
+def test_bfloat16_encoder_trains_on_images(tmp_path):
+    spec = "tests/assets/trainer_envs.py:TinyImageEnv"
+    summary = train(load_config(None, [f"env.id={spec}", "env.num_envs=2", "agent.hidden_size=8",
+                                       "agent.encoder_precision=bfloat16", "train.segment_length=4",
+                                       "train.total_steps=32", "log.eval_episodes=0", f"run_dir={tmp_path}", *QUIET]))
+    assert summary["steps"] == 32
+    params = load_checkpoint(tmp_path)["model"]
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in params.values() if v.is_floating_point())
+
+
 def test_unsupported_action_space_is_refused(tmp_path, capsys):
     # MultiBinary actions have no policy head; the agent names the space.
     spec = "tests/assets/trainer_envs.py:MultiBinaryActionEnv"
