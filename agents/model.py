@@ -36,7 +36,7 @@ _AGENT_DEFAULTS = {
     "hidden_size": 64,
     "encoder": "auto",
     "encoder_size": 64,
-    "encoder_grad": "segment",
+    "encoder_grad": "step",
     "encoder_precision": "float32",
     "forget_bias": 3.0,
     "prev_action": True,

@@ -57,9 +57,10 @@ class AgentConfig:
     )
     encoder_size: int = _doc(64, "output width of the MLP encoder (the IMPALA encoder always outputs 256)")
     encoder_grad: str = _choice(
-        "segment",
+        "step",
         ("step", "segment"),
-        "encoder gradient through the core: same-step only, or backprop inside the segment",
+        "encoder gradient through the core: same-step only, or backprop inside the segment "
+        "(the reference's; the suite configs keep it)",
     )
     encoder_precision: str = _choice(
         "float32",
