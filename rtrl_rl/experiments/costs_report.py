@@ -7,7 +7,7 @@ quoted from anchors.md, which are the reference's numbers, not ours).
 
 from __future__ import annotations
 
-VARIANTS = ("forward", "rtrl", "tbptt", "step", "forward_step", "lstm")
+from rtrl_rl.bench.cores import VARIANTS  # the CPU columns of ``bench cores``
 
 
 def derive_costs(costs: dict) -> dict:
