@@ -20,7 +20,7 @@ and S_{t-1} := 0, i.e. J_t := 0 on the carry path (``Jc`` below).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Protocol
+from typing import Any, Optional, Protocol
 
 import torch
 from torch import Tensor
@@ -62,9 +62,18 @@ def adjoint(e: Tensor, jc: Tensor) -> Tensor:
     """
     a = torch.empty_like(e)
     a[-1] = e[-1]
-    for t in range(e.shape[0] - 2, -1, -1):
-        torch.addcmul(e[t], jc[t + 1], a[t + 1], out=a[t])
+    _scan(e.unbind(0), jc.unbind(0), a.unbind(0))
     return a
+
+
+def _scan(src: tuple[Tensor, ...], jc: tuple[Tensor, ...], out: tuple[Tensor, ...]) -> None:
+    """out[t] = src[t] + jc[t+1] ⊙ out[t+1] for t = T-2 ... 0 (out[T-1] already set).
+
+    The per-step slices come from one ``unbind`` each: indexing in the loop would cost
+    as much as the small multiply-adds themselves.
+    """
+    for t in range(len(src) - 2, -1, -1):
+        torch.addcmul(src[t], jc[t + 1], out[t + 1], out=out[t])
 
 
 def suffix_products(jc: Tensor) -> tuple[Tensor, Tensor]:
@@ -74,46 +83,59 @@ def suffix_products(jc: Tensor) -> tuple[Tensor, Tensor]:
     """
     q = torch.empty_like(jc)
     q[-1] = 1
+    steps, factors = q.unbind(0), jc.unbind(0)
     for t in range(jc.shape[0] - 2, -1, -1):
-        torch.mul(q[t + 1], jc[t + 1], out=q[t])
-    return q, q[0] * jc[0]
+        torch.mul(steps[t + 1], factors[t + 1], out=steps[t])
+    return q, steps[0] * factors[0]
 
 
-def scaled_plus(s: Tensor, factor: Tensor, gates: int, products) -> Tensor:
-    """factor[b,k] ⊙ s[b,g,k,:] + L_b @ R_b for every stream b, as a new tensor like s.
+def update(sens: list[Optional[Tensor]], scale: Tensor, coef: Tensor, x: Tensor, prev: Tensor, gates: int,
+           v: Optional[Tensor] = None) -> tuple[list[Optional[Tensor]], Optional[list[Optional[Tensor]]]]:
+    """New sensitivities S' = scale ⊙ S + Sum_t coef_t ⊙ u_t for W, b and w, and optionally
+    the carry gradient Sum_b v_b ⊙ S_b, read in the same pass over S.
 
-    ``products(batched)`` gives the added term: with ``batched`` True one (B, G*n, d)
-    tensor, else an iterator of B factor pairs (L_b (G*n, m), R_b (m, d)), lazily.
-    Stream by stream (large blocks) the big sensitivity is read once and written once:
-    the scaled block is written and the product accumulated into it by the matrix
-    multiply itself while the block is in cache (no temporary product).
-    factor (B,n); s (B, G*n, d).
+    One update serves both forms: the segment form (scale = P, coef_t = q_t ⊙ D_t) and one
+    step of the per-step recursion (T = 1, scale = J_t, coef = D_t).
+    scale (B,n); coef (T,B,G,n); x (T,B,d); prev (T,B,n); v (B,n) or None.
+    Returns (new sensitivities as new tensors, carry gradients [gW, gb, gw] or None).
+
+    Stream by stream (large blocks), each S_b block is read once while in cache: the carry
+    gradient accumulates from it, the scaled block is written and the matrix multiply adds
+    Sum_t coef_t x_tᵀ into it in place (no temporary product). The per-stream slices come
+    from one ``unbind`` each, since indexing inside the loop costs as much as a small op.
     """
-    B, n = factor.shape
-    if not per_stream(s):
-        out = products(True)
-        out.view(B, gates, n, -1).addcmul_(s.view(B, gates, n, -1), factor.view(B, 1, n, 1))
-        return out
-    out = torch.empty_like(s)
-    view, out_view = s.view(B, gates, n, -1), out.view(B, gates, n, -1)
-    factor = factor.view(B, 1, n, 1)
-    for b, (left, right) in enumerate(products(False)):
-        torch.mul(view[b], factor[b], out=out_view[b])
-        out[b].addmm_(left, right)
-    return out
+    T, B, G, n = coef.shape
+    s_w, s_b, s_diag = sens
+    grads = None if v is None else [None] + carry_gradients(v, [s_b, s_diag], G)
+    new_w = torch.empty_like(s_w)
+    view, new_view = s_w.view(B, G, n, -1), new_w.view(B, G, n, -1)
+    scale4, v4 = scale.view(B, 1, n, 1), (v.view(B, 1, n, 1) if v is not None else None)
+    lefts, rights = coef.view(T, B, G * n).permute(1, 2, 0), x.transpose(0, 1)  # (B, G*n, T), (B, T, d)
+    if per_stream(s_w):
+        blocks = zip(view.unbind(0), new_view.unbind(0), new_w.unbind(0), scale4.unbind(0),
+                     lefts.unbind(0), rights.unbind(0))
+        v_b = v4.unbind(0) if v4 is not None else None
+        for b, (block, new_block, new_flat, scale_b, left, right) in enumerate(blocks):
+            if v_b is not None:
+                grads[0] = torch.mul(block, v_b[b]) if b == 0 else grads[0].addcmul_(block, v_b[b])
+            torch.mul(block, scale_b, out=new_block)
+            new_flat.addmm_(left, right)
+    else:
+        if v4 is not None:
+            grads[0] = (view * v4).sum(0)
+        torch.mul(view, scale4, out=new_view)
+        new_w.baddbmm_(lefts, rights)
+    if grads is not None:
+        grads[0] = grads[0].view(s_w.shape[1:])
+    new = [new_w, _scaled_sum(s_b, scale, coef)]
+    new.append(None if s_diag is None else _scaled_sum(s_diag, scale, coef * prev.unsqueeze(2)))
+    return new, grads
 
 
-def direct_gradients(coef: Tensor, d: Tensor, x: Tensor, prev: Tensor, has_diag: bool):
-    """Sum_t (coef_t ⊙ D_t) u_t^T for W, b, w in one matmul; coef (T,B,n) is a or e.
-
-    Returns (grads [gW (G*n,d), gb (G*n), gw (G*n) or None], cd (T*B, G*n)).
-    """
-    T, B, G, n = d.shape
-    cd = (d * coef.unsqueeze(2)).reshape(T * B, G * n)
-    g_w = cd.t() @ x.reshape(T * B, -1)
-    g_b = cd.sum(0)
-    g_diag = (cd.view(T, B, G, n) * prev.unsqueeze(2)).sum((0, 1)).reshape(G * n) if has_diag else None
-    return [g_w, g_b, g_diag], cd
+def _scaled_sum(s: Tensor, scale: Tensor, coef: Tensor) -> Tensor:
+    """scale ⊙ s + Sum_t coef_t for a small (B, G*n) sensitivity; coef (T,B,G,n)."""
+    B, n = scale.shape
+    return torch.addcmul(coef.sum(0), s.view(B, -1, n), scale.view(B, 1, n)).view_as(s)
 
 
 def carry_gradients(v: Tensor, sens: list[Optional[Tensor]], gates: int) -> list[Optional[Tensor]]:
@@ -128,58 +150,39 @@ def carry_gradients(v: Tensor, sens: list[Optional[Tensor]], gates: int) -> list
         if s is None:
             out.append(None)
             continue
-        view = s.view(B, gates, n, -1)
+        view, v4 = s.view(B, gates, n, -1), v.view(B, 1, n, 1)
         if s.dim() < 3 or not per_stream(s):  # biases and diagonals are always small
-            out.append((view * v.view(B, 1, n, 1)).sum(0).view(s.shape[1:]))
+            out.append((view * v4).sum(0).view(s.shape[1:]))
             continue
-        rows = zip(view.unbind(0), v.view(B, 1, n, 1).expand(B, gates, n, view.shape[-1]).unbind(0))
-        s_0, f_0 = next(rows)
-        total = torch.mul(s_0, f_0)
-        for s_b, f_b in rows:
-            total.addcmul_(s_b, f_b)
+        blocks, factors = view.unbind(0), v4.unbind(0)
+        total = torch.mul(blocks[0], factors[0])
+        for block, factor in zip(blocks[1:], factors[1:]):
+            total.addcmul_(block, factor)
         out.append(total.view(s.shape[1:]))
     return out
 
 
-def step_update(sens: list[Optional[Tensor]], jc: Tensor, d: Tensor, x: Tensor, prev: Tensor) -> list[Optional[Tensor]]:
-    """One per-step RTRL update S <- J ⊙ S + D ⊙ u; jc, prev (B,n), d (B,G,n), x (B,d)."""
-    B, G, n = d.shape
-    s_w, s_b, s_diag = sens
-    d_flat = d.reshape(B, G * n)
-
-    def outer(batched: bool):
-        if batched:
-            return d_flat.unsqueeze(2) * x.unsqueeze(1)
-        return ((d_b.unsqueeze(1), x_b.unsqueeze(0)) for d_b, x_b in zip(d_flat.unbind(0), x.unbind(0)))
-
-    new_w = scaled_plus(s_w, jc, G, outer)
-    new_b = torch.addcmul(d, s_b.view(B, G, n), jc.unsqueeze(1)).view_as(s_b)
-    new_diag = None
-    if s_diag is not None:
-        new_diag = torch.addcmul(d * prev.unsqueeze(1), s_diag.view(B, G, n), jc.unsqueeze(1)).view_as(s_diag)
-    return [new_w, new_b, new_diag]
+def direct_gradients(cd: Tensor, x: Tensor, prev: Tensor, has_diag: bool) -> list[Optional[Tensor]]:
+    """Sum_t (coef_t ⊙ D_t) u_t^T for W, b, w in one matmul, given cd = coef ⊙ D (T,B,G,n)."""
+    T, B, G, n = cd.shape
+    flat = cd.reshape(T * B, G * n)
+    g_w = flat.t() @ x.reshape(T * B, -1)
+    g_b = flat.sum(0)
+    g_diag = (cd * prev.unsqueeze(2)).sum((0, 1)).reshape(G * n) if has_diag else None
+    return [g_w, g_b, g_diag]
 
 
-def segment_update(sens: list[Optional[Tensor]], jc: Tensor, d: Tensor, x: Tensor, prev: Tensor) -> list[Optional[Tensor]]:
+def segment_update(sens, jc, d, x, prev, gates: int) -> list[Optional[Tensor]]:
     """Segment form of the carry: S_T = P ⊙ S_0 + Sum_t (q_t ⊙ D_t) u_t^T (one matmul per stream)."""
-    T, B, G, n = d.shape
-    s_w, s_b, s_diag = sens
     q, p = suffix_products(jc)
-    qd = d * q.unsqueeze(2)                                       # (T, B, G, n)
-    p4 = p.view(B, 1, n)
+    return update(sens, p, d * q.unsqueeze(2), x, prev, gates)[0]
 
-    def products(batched: bool):
-        if batched:
-            return torch.bmm(qd.view(T, B, G * n).permute(1, 2, 0), x.transpose(0, 1))
-        pairs = zip(qd.view(T, B, G * n).unbind(1), x.unbind(1))  # strided views, no copies
-        return ((qd_b.t(), x_b) for qd_b, x_b in pairs)
 
-    new_w = scaled_plus(s_w, p, G, products)
-    new_b = (s_b.view(B, G, n) * p4 + qd.sum(0)).view_as(s_b)
-    new_diag = None
-    if s_diag is not None:
-        new_diag = (s_diag.view(B, G, n) * p4 + (qd * prev.unsqueeze(2)).sum(0)).view_as(s_diag)
-    return [new_w, new_b, new_diag]
+def step_updates(sens, jc, d, x, prev, gates: int) -> list[Optional[Tensor]]:
+    """The per-step recursion S_t = J_t ⊙ S_{t-1} + D_t ⊙ u_t over the T steps."""
+    for t in range(d.shape[0]):
+        sens, _ = update(sens, jc[t], d[t:t + 1], x[t:t + 1], prev[t:t + 1], gates)
+    return sens
 
 
 class ElementwiseRTRL(torch.autograd.Function):
@@ -208,12 +211,7 @@ class ElementwiseRTRL(torch.autograd.Function):
             new_sens: list = []
             if has_sens:
                 sens = list(sens)
-                if options[1] == "step":
-                    new_sens = sens
-                    for t in range(T):
-                        new_sens = step_update(new_sens, jc[t], d[t], x[t], prev[t])
-                else:
-                    new_sens = segment_update(sens, jc, d, x, prev)
+                new_sens = (step_updates if options[1] == "step" else segment_update)(sens, jc, d, x, prev, G)
         ctx.set_materialize_grads(False)  # the sensitivities get no gradient: skip zero-filling them
         ctx.cell, ctx.options, ctx.has_sens = cell, options, has_sens
         ctx.has_diag, ctx.num_sens = diag is not None, len(sens)
@@ -229,28 +227,36 @@ class ElementwiseRTRL(torch.autograd.Function):
         e = grad_states if grad_states is not None else torch.zeros_like(prev)
         sens = list(saved) if ctx.has_sens else None
         stepwise = sens is not None and path == "step"
+        G = ctx.cell.gates
+        # per-step RTRL takes the same-step gradient e for the parameters; the segment form
+        # (and tbptt) the adjoint a, which input_grad="segment" also needs for x
         a = None if (stepwise and input_grad == "step") else adjoint(e, jc)
         with torch.no_grad():
-            grads, cd = direct_gradients(e if stepwise else a, d, x, prev, ctx.has_diag)
+            cd = d * (e if stepwise else a).unsqueeze(2)
+            grads = direct_gradients(cd, x, prev, ctx.has_diag)
             if sens is not None:
-                grads = _add(grads, _carry_terms(sens, jc, e, a, d, x, prev, stepwise, ctx.cell.gates))
+                carry = (_replay_steps(sens, jc, e, d, x, prev, G) if stepwise
+                         else carry_gradients(jc[0] * a[0], sens, G))
+                grads = _add(grads, carry)
             grad_x = None
             if ctx.needs_input_grad[2]:
                 if (input_grad == "step") != stepwise:  # cd was built from the other coefficient
-                    cd = (d * (e if input_grad == "step" else a).unsqueeze(2)).reshape(cd.shape)
-                grad_x = (cd @ weight).view_as(x)
+                    cd = d * (e if input_grad == "step" else a).unsqueeze(2)
+                grad_x = (cd.reshape(-1, cd.shape[2] * cd.shape[3]) @ weight).view_as(x)
         return (None, None, grad_x, None, None, *grads) + (None,) * ctx.num_sens
 
 
-def _carry_terms(sens, jc, e, a, d, x, prev, stepwise: bool, gates: int):
-    """Gradient through the carried-in sensitivities: one pass over S_0 (segment form), or
-    the per-step recursion replayed, Sum_t (J_t ⊙ e_t) ⊙ S_{t-1}."""
-    if not stepwise:
-        return carry_gradients(jc[0] * a[0], sens, gates)
-    total = carry_gradients(jc[0] * e[0], sens, gates)
-    for t in range(1, e.shape[0]):
-        sens = step_update(sens, jc[t - 1], d[t - 1], x[t - 1], prev[t - 1])
-        total = _add(total, carry_gradients(jc[t] * e[t], sens, gates))
+def _replay_steps(sens, jc, e, d, x, prev, gates: int):
+    """Sum_t (J_t ⊙ e_t) ⊙ S_{t-1}: the per-step recursion replayed from S_0, each step's
+    carry gradient read in the pass that forms S_t (the last one only reads S_{T-1})."""
+    total = None
+    for t in range(e.shape[0]):
+        v = jc[t] * e[t]
+        if t == e.shape[0] - 1:
+            grads = carry_gradients(v, sens, gates)
+        else:
+            sens, grads = update(sens, jc[t], d[t:t + 1], x[t:t + 1], prev[t:t + 1], gates, v=v)
+        total = grads if total is None else _add(total, grads)
     return total
 
 
