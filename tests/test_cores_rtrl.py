@@ -104,23 +104,46 @@ def _same_step_reference(model, x, reset):
     return model.readout(x, torch.stack(states))
 
 
+def _input_gradient(model, x, reset, w, one_step_at_a_time: bool = False):
+    """x's gradient of (w * y).sum() from the core, over one segment or streamed step by step."""
+    x = x.clone().requires_grad_()
+    carry = model.initial_carry(x.shape[1])
+    steps = [slice(t, t + 1) for t in range(x.shape[0])] if one_step_at_a_time else [slice(None)]
+    for rows in steps:
+        y, carry = model(x[rows], carry, reset[rows])
+        (w[rows] * y).sum().backward()
+    return x.grad
+
+
+def _reference_input_gradient(model, x, reset, w, same_step: bool):
+    """x's gradient through plain autograd: cut every step (same-step) or through the segment."""
+    x = x.clone().requires_grad_()
+    full = lambda m, xx, r: m.reference_forward(xx, torch.zeros(x.shape[1], m.hidden_size, dtype=F64), r)
+    y = (_same_step_reference if same_step else full)(model, x, reset)
+    (w * y).sum().backward()
+    return x.grad
+
+
 @pytest.mark.parametrize("core", CORES)
 @pytest.mark.parametrize("input_grad", ["step", "segment"])
 def test_input_gradient_modes(core, input_grad):
     model = _pair(core, input_grad=input_grad)
     x, reset, w = _data()
-    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
-    y, _ = model(x1, model.initial_carry(3), reset)
-    (w * y).sum().backward()
-    reference = _same_step_reference if input_grad == "step" else (
-        lambda m, xx, r: m.reference_forward(xx, torch.zeros(3, m.hidden_size, dtype=F64), r))
-    (w * reference(model, x2, reset)).sum().backward()
-    assert relative_error(x1.grad, x2.grad) < 1e-12
-    x3 = x.clone().requires_grad_()  # the other mode gives a different input gradient
-    other = _same_step_reference if input_grad == "segment" else (
-        lambda m, xx, r: m.reference_forward(xx, torch.zeros(3, m.hidden_size, dtype=F64), r))
-    (w * other(model, x3, reset)).sum().backward()
-    assert relative_error(x1.grad, x3.grad) > 1e-6
+    got = _input_gradient(model, x, reset, w)
+    assert relative_error(got, _reference_input_gradient(model, x, reset, w, input_grad == "step")) < 1e-12
+    # the other mode gives a different input gradient
+    assert relative_error(got, _reference_input_gradient(model, x, reset, w, input_grad != "step")) > 1e-6
+
+
+@pytest.mark.parametrize("core", CORES)
+@pytest.mark.parametrize("input_grad", ["step", "segment"])
+def test_streaming_one_step_at_a_time_gives_x_its_same_step_gradient(core, input_grad):
+    # T = 1 takes its own backward (from the new sensitivities); for one step both
+    # input_grad modes are the same-step gradient
+    model = _pair(core, input_grad=input_grad)
+    x, reset, w = _data()
+    got = _input_gradient(model, x, reset, w, one_step_at_a_time=True)
+    assert relative_error(got, _reference_input_gradient(model, x, reset, w, same_step=True)) < 1e-12
 
 
 @pytest.mark.parametrize("core", CORES)

@@ -215,7 +215,10 @@ class ElementwiseRTRL(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # the sensitivities get no gradient: skip zero-filling them
         ctx.cell, ctx.options, ctx.has_sens = cell, options, has_sens
         ctx.has_diag, ctx.num_sens = diag is not None, len(sens)
-        ctx.save_for_backward(x, weight, prev, d, jc, *(sens if has_sens else ()))
+        # One step: the gradient is Sum_b e_b ⊙ S_1,b, so the backward needs only the new
+        # sensitivities (just written, still in cache), not the old ones (see backward).
+        ctx.one_step = has_sens and T == 1
+        ctx.save_for_backward(x, weight, prev, d, jc, *(new_sens if ctx.one_step else sens if has_sens else ()))
         outputs = [states] + [s for s in new_sens if s is not None]
         ctx.mark_non_differentiable(*outputs[1:])
         return tuple(outputs)
@@ -228,6 +231,8 @@ class ElementwiseRTRL(torch.autograd.Function):
         sens = list(saved) if ctx.has_sens else None
         stepwise = sens is not None and path == "step"
         G = ctx.cell.gates
+        if ctx.one_step:
+            return _one_step_backward(ctx, e, sens, d, weight, x)
         # per-step RTRL takes the same-step gradient e for the parameters; the segment form
         # (and tbptt) the adjoint a, which input_grad="segment" also needs for x
         a = None if (stepwise and input_grad == "step") else adjoint(e, jc)
@@ -244,6 +249,24 @@ class ElementwiseRTRL(torch.autograd.Function):
                     cd = d * (e if input_grad == "step" else a).unsqueeze(2)
                 grad_x = (cd.reshape(-1, cd.shape[2] * cd.shape[3]) @ weight).view_as(x)
         return (None, None, grad_x, None, None, *grads) + (None,) * ctx.num_sens
+
+
+def _one_step_backward(ctx: Any, e: Tensor, new_sens: list[Optional[Tensor]], d: Tensor, weight: Tensor,
+                       x: Tensor):
+    """Backward of a one-step segment (T = 1, per-step RTRL) from the new sensitivities S_1.
+
+    RTRL's gradient is Sum_b e_b ⊙ S_1,b: the direct term (e ⊙ D) uᵀ and the carry term
+    (J ⊙ e) ⊙ S_0 together, since S_1 = J ⊙ S_0 + D ⊙ u. One pass over the S_1 that the
+    forward has just written replaces a pass over the older S_0 plus a matrix product.
+    For T = 1 the adjoint is e, so both input_grad modes give x the same gradient.
+    """
+    with torch.no_grad():
+        grads = carry_gradients(e[0], new_sens, ctx.cell.gates)
+        grad_x = None
+        if ctx.needs_input_grad[2]:
+            cd = d * e.unsqueeze(2)
+            grad_x = (cd.reshape(-1, cd.shape[2] * cd.shape[3]) @ weight).view_as(x)
+    return (None, None, grad_x, None, None, *grads) + (None,) * ctx.num_sens
 
 
 def _replay_steps(sens, jc, e, d, x, prev, gates: int):
