@@ -89,47 +89,37 @@ def suffix_products(jc: Tensor) -> tuple[Tensor, Tensor]:
     return q, steps[0] * factors[0]
 
 
-def update(sens: list[Optional[Tensor]], scale: Tensor, coef: Tensor, x: Tensor, prev: Tensor, gates: int,
-           v: Optional[Tensor] = None) -> tuple[list[Optional[Tensor]], Optional[list[Optional[Tensor]]]]:
-    """New sensitivities S' = scale ⊙ S + Sum_t coef_t ⊙ u_t for W, b and w, and optionally
-    the carry gradient Sum_b v_b ⊙ S_b, read in the same pass over S.
+def update(sens: list[Optional[Tensor]], scale: Tensor, coef: Tensor, x: Tensor, prev: Tensor,
+           gates: int) -> list[Optional[Tensor]]:
+    """New sensitivities S' = scale ⊙ S + Sum_t coef_t ⊙ u_t for W, b and w, as new tensors.
 
     One update serves both forms: the segment form (scale = P, coef_t = q_t ⊙ D_t) and one
     step of the per-step recursion (T = 1, scale = J_t, coef = D_t).
-    scale (B,n); coef (T,B,G,n); x (T,B,d); prev (T,B,n); v (B,n) or None.
-    Returns (new sensitivities as new tensors, carry gradients [gW, gb, gw] or None).
+    scale (B,n); coef (T,B,G,n); x (T,B,d); prev (T,B,n).
 
-    Stream by stream (large blocks), each S_b block is read once while in cache: the carry
-    gradient accumulates from it, the scaled block is written and the matrix multiply adds
-    Sum_t coef_t x_tᵀ into it in place (no temporary product). The per-stream slices come
-    from one ``unbind`` each, since indexing inside the loop costs as much as a small op.
+    Stream by stream (large blocks), each S_b block is read once: the scaled block is
+    written and the matrix multiply adds Sum_t coef_t x_tᵀ into it in place while it is in
+    cache (no temporary product). The per-stream slices come from one ``unbind`` each,
+    since indexing inside the loop costs as much as a small op.
     """
     T, B, G, n = coef.shape
     s_w, s_b, s_diag = sens
-    grads = None if v is None else [None] + carry_gradients(v, [s_b, s_diag], G)
     new_w = torch.empty_like(s_w)
     view, new_view = s_w.view(B, G, n, -1), new_w.view(B, G, n, -1)
-    scale4, v4 = scale.view(B, 1, n, 1), (v.view(B, 1, n, 1) if v is not None else None)
+    scale4 = scale.view(B, 1, n, 1)
     lefts, rights = coef.view(T, B, G * n).permute(1, 2, 0), x.transpose(0, 1)  # (B, G*n, T), (B, T, d)
     if per_stream(s_w):
         blocks = zip(view.unbind(0), new_view.unbind(0), new_w.unbind(0), scale4.unbind(0),
                      lefts.unbind(0), rights.unbind(0))
-        v_b = v4.unbind(0) if v4 is not None else None
-        for b, (block, new_block, new_flat, scale_b, left, right) in enumerate(blocks):
-            if v_b is not None:
-                grads[0] = torch.mul(block, v_b[b]) if b == 0 else grads[0].addcmul_(block, v_b[b])
+        for block, new_block, new_flat, scale_b, left, right in blocks:
             torch.mul(block, scale_b, out=new_block)
             new_flat.addmm_(left, right)
     else:
-        if v4 is not None:
-            grads[0] = (view * v4).sum(0)
         torch.mul(view, scale4, out=new_view)
         new_w.baddbmm_(lefts, rights)
-    if grads is not None:
-        grads[0] = grads[0].view(s_w.shape[1:])
     new = [new_w, _scaled_sum(s_b, scale, coef)]
     new.append(None if s_diag is None else _scaled_sum(s_diag, scale, coef * prev.unsqueeze(2)))
-    return new, grads
+    return new
 
 
 def _scaled_sum(s: Tensor, scale: Tensor, coef: Tensor) -> Tensor:
@@ -175,13 +165,13 @@ def direct_gradients(cd: Tensor, x: Tensor, prev: Tensor, has_diag: bool) -> lis
 def segment_update(sens, jc, d, x, prev, gates: int) -> list[Optional[Tensor]]:
     """Segment form of the carry: S_T = P ⊙ S_0 + Sum_t (q_t ⊙ D_t) u_t^T (one matmul per stream)."""
     q, p = suffix_products(jc)
-    return update(sens, p, d * q.unsqueeze(2), x, prev, gates)[0]
+    return update(sens, p, d * q.unsqueeze(2), x, prev, gates)
 
 
 def step_updates(sens, jc, d, x, prev, gates: int) -> list[Optional[Tensor]]:
     """The per-step recursion S_t = J_t ⊙ S_{t-1} + D_t ⊙ u_t over the T steps."""
     for t in range(d.shape[0]):
-        sens, _ = update(sens, jc[t], d[t:t + 1], x[t:t + 1], prev[t:t + 1], gates)
+        sens = update(sens, jc[t], d[t:t + 1], x[t:t + 1], prev[t:t + 1], gates)
     return sens
 
 
@@ -270,16 +260,13 @@ def _one_step_backward(ctx: Any, e: Tensor, new_sens: list[Optional[Tensor]], d:
 
 
 def _replay_steps(sens, jc, e, d, x, prev, gates: int):
-    """Sum_t (J_t ⊙ e_t) ⊙ S_{t-1}: the per-step recursion replayed from S_0, each step's
-    carry gradient read in the pass that forms S_t (the last one only reads S_{T-1})."""
+    """Sum_t (J_t ⊙ e_t) ⊙ S_{t-1}: the per-step recursion replayed from S_0."""
     total = None
     for t in range(e.shape[0]):
-        v = jc[t] * e[t]
-        if t == e.shape[0] - 1:
-            grads = carry_gradients(v, sens, gates)
-        else:
-            sens, grads = update(sens, jc[t], d[t:t + 1], x[t:t + 1], prev[t:t + 1], gates, v=v)
+        grads = carry_gradients(jc[t] * e[t], sens, gates)
         total = grads if total is None else _add(total, grads)
+        if t < e.shape[0] - 1:
+            sens = update(sens, jc[t], d[t:t + 1], x[t:t + 1], prev[t:t + 1], gates)
     return total
 
 
