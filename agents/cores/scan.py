@@ -237,7 +237,7 @@ class ElementwiseRTRL(torch.autograd.Function):
             if ctx.needs_input_grad[2]:
                 if (input_grad == "step") != stepwise:  # cd was built from the other coefficient
                     cd = d * (e if input_grad == "step" else a).unsqueeze(2)
-                grad_x = (cd.reshape(-1, cd.shape[2] * cd.shape[3]) @ weight).view_as(x)
+                grad_x = _input_gradient(cd, weight, x)
         return (None, None, grad_x, None, None, *grads) + (None,) * ctx.num_sens
 
 
@@ -254,9 +254,13 @@ def _one_step_backward(ctx: Any, e: Tensor, new_sens: list[Optional[Tensor]], d:
         grads = carry_gradients(e[0], new_sens, ctx.cell.gates)
         grad_x = None
         if ctx.needs_input_grad[2]:
-            cd = d * e.unsqueeze(2)
-            grad_x = (cd.reshape(-1, cd.shape[2] * cd.shape[3]) @ weight).view_as(x)
+            grad_x = _input_gradient(d * e.unsqueeze(2), weight, x)
     return (None, None, grad_x, None, None, *grads) + (None,) * ctx.num_sens
+
+
+def _input_gradient(cd: Tensor, weight: Tensor, x: Tensor) -> Tensor:
+    """x's gradient (T,B,d) from cd = coef ⊙ D (T,B,G,n) through the gates' W (G*n, d)."""
+    return (cd.reshape(-1, cd.shape[2] * cd.shape[3]) @ weight).view_as(x)
 
 
 def _replay_steps(sens, jc, e, d, x, prev, gates: int):
