@@ -1,7 +1,7 @@
 """The learning agents: element-wise recurrent cores (exact RTRL), networks, losses."""
 
-from agents import vtrace
-from agents.learner import Learner
-from agents.model import ActOutput, ActorCritic
+from rtrl_rl.agents import vtrace
+from rtrl_rl.agents.learner import Learner
+from rtrl_rl.agents.model import ActOutput, ActorCritic
 
 __all__ = ["ActOutput", "ActorCritic", "Learner", "vtrace"]

@@ -30,9 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from agents.cores import Carry
-from agents.model import ActorCritic
-from agents.vtrace import rewards_and_discounts, vtrace
+from rtrl_rl.agents.cores import Carry
+from rtrl_rl.agents.model import ActorCritic
+from rtrl_rl.agents.vtrace import rewards_and_discounts, vtrace
 
 OBS_PREFIX = "obs."
 

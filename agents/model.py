@@ -20,9 +20,9 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from agents.cores import Carry, elementwise_cores, make_core
-from agents.encoders import make_encoder
-from agents.heads import ValueHead, make_policy_head
+from rtrl_rl.agents.cores import Carry, elementwise_cores, make_core
+from rtrl_rl.agents.encoders import make_encoder
+from rtrl_rl.agents.heads import ValueHead, make_policy_head
 
 Observation = torch.Tensor | dict[str, torch.Tensor]
 

@@ -2,7 +2,7 @@
 
 Runs eLSTM segments (default n = d = 256, B = 16, T = 50: the issue-2 target row) in
 "rtrl" mode, one CPU thread, and times the pieces of the RTRL machinery in
-``agents.cores.scan`` by wrapping them with timers: the new carry (``segment_update``,
+``rtrl_rl.agents.cores.scan`` by wrapping them with timers: the new carry (``segment_update``,
 with its per-stream ``update``), the suffix products, and the backward's carry
 term (``carry_gradients``), beside the whole forward and backward. It complements
 ``rtrl-rl bench cores``, which compares whole segments: this says what RTRL adds.
@@ -22,7 +22,7 @@ from collections import defaultdict
 
 import torch
 
-from agents.cores import make_core, scan
+from rtrl_rl.agents.cores import make_core, scan
 
 PIECES = ("segment_update", "update", "suffix_products", "adjoint", "direct_gradients", "carry_gradients")
 

@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.spec import closest
+from rtrl_rl.envs.spec import closest
 
 _ROOMS = ["rooms_collect_good_objects_train", "rooms_collect_good_objects_test",
           "rooms_exploit_deferred_effects_train", "rooms_exploit_deferred_effects_test",

@@ -18,7 +18,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces
 
-from envs.spec import SpecError, closest
+from rtrl_rl.envs.spec import SpecError, closest
 
 ARRAY_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 OPTIONAL = {"popgym": ("popgym", "popgym-{}-v0"), "minigrid": ("minigrid", "MiniGrid-{}-v0")}
@@ -108,10 +108,10 @@ class EnvFactory:
         if self.kind == "gym":
             return gym.make(self.target, **self.kwargs)
         if self.kind == "memory":
-            from envs.memory import MemoryEnv
+            from rtrl_rl.envs.memory import MemoryEnv
             return MemoryEnv(self.target, **self.kwargs)
         if self.kind == "dmlab":
-            from envs.dmlab import DmLabEnv
+            from rtrl_rl.envs.dmlab import DmLabEnv
             return DmLabEnv(self.target, **self.kwargs)
         return load_class(self.target)(**self.kwargs)
 
@@ -123,7 +123,7 @@ class EnvFactory:
         (its spaces are static and its steps are known to be slow).
         """
         if self.kind == "dmlab":
-            from envs.dmlab import dmlab_spaces
+            from rtrl_rl.envs.dmlab import dmlab_spaces
             return (*dmlab_spaces(self.kwargs), float("inf"))
         env = self()
         try:

@@ -9,8 +9,8 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from envs.base import EpisodeTracker, StepBatch, VectorEnv, reset_batch
-from envs.workers import (EnvGroup, WorkerError, _nbytes, _views, _worker_main,
+from rtrl_rl.envs.base import EpisodeTracker, StepBatch, VectorEnv, reset_batch
+from rtrl_rl.envs.workers import (EnvGroup, WorkerError, _nbytes, _views, _worker_main,
                           buffer_layout, split)
 
 
@@ -19,7 +19,7 @@ class PythonVectorEnv(VectorEnv):
 
     ``workers=0`` steps all envs in this process (lowest latency for cheap envs);
     ``workers=W`` starts W daemon processes, each holding about N/W envs. Observations,
-    rewards and flags travel through one shared buffer (see :mod:`envs.workers`).
+    rewards and flags travel through one shared buffer (see :mod:`rtrl_rl.envs.workers`).
     ``poll_s`` bounds how long a dead worker goes unnoticed; ``step_timeout`` (None:
     no limit) bounds a step of a live but stuck worker.
     """

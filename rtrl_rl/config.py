@@ -40,7 +40,7 @@ class EnvConfig:
     num_envs: int = _doc(128, "parallel environment streams (each keeps its own RTRL carry)")
     options: dict = _doc(
         {"delay": 40, "num_symbols": 4, "distractors": True},
-        "keyword options passed to envs.make_vector for this suite",
+        "keyword options passed to rtrl_rl.envs.make_vector for this suite",
     )
     imports: list = _doc([], "modules to import first (they register custom gymnasium ids)")
 

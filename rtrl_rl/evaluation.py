@@ -17,7 +17,7 @@ from rtrl_rl.rollout import Collector, allocate_segment
 
 
 def summarize_episodes(episodes: list) -> dict:
-    """Mean, median, std, min and max of the returns of ``envs.EpisodeStats`` items, the
+    """Mean, median, std, min and max of the returns of ``rtrl_rl.envs.EpisodeStats`` items, the
     mean length, and the success rate where the task defines success."""
     returns = [float(e.ret) for e in episodes]
     lengths = [int(e.length) for e in episodes]
@@ -73,7 +73,7 @@ def evaluation_options(spec: str, options: dict) -> dict:
     no life-loss signal: evaluation never learns from ``life_lost``). ProcGen: the full level distribution (``num_levels=0``), i.e.
     the test levels of Cobbe et al. (2020). Other suites evaluate as they train.
     """
-    import envs
+    from rtrl_rl import envs
 
     suite = envs.parse_spec(spec).suite
     options = dict(options)

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from agents.cores import make_core
+from rtrl_rl.agents.cores import make_core
 
 
 @dataclass

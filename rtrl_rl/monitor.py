@@ -52,7 +52,7 @@ class RunMonitor:
         return progress
 
     def record_episodes(self, episodes) -> None:
-        """Add finished ``envs.EpisodeStats`` and log each one to TensorBoard."""
+        """Add finished ``rtrl_rl.envs.EpisodeStats`` and log each one to TensorBoard."""
         for ep in episodes:
             self.returns.append(float(ep.ret))
             self.lengths.append(int(ep.length))

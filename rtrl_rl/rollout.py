@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.learner import OBS_PREFIX
+from rtrl_rl.agents.learner import OBS_PREFIX
 
 Segment = dict[str, torch.Tensor]
 
@@ -95,7 +95,7 @@ def _as_tensor_obs(obs):
 
 @dataclass
 class EpisodeLog:
-    """Finished episodes (``envs.EpisodeStats``) since the last :meth:`drain`."""
+    """Finished episodes (``rtrl_rl.envs.EpisodeStats``) since the last :meth:`drain`."""
 
     items: list = field(default_factory=list)
 

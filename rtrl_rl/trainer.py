@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import envs
-from agents import ActorCritic, Learner
+from rtrl_rl import envs
+from rtrl_rl.agents import ActorCritic, Learner
 from rtrl_rl.config import Config
 from rtrl_rl.evaluation import evaluation_options, evaluation_seed, run_episodes
 from rtrl_rl.rollout import Collector, allocate_segment

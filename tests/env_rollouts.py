@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import envs
+from rtrl_rl import envs
 
 
 def rollout_frames(spec: str, seed: int, actions: list[int], steps: int) -> np.ndarray:

@@ -5,7 +5,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from agents.encoders import IMPALA_OUTPUT, DictEncoder, IdentityEncoder, ImpalaEncoder, MLPEncoder, make_encoder
+from rtrl_rl.agents.encoders import IMPALA_OUTPUT, DictEncoder, IdentityEncoder, ImpalaEncoder, MLPEncoder, make_encoder
 
 
 def _batch(space, n=2):

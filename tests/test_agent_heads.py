@@ -7,7 +7,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from agents.heads import ValueHead, make_policy_head
+from rtrl_rl.agents.heads import ValueHead, make_policy_head
 
 LEAD = (5, 3)  # (T, B): heads accept any leading dimensions
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from agents import ActorCritic, Learner
-from agents.vtrace import rewards_and_discounts, vtrace
+from rtrl_rl.agents import ActorCritic, Learner
+from rtrl_rl.agents.vtrace import rewards_and_discounts, vtrace
 
 OBS = spaces.Box(-1, 1, (3,), np.float32)
 ACT = spaces.Discrete(3)

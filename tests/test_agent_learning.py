@@ -8,7 +8,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from agents import ActorCritic, Learner
+from rtrl_rl.agents import ActorCritic, Learner
 
 @pytest.fixture(autouse=True)
 def one_thread():

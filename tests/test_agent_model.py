@@ -7,8 +7,8 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from agents import ActorCritic
-from agents.model import FeedForwardCore
+from rtrl_rl.agents import ActorCritic
+from rtrl_rl.agents.model import FeedForwardCore
 
 VEC = spaces.Box(-1, 1, (3,), np.float32)
 

@@ -4,7 +4,7 @@ initialisation, and the gradcheck/bench commands."""
 import pytest
 import torch
 
-from agents.cores import available_cores, make_core
+from rtrl_rl.agents.cores import available_cores, make_core
 from rtrl_rl import cli
 from rtrl_rl.bench.cores import measure
 
@@ -131,7 +131,7 @@ def test_bench_on_cuda_adds_graph_replays_that_match_eager_gradients():
 
 
 def test_breakdown_times_every_piece_and_restores_the_machinery():
-    from agents.cores import scan
+    from rtrl_rl.agents.cores import scan
     from benchmarks.cores_breakdown import PIECES, measure as breakdown
 
     before = {name: getattr(scan, name) for name in PIECES}

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from agents.cores import Carry, make_core
+from rtrl_rl.agents.cores import Carry, make_core
 
 CHILD = """
 import pickle, sys, torch

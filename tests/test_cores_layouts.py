@@ -6,7 +6,7 @@ so the whole-batch ops. Here the threshold is forced both ways."""
 import pytest
 import torch
 
-from agents.cores import elementwise_cores, scan
+from rtrl_rl.agents.cores import elementwise_cores, scan
 from rtrl_rl.gradcheck import run_protocol
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from agents.cores import elementwise_cores, make_core
+from rtrl_rl.agents.cores import elementwise_cores, make_core
 from rtrl_rl.gradcheck import random_resets, relative_error, run_protocol
 
 CORES = elementwise_cores()

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from envs.check import run_check
+from rtrl_rl.envs.check import run_check
 
 ASSET = os.path.join(os.path.dirname(__file__), "assets", "custom_env.py")
 

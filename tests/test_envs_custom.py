@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-import envs
+from rtrl_rl import envs
 
 ASSET = os.path.join(os.path.dirname(__file__), "assets", "custom_env.py")
 

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-import envs
-from envs.dmlab import ACTIONS
+from rtrl_rl import envs
+from rtrl_rl.envs.dmlab import ACTIONS
 
 DOUBLES = os.path.join(os.path.dirname(__file__), "doubles")
 DOUBLE = dict(dmlab_module="fake_deepmind_lab", dmlab_path=DOUBLES)

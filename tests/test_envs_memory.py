@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-import envs
-from envs.memory import MemoryEnv, RecallVector, TMazeVector
+from rtrl_rl import envs
+from rtrl_rl.envs.memory import MemoryEnv, RecallVector, TMazeVector
 
 
 def _answer(obs, k):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import envs
+from rtrl_rl import envs
 from env_rollouts import rollout_frames
 
 pytest.importorskip("procgen")

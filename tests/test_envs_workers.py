@@ -10,8 +10,8 @@ import numpy as np
 import psutil
 import pytest
 
-import envs
-from envs.workers import WorkerError
+from rtrl_rl import envs
+from rtrl_rl.envs.workers import WorkerError
 
 ASSET = os.path.join(os.path.dirname(__file__), "assets", "custom_env.py")
 
@@ -99,7 +99,7 @@ faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view into 
 # shell, as a backgrounded CI run is): restore the Ctrl-C a user's terminal delivers.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {cwd!r})
-import envs
+from rtrl_rl import envs
 if __name__ == "__main__":
     venv = envs.make_vector("memory:recall", 4, seed=0, workers=2)
     venv.reset()

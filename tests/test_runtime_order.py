@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents import Learner
+from rtrl_rl.agents import Learner
 from rtrl_rl.config import build_config
 from rtrl_rl.runtime import train_with_actors
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from agents.vtrace import rewards_and_discounts, vtrace
+from rtrl_rl.agents.vtrace import rewards_and_discounts, vtrace
 
 
 def _reference(behaviour_logp, target_logp, rewards, discounts, values, bootstrap):

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.cores.base import ElementwiseCore, RecurrentCore
-from agents.cores.carry import Carry
-from agents.cores.elstm import ELSTM
-from agents.cores.lstm import LSTM
-from agents.cores.mingru import MinGRU
+from rtrl_rl.agents.cores.base import ElementwiseCore, RecurrentCore
+from rtrl_rl.agents.cores.carry import Carry
+from rtrl_rl.agents.cores.elstm import ELSTM
+from rtrl_rl.agents.cores.lstm import LSTM
+from rtrl_rl.agents.cores.mingru import MinGRU
 
 #: core name -> class
 CORES: dict[str, type[RecurrentCore]] = {"elstm": ELSTM, "mingru": MinGRU, "lstm": LSTM}

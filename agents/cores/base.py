@@ -1,5 +1,5 @@
 """Shared base of the recurrent cores: options, carry construction, input validation, and
-the forward pass of the element-wise cores through :class:`agents.cores.scan.ElementwiseRTRL`."""
+the forward pass of the element-wise cores through :class:`rtrl_rl.agents.cores.scan.ElementwiseRTRL`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from agents.cores.carry import Carry
-from agents.cores.scan import ElementwiseRTRL
+from rtrl_rl.agents.cores.carry import Carry
+from rtrl_rl.agents.cores.scan import ElementwiseRTRL
 
 LEARNING_MODES = ("rtrl", "tbptt")
 INPUT_GRAD_MODES = ("step", "segment")
@@ -118,7 +118,7 @@ class ElementwiseCore(RecurrentCore):
     """An element-wise core learned by exact RTRL (or truncated BPTT) in one module.
 
     Subclasses set ``gates``, ``has_diag`` and ``state_key``, and define ``sequence``,
-    ``derivatives`` (see :class:`agents.cores.scan.Cell`), ``readout`` and
+    ``derivatives`` (see :class:`rtrl_rl.agents.cores.scan.Cell`), ``readout`` and
     ``reference_step`` (plain autograd, used to verify the RTRL machinery).
 
     Options: ``input_grad`` "step" (rtrl default: same-step gradient to x) or "segment"

@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from agents.cores.base import ElementwiseCore
+from rtrl_rl.agents.cores.base import ElementwiseCore
 
 
 class ELSTM(ElementwiseCore):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from agents.cores.base import RecurrentCore
-from agents.cores.carry import Carry
+from rtrl_rl.agents.cores.base import RecurrentCore
+from rtrl_rl.agents.cores.carry import Carry
 
 
 class LSTM(RecurrentCore):

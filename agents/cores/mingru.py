@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from agents.cores.base import ElementwiseCore
+from rtrl_rl.agents.cores.base import ElementwiseCore
 
 
 class MinGRU(ElementwiseCore):

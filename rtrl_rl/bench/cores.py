@@ -21,7 +21,7 @@ from typing import Callable
 
 import torch
 
-from agents.cores import make_core
+from rtrl_rl.agents.cores import make_core
 
 #: (core, n, d, B, T); the first row is the CPU target of issue 2
 CPU_GRID = [("elstm", 256, 256, 16, 50), ("mingru", 256, 256, 16, 50), ("elstm", 128, 64, 32, 20)]

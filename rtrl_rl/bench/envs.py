@@ -18,8 +18,8 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-import envs
-from envs.spec import parse_options, parse_spec
+from rtrl_rl import envs
+from rtrl_rl.envs.spec import parse_options, parse_spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _single_env_fn(spec: str, options: dict[str, Any]) -> Callable[[], gym.Env] | None:
     """A thunk building one plain gymnasium.Env for Sync/Async, or None if not applicable."""
-    from envs.gym_suite import EnvFactory, gym_factory
+    from rtrl_rl.envs.gym_suite import EnvFactory, gym_factory
 
     parsed = parse_spec(spec)
     env_opts = {k: v for k, v in options.items() if k not in ("workers", "start_method")}

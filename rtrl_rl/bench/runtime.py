@@ -45,7 +45,7 @@ def _timed_updates(seconds: float, warmup: int, record: list):
     Appends (time after the update, env steps of the update) to ``record``. Ending works
     by setting the run's step budget to 0, which the learner loop reads every iteration.
     """
-    from agents import Learner
+    from rtrl_rl.agents import Learner
 
     update = Learner.update
 

@@ -27,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the checks for ``args.spec``; return 0, 1 or 2."""
-    from envs.check import run_check
-    from envs.spec import parse_options
+    from rtrl_rl.envs.check import run_check
+    from rtrl_rl.envs.spec import parse_options
 
     try:
         options = parse_options(args.option)

@@ -1,7 +1,7 @@
 """``rtrl-rl evaluate PATH``: play fresh episodes with a trained agent and report returns.
 
 PATH is a run directory (its ``model.pt``, the latest checkpoint) or a checkpoint file.
-The suite's evaluation protocol applies (``envs.evaluation_options``): Atari full
+The suite's evaluation protocol applies (``rtrl_rl.envs.evaluation_options``): Atari full
 episodes with sticky actions and the raw score, ProcGen's test levels, success rates
 for memory tasks. The recurrent state is carried through each episode and reset at
 its start, exactly as in training.
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 def evaluate_payload(payload: dict, config, args) -> dict:
     """Build env and model from a checkpoint and play the episodes; ValueError on mismatch."""
-    from agents import ActorCritic
+    from rtrl_rl.agents import ActorCritic
     from rtrl_rl.evaluation import evaluation_seed, run_episodes
     from rtrl_rl.trainer import make_env
 

@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the protocol and print one block per (core, path); return the exit code."""
-    from agents.cores import available_cores, elementwise_cores
+    from rtrl_rl.agents.cores import available_cores, elementwise_cores
     from rtrl_rl.gradcheck import check_all, format_report
 
     cores = elementwise_cores() if args.core is None else [args.core]

@@ -5,7 +5,7 @@ Read it top to bottom: build the model and learner (on CUDA when available and
 repeat (wait for one full slot from every actor, update on all streams, free the slots,
 publish the parameters, report) until the step budget is spent, greedy evaluation
 reaches the target, a signal arrives, or an actor fails. The maths is the synchronous
-trainer's: the same :class:`agents.Learner`, the same :class:`~rtrl_rl.session.RunSession`
+trainer's: the same :class:`rtrl_rl.agents.Learner`, the same :class:`~rtrl_rl.session.RunSession`
 for progress, TensorBoard, checkpoints, evaluation and the summary.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from agents import ActorCritic, Learner
+from rtrl_rl.agents import ActorCritic, Learner
 from rtrl_rl.config import Config
 from rtrl_rl.runtime.batches import Batcher, OrderCheck, gather
 from rtrl_rl.runtime.params import SharedParams
