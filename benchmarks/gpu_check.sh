@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU rows of docs/performance.md in one device call: the cores on CUDA, with
 # CUDA-graph replays, and the actor-learner runtime with many actors and the learner on
-# CUDA. Prepare the wheels first (bash benchmarks/fetch_gpu_wheels.sh), then
+# CUDA. It runs from the checkout without installing it (rtrl_rl/agents and rtrl_rl/envs
+# are links to the top-level folders, laid out as an install lays them). Prepare the wheels first (bash benchmarks/fetch_gpu_wheels.sh), then
 # run through the device tool with carry [".whl"] and timeout_s 560 (the three
 # steps are capped at 180 + 90 + 240 s):
 #   bash benchmarks/gpu_check.sh
@@ -10,24 +11,17 @@
 set -u
 OUT=${OUT:-gpu_results}
 mkdir -p "$OUT"
-# The checkout's agents/ and envs/ install as rtrl_rl.agents and rtrl_rl.envs. Without an
-# install (the device machine has no network for pip's build step), a tree of links lays
-# them out as installed: /tmp/rtrl_src/rtrl_rl/{*, agents, envs}.
-src=/tmp/rtrl_src/rtrl_rl
-rm -rf /tmp/rtrl_src && mkdir -p "$src"
-for f in rtrl_rl/*; do ln -s "$PWD/$f" "$src/"; done
-ln -s "$PWD/agents" "$src/agents" && ln -s "$PWD/envs" "$src/envs"
-export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/rtrl_src:$PWD
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=$PYTHONPATH:/tmp/site
+    && export PYTHONPATH=$PWD:/tmp/site
 fi
 { date -u; nvidia-smi; python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name())'; nproc; } \
   > "$OUT/machine.txt" 2>&1
 cat "$OUT/machine.txt"
 timeout 180 python3 -m rtrl_rl bench cores --device cuda --json "$OUT/bench_cores_gpu.json" 2>&1 \
   | tee "$OUT/bench_cores_gpu.log"
-timeout 90 python3 -m pytest -q -p no:cacheprovider -o pythonpath="/tmp/rtrl_src ." tests/test_cores_api.py tests/test_agent_learner.py -k cuda 2>&1 \
+timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_cores_api.py tests/test_agent_learner.py -k cuda 2>&1 \
   | tee "$OUT/pytest_cuda.log"
 timeout 240 python3 -m rtrl_rl bench runtime --actors 12 --num-envs 48 --device cuda --rounds 1 --seconds 20 \
   --json "$OUT/bench_runtime_gpu.json" 2>&1 | tee "$OUT/bench_runtime_gpu.log"
