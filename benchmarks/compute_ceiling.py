@@ -1,6 +1,6 @@
 """The compute ceiling of training: ``python -m benchmarks.compute_ceiling [--config atari/pong]``.
 
-Issue 5 asks training to reach half the raw vectorised env rate. Whether any runtime can
+The runtime target asks training to reach half the raw vectorised env rate. Whether any runtime can
 do that on a machine is a matter of arithmetic: every env step costs one forward pass of
 the model when acting and one forward and backward pass when learning. This script takes
 the run of a config (its real env, model and learner, one thread), collects one real

@@ -1,6 +1,6 @@
 """Where the time of one RTRL segment goes: ``python -m benchmarks.cores_breakdown``.
 
-Runs eLSTM segments (default n = d = 256, B = 16, T = 50: the issue-2 target row) in
+Runs eLSTM segments (default n = d = 256, B = 16, T = 50: the CPU target row) in
 "rtrl" mode, one CPU thread, and times the pieces of the RTRL machinery in
 ``rtrl_rl.agents.cores.scan`` by wrapping them with timers: the new carry (``segment_update``,
 with its per-stream ``update``), the suffix products, and the backward's carry

@@ -1,4 +1,4 @@
-"""The verification protocol of rtrl.md §8, reusable by the CLI and the tests.
+"""The verification protocol of docs/rtrl.md ("Verification protocol"), reusable by the CLI and the tests.
 
 In float64: random parameters, inputs and start state; K segments of T steps with random
 resets (one at step 0, one at a segment boundary); a random loss of the outputs at every
@@ -60,7 +60,7 @@ def random_resets(steps: int, batch: int, segment_length: int, generator: torch.
 def run_protocol(core: str, segments: int = 3, length: int = 5, batch: int = 3, input_size: int = 4,
                  hidden_size: int = 5, seed: int = 0, rtrl_path: str = "auto",
                  dtype: torch.dtype = torch.float64, **options: Any) -> GradcheckReport:
-    """Run the §8 protocol for one element-wise core and return the errors."""
+    """Run the protocol for one element-wise core and return the errors."""
     gen = torch.Generator().manual_seed(seed)
     model = make_core(core, input_size, hidden_size, learning="rtrl", rtrl_path=rtrl_path, **options).to(dtype)
     with torch.no_grad():

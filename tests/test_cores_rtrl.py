@@ -1,4 +1,4 @@
-"""Exact RTRL of the element-wise cores against autograd (rtrl.md §8 and the issue-2 contract)."""
+"""Exact RTRL of the element-wise cores against autograd (docs/rtrl.md, "Verification protocol")."""
 
 import pytest
 import torch

@@ -111,7 +111,7 @@ def test_cost_benchmark_is_recorded_and_rendered(tiny: Path):
     assert _untraced_numbers(md, json.loads((out / "memory.json").read_text())) == []
 
 
-def test_grids_follow_the_issue():
+def test_grids_follow_the_experiment_design():
     assert LENGTHS == [5, 10, 20, 40, 80] and SEGMENT_LENGTH == 10
     assert set(FULL.cells) == set(TASKS) and len(FULL.seeds) == 3
     assert len(FULL.specs()) == len(TASKS) * len(LENGTHS) * len(RULES) * 3

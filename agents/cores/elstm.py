@@ -1,4 +1,4 @@
-"""eLSTM (Irie, Gopalakrishnan & Schmidhuber, ICLR 2024), exactly as rtrl.md §2.
+"""eLSTM (Irie, Gopalakrishnan & Schmidhuber, ICLR 2024); docs/rtrl.md, "The cores".
 
     z_t = tanh(W_z x_t + w_z ⊙ c_{t-1} + b_z)      f_t = σ(W_f x_t + w_f ⊙ c_{t-1} + b_f)
     c_t = f_t ⊙ c_{t-1} + (1 - f_t) ⊙ z_t           (the only recurrence: through c)

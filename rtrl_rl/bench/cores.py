@@ -23,7 +23,7 @@ import torch
 
 from rtrl_rl.agents.cores import make_core
 
-#: (core, n, d, B, T); the first row is the CPU target of issue 2
+#: (core, n, d, B, T); the first row is the CPU target row (docs/performance.md)
 CPU_GRID = [("elstm", 256, 256, 16, 50), ("mingru", 256, 256, 16, 50), ("elstm", 128, 64, 32, 20)]
 CUDA_GRID = [("elstm", 512, 257, 256, 50), ("elstm", 256, 257, 32, 50), ("mingru", 512, 257, 256, 50)]
 VARIANTS = ("forward", "rtrl", "tbptt", "step", "forward_step", "lstm")
@@ -127,7 +127,7 @@ def _segment_runner(name: str, n: int, d: int, B: int, T: int, device: torch.dev
 
 def measure(name: str, n: int, d: int, B: int, T: int, device: torch.device, repeats: int,
             clock: Callable[[], float] = time.perf_counter) -> dict:
-    """Median ms per segment for every variant, and the ratios issue 2 targets."""
+    """Median ms per segment for every variant, and the ratios that the speed targets name."""
     runners = _segment_runner(name, n, d, B, T, device)
     times: dict[str, list[float]] = {k: [] for k in runners}
     for rep in range(repeats + 1):  # the first round warms up and is dropped

@@ -1,4 +1,4 @@
-"""``rtrl-rl gradcheck``: verify exact RTRL against full-stream BPTT (rtrl.md §8)."""
+"""``rtrl-rl gradcheck``: verify exact RTRL against full-stream BPTT (docs/rtrl.md, "Verification protocol")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``gradcheck`` parser."""
     parser = subparsers.add_parser(
         "gradcheck", help="check RTRL gradients against full-stream BPTT in float64",
-        description="Runs the rtrl.md §8 protocol in float64 and prints the max relative error per "
+        description="Runs the verification protocol of docs/rtrl.md in float64 and prints the max relative error per "
                     f"parameter; exits 1 if any error exceeds {TOLERANCE:g} or resets do not matter.")
     parser.add_argument("--core", default=None, help="element-wise core to check (default: all)")
     parser.add_argument("--segments", type=int, default=3, help="number of segments K (>= 3 recommended)")

@@ -76,7 +76,7 @@ def classify(mean: float, chance: float) -> str:
     return "chance" if mean <= chance + CHANCE_MARGIN else "partial"
 
 
-#: the expected shape of issue 6, clause by clause: (claim, rules, lengths beyond T only, wanted class)
+#: the expected shape of the results, clause by clause: (claim, rules, lengths beyond T only, wanted class)
 CLAIMS = [
     ("RTRL keeps solving beyond L = T", ("rtrl-elstm", "rtrl-mingru"), True, "solved"),
     ("TBPTT collapses towards chance once L > T", ("tbptt-elstm", "tbptt-lstm"), True, "chance"),

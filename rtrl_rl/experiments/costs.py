@@ -5,9 +5,9 @@ kept verbatim. A benchmark that is missing, fails or times out is recorded as su
 report can say which row is missing and why instead of leaving it out silently.
 
 The ``REFERENCE_*`` constants are NOT measurements of this project: they are the figures
-quoted in ``../shared/design/anchors.md`` (the reference implementation of Irie et al.,
-ICLR 2024, measured on one H200) and the design note ``rtrl.md`` §3 (the design prototype on
-one CPU thread). The report prints them under that label, beside our own measurements.
+quoted from the developers' notes (the reference implementation of Irie et al.,
+ICLR 2024, measured on one H200; the developers' prototype on one CPU thread; figures
+published by others). The report prints them under that label, beside our own measurements.
 """
 
 from __future__ import annotations
@@ -18,27 +18,27 @@ import sys
 import time
 from pathlib import Path
 
-SOURCE = "../shared/design/anchors.md"
+SOURCE = "the developers' notes"
 
-#: ms per learner segment, eLSTM d = 257, float32, one H200 (anchors.md)
+#: ms per learner segment, eLSTM d = 257, float32, one H200 (the developers' notes)
 REFERENCE_SEGMENT = [
     {"n": 256, "B": 32, "T": 50, "per_step_rtrl": 110.0, "tbptt_autograd": 30.0, "cudnn_lstm": 3.9, "segment_cuda_graph": 1.7},
     {"n": 512, "B": 32, "T": 100, "per_step_rtrl": 207.0, "tbptt_autograd": 59.0, "cudnn_lstm": 6.2, "segment_cuda_graph": 4.4},
     {"n": 512, "B": 256, "T": 50, "per_step_rtrl": 107.0, "tbptt_autograd": 30.0, "cudnn_lstm": 5.5, "segment_cuda_graph": 4.0},
 ]
 
-#: ms per acting step of the reference, with and without sensitivities (anchors.md)
+#: ms per acting step of the reference, with and without sensitivities (the developers' notes)
 REFERENCE_ACTING = [
     {"where": "GPU", "B": 256, "n": None, "with_sensitivities": 1.2, "without": 0.5},
     {"where": "2 CPU threads", "B": 48, "n": 512, "with_sensitivities": 74.0, "without": 1.0},
 ]
 
-#: the design prototype on one CPU thread, eLSTM n = d = 256, B = 16, T = 50 (rtrl.md §3), ms per step
+#: the design prototype on one CPU thread, eLSTM n = d = 256, B = 16, T = 50, ms per step
 REFERENCE_CPU_PROTOTYPE = {"n": 256, "d": 256, "B": 16, "T": 50, "forward_ms_per_step": 0.36,
                            "segment_rtrl_extra_ms_per_step": 0.55, "per_step_rtrl_ms_per_step": 3.1,
-                           "source": "../shared/design/rtrl.md"}
+                           "source": "the developers' notes"}
 
-#: end-to-end throughput figures quoted in anchors.md (steps/s)
+#: end-to-end throughput figures quoted from the developers' notes (steps/s)
 REFERENCE_THROUGHPUT = [
     {"what": "design prototype, recall task, whole loop, one thread, eLSTM n=64", "steps_per_s": 90_000},
     {"what": "CleanRL ppo_atari_lstm (Atari)", "steps_per_s": 525},

@@ -2,7 +2,7 @@
 
 Reads only ``data["costs"]`` (the verbatim output of ``rtrl-rl bench cores/runtime --json``),
 ``data["aggregate"]`` (the memory runs' throughput) and ``data["reference"]`` (the figures
-quoted from anchors.md, which are the reference's numbers, not ours).
+quoted from the developers' notes, which are the reference's numbers, not ours).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def render_costs(data: dict) -> list[str]:
 
 
 def _reference(data: dict, ref: dict) -> list[str]:
-    lines = [f"### The reference implementation's figures (quoted from `{ref['source']}`, not measured here)", "",
+    lines = [f"### The reference implementation's figures (quoted from {ref['source']}, not measured here)", "",
              f"Irie et al.'s per-step RTRL layer and its comparators, eLSTM d = {ref['segment_d']}, float32, one H200, "
              "ms per learner segment. Different hardware from the table above: compare the ratios "
              "between columns, not the absolute times.", ""]
@@ -75,7 +75,7 @@ def _reference(data: dict, ref: dict) -> list[str]:
         "column above.", ""]
     p, ours = ref["cpu_prototype"], data.get("derived_costs") or {}
     keys = ("forward_ms_per_step", "segment_rtrl_extra_ms_per_step", "per_step_rtrl_ms_per_step")
-    rows = [[f"design prototype (quoted from `{p['source']}`)", *(fmt(p[k]) for k in keys)]]
+    rows = [[f"design prototype (quoted from {p['source']})", *(fmt(p[k]) for k in keys)]]
     rows.append(["this package (table above)", *(fmt(ours.get(k)) for k in keys)])
     lines += [f"One CPU thread, eLSTM n = {p['n']}, d = {p['d']}, B = {p['B']}, T = {p['T']}, ms per step:", "",
               *md_table(["source", "forward", "segment RTRL adds", "per-step RTRL"], rows)]
@@ -95,7 +95,7 @@ def _throughput(data: dict, costs: dict, ref: dict) -> list[str]:
     runtimes = {k: v for k, v in costs.items() if k.startswith("runtime")} or {"runtime": {}}
     for key, rec in runtimes.items():
         lines += _runtime(key, rec)
-    lines += [f"Throughput figures quoted from `{ref['source']}` (not measured here):", "",
+    lines += [f"Throughput figures quoted from {ref['source']} (not measured here):", "",
               *(f"- {t['what']}: {t['steps_per_s']:,} steps/s" for t in ref["throughput"]), ""]
     return lines
 

@@ -92,7 +92,7 @@ class Grid:
 LENGTHS = [5, 10, 20, 40, 80]
 ALL_RULES = list(RULES)
 
-#: The full grid of issue 6: every task, length and rule, 3 seeds (hours of CPU time).
+#: The full grid: every task, length and rule, 3 seeds (hours of CPU time).
 FULL = Grid("full", {task: (LENGTHS, ALL_RULES) for task in TASKS}, seeds=[0, 1, 2],
             total_steps=5_000_000, eval_interval_steps=250_000)
 

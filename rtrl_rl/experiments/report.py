@@ -1,7 +1,7 @@
 """``docs/results.md``: the report of the evidence, written from the results JSON only.
 
 Every number in the page comes from the JSON (measurements, the grid, the reference
-figures quoted from anchors.md), so ``python -m benchmarks.memory --report-only`` rebuilds
+figures quoted from the developers' notes), so ``python -m benchmarks.memory --report-only`` rebuilds
 the same page and plots from the same file. Nothing here measures anything.
 """
 
@@ -135,7 +135,7 @@ def _verdict(data: dict) -> list[str]:
                                for a in c["against"])
             lines.append(f"- {c['claim']}: **{c['verdict']}**" + (f" (against it: {detail})" if detail else ""))
         if task == "recall-blank":
-            lines.append("- Here the issue expects the TBPTT clause to fail given enough frames: without "
+            lines.append("- Here the TBPTT clause is expected to fail given enough frames: without "
                          "distractors truncated BPTT can still learn, only more slowly (see below).")
         lines.append("")
     lines += _separation(data)
@@ -156,7 +156,7 @@ def _separation(data: dict) -> list[str]:
     if not parts:
         return []
     return ["**Blank delays against distractors** (final greedy success). The explanation measured with the "
-            "design prototype (anchors.md): with blank delays a high forget bias keeps a passive trace of the cue and the critic's bootstrapped values carry it across "
+            "developers' design prototype: with blank delays a high forget bias keeps a passive trace of the cue and the critic's bootstrapped values carry it across "
             "segments, so truncated BPTT can still learn; random symbols during the delay overwrite a "
             "passive trace, leaving only the gradient through the whole delay, which TBPTT cuts at the "
             "segment boundary: " + "; ".join(parts) + ".", ""]

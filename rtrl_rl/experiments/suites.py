@@ -1,4 +1,4 @@
-"""Short-budget training on the real suites (issue 6 §3), and the page that reports it.
+"""Short-budget training on the real suites, and the page that reports it.
 
 Each run is ``rtrl-rl train --config <suite config>`` with the rule's overrides, on the
 synchronous trainer with one thread, stopped by SIGINT after a wall-time budget (the
@@ -26,11 +26,11 @@ RULES = {
 }
 #: env frames per agent step (Atari repeats each action 4 frames; ProcGen does not)
 FRAMES_PER_STEP = {"atari": 4, "procgen": 1}
-#: published figures at their budgets, quoted from design/anchors.md (not measured here)
+#: published figures at their budgets (the papers and CleanRL's benchmarks; not measured here)
 PUBLISHED = {
     "atari/pong": "CleanRL PPO+LSTM 19.8 at 10M steps (40M frames); the reference gives no Pong figure",
     "atari/breakout": "reference RTRL eLSTM 275 (feed-forward 234) at 200M steps",
-    "procgen/coinrun": "no published figure in anchors.md (normalisation range 5 to 10)",
+    "procgen/coinrun": "no published figure for this setup (normalisation range 5 to 10)",
     "procgen/starpilot": "CleanRL PPO 31.0 at 25M steps (normalisation range 2.5 to 64)",
 }
 #: what a plain ``python -m benchmarks.suites`` trains
