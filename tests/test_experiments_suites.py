@@ -4,13 +4,35 @@ with the suite protocol, and the page is written from the recorded JSON only."""
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 from rtrl_rl.experiments import suites
 from rtrl_rl.experiments.suites_report import write_page
 
+ROOT = Path(__file__).resolve().parents[1]
 
-def test_pair_is_stopped_evaluated_and_reported(tmp_path):
+
+def _start_and_wait_until_training(start):
+    """``suites.start``, then wait until the run has written its config.yaml (it is then
+    about to train). The 6 s budget below then counts training, not start-up: on a loaded
+    machine importing torch alone can take that long, and a SIGINT before the trainer's
+    handler is installed kills the run (exit -2). The wait is a generous 5 minutes."""
+    def started(config, rule, run_dir):
+        process = start(config, rule, run_dir)
+        deadline = time.monotonic() + 300
+        while not (run_dir / "config.yaml").is_file() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # from config.yaml to the first update
+        return process
+    return started
+
+
+def test_pair_is_stopped_evaluated_and_reported(tmp_path, monkeypatch):
     # The memory config stands in for a suite: the plumbing is the same and it is fast.
+    # The runs are `rtrl-rl` subprocesses: PYTHONPATH makes them run this checkout's code.
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setattr(suites, "start", _start_and_wait_until_training(suites.start))
     runs = suites.run_pair("memory/recall", minutes=0.1, work=tmp_path / "runs", episodes=2)
     assert [r["rule"] for r in runs] == list(suites.RULES)
     for run in runs:

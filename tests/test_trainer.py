@@ -23,14 +23,15 @@ def small(tmp_path, *extra: str):
         "log.eval_episodes=64", "log.eval_interval_steps=10000", f"run_dir={tmp_path}", *QUIET, *extra])
 
 
-def test_learns_short_recall_well_under_a_minute(tmp_path):
+def test_learns_short_recall_and_stops_at_the_target(tmp_path):
     # Delay 3 < segment 10: any recurrent learner should solve it; it checks the whole
     # path (collector, V-trace, RTRL update, greedy evaluation) learns, not the memory claim.
+    # No wall-clock bound: speed is measured by the benchmarks (docs/performance.md).
     config = small(tmp_path, "train.total_steps=600000", "train.target_success=0.95",
                    "env.num_envs=64", "agent.hidden_size=32", "log.eval_interval_steps=50000")
     summary = train(config)
     assert summary["success_rate"] >= 0.95, summary["evaluations"]
-    assert summary["stopped"] == "target" and summary["wall_s"] < 60
+    assert summary["stopped"] == "target"
 
 
 def test_same_seed_gives_same_parameters(tmp_path):
