@@ -20,7 +20,8 @@ segment dict of ``docs/contracts.md``) and the stream ids of its columns. For ea
    learning-rate schedule step;
 6. write the new carry (detached) back to the streams.
 
-Parameters change between segments, so RTRL is exact for lr -> 0 (docs/rtrl.md, "Online learning and staleness").
+Parameters change between segments, so RTRL is exact for lr -> 0 (docs/rtrl.md,
+"Online learning and staleness").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Exact RTRL for element-wise cores: the segment form and the per-step recursion.
 
-Shared by every element-wise core (see ``docs/cores.md`` and ``docs/rtrl.md``). A core
+Shared by every element-wise core (docs/rtrl.md, "Per-step form", "Segment form"). A core
 describes one cell with G gates over n units: ``sequence`` runs the recurrence and
 ``derivatives`` gives, per step, D (T, B, G, n) = ds_t/d(gate pre-activation) and the
 diagonal Jacobian J (T, B, n) = ds_t/ds_{t-1}. Each gate g has three parameter kinds,
