@@ -14,16 +14,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _start_and_wait_until_training(start):
-    """``suites.start``, then wait until the run has written its config.yaml (it is then
-    about to train). The 6 s budget below then counts training, not start-up: on a loaded
-    machine importing torch alone can take that long, and a SIGINT before the trainer's
-    handler is installed kills the run (exit -2). The wait is a generous 5 minutes."""
+    """``suites.start``; once the runs of all rules are started (``run_pair`` then sleeps
+    for its budget), wait until each has written its config.yaml (it is then about to
+    train). The 6 s budget below then counts training, not start-up: on a loaded machine
+    importing torch alone can take that long, and a SIGINT before the trainer's handler is
+    installed kills the run (exit -2). The wait is a generous 5 minutes."""
+    pending = []
+
     def started(config, rule, run_dir):
         process = start(config, rule, run_dir)
-        deadline = time.monotonic() + 300
-        while not (run_dir / "config.yaml").is_file() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # from config.yaml to the first update
+        pending.append((process, run_dir))
+        if len(pending) == len(suites.RULES):
+            deadline = time.monotonic() + 300
+            for proc, folder in pending:
+                while not (folder / "config.yaml").is_file() and proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            time.sleep(0.5)  # from config.yaml to the first update
         return process
     return started
 
