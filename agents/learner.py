@@ -58,6 +58,11 @@ def optimizer_settings(train_config: Any) -> tuple[type[torch.optim.Optimizer], 
     raise ValueError(f"train.optimizer must be 'rmsprop' or 'adam', got {name!r}")
 
 
+#: a setting only that optimizer's param groups hold: tells a saved state's kind apart
+#: (the other keys vary with the torch version that saved it)
+OPTIMIZER_SIGNATURE: dict[type, str] = {torch.optim.Adam: "betas", torch.optim.RMSprop: "alpha"}
+
+
 def make_optimizer(params, train_config: Any) -> torch.optim.Optimizer:
     """The optimizer of :func:`optimizer_settings` over ``params``."""
     cls, settings = optimizer_settings(train_config)
@@ -214,10 +219,10 @@ class Learner:
         e.g. Adam's ``exp_avg``, mean nothing to RMSprop).
         """
         saved_groups = state["optimizer"]["param_groups"]
-        saved, current = set(saved_groups[0]) if saved_groups else set(), set(self.optimizer.param_groups[0])
-        if saved - {"initial_lr"} != current - {"initial_lr"}:
-            raise ValueError(f"the saved optimizer state is not a {type(self.optimizer).__name__} state "
-                             f"(its settings are {sorted(saved - current)} rather than {sorted(current - saved)})")
+        kind = type(self.optimizer)
+        if saved_groups and OPTIMIZER_SIGNATURE.get(kind, "lr") not in saved_groups[0]:
+            raise ValueError(f"the saved optimizer state is not a {kind.__name__} state (its settings: "
+                             f"{sorted(k for k in saved_groups[0] if k != 'params')})")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.updates, self.steps = int(state["updates"]), int(state["steps"])

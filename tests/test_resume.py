@@ -165,3 +165,14 @@ def test_an_unusable_checkpoint_is_one_line_and_exit_2(run, capsys, case, fragme
     err = capsys.readouterr().err
     assert fragment in err and len(err.strip().splitlines()) == 1 and "weights_only" not in err, err
     assert not (run_dir / "pwned").exists()
+
+
+def test_the_learner_refuses_the_state_of_another_optimizer():
+    from tests.test_agent_learner import Learner, make_model, train_config
+
+    adam = Learner(make_model(), train_config(), num_streams=2)
+    rmsprop = Learner(make_model(), train_config(optimizer="rmsprop"), num_streams=2)
+    with pytest.raises(ValueError, match="not a RMSprop state"):
+        rmsprop.load_state_dict(adam.state_dict())
+    with pytest.raises(ValueError, match="not a Adam state"):
+        adam.load_state_dict(rmsprop.state_dict())
