@@ -62,13 +62,15 @@ def test_a_state_only_carry_with_gradients_is_an_error_unless_truncation_is_aske
     with pytest.raises(ValueError, match="state-only carry with gradients.*truncate=True"):
         core(x, core.initial_carry(2, sensitivities=False), reset)
     y, _ = core(x, core.initial_carry(2, sensitivities=False), reset, truncate=True)
-    y.sum().backward()  # the same-step gradient, as asked
-    assert core.weight.grad is not None
+    y.sum().backward()  # the gradient truncated at the segment start, as asked: tbptt's
+    tbptt = make_core("elstm", 3, 4, learning="tbptt")
+    tbptt.load_state_dict(core.state_dict())
+    tbptt(x, tbptt.initial_carry(2), reset)[0].sum().backward()
+    torch.testing.assert_close(core.weight.grad, tbptt.weight.grad)
     with torch.no_grad():  # acting: no gradient, nothing truncated
         core(x, core.initial_carry(2, sensitivities=False), reset)
     core(x, core.initial_carry(2), reset)  # learning: the full carry
-    tbptt = make_core("elstm", 3, 4, learning="tbptt")  # no sensitivities exist: nothing to warn of
-    tbptt(x, tbptt.initial_carry(2), reset)
+    tbptt(x, tbptt.initial_carry(2), reset)  # no sensitivities exist: nothing to refuse
 
 
 class _TruncatesWithoutFinalObs:

@@ -87,8 +87,8 @@ class RecurrentCore(nn.Module, abc.ABC):
         """Raise ValueError naming what was expected; return whether the carry has sensitivities.
 
         A state-only carry is for acting: with gradients enabled, an RTRL core would give
-        only the same-step gradient (truncated to T = 1 per segment) without saying so,
-        so that is an error unless ``truncate=True`` asks for exactly that.
+        only the gradient within the segment, truncated at its start (what tbptt
+        computes), without saying so; that is an error unless ``truncate=True`` asks for it.
         """
         if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[2] != self.input_size or x.shape[0] < 1:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
@@ -120,7 +120,7 @@ class RecurrentCore(nn.Module, abc.ABC):
         if (not has_sens and full != state and not truncate and torch.is_grad_enabled()
                 and (x.requires_grad or any(p.requires_grad for p in self.parameters()))):
             raise ValueError(f"the {self.name} core learns by RTRL but got a state-only carry with gradients "
-                             "enabled: its gradient would be silently truncated to each step. Pass "
+                             "enabled: its gradient would be silently truncated at the segment start. Pass "
                              "initial_carry(B) (with sensitivities), run under torch.no_grad() to act, or "
                              "forward(..., truncate=True) to ask for the truncated gradient")
         return has_sens
@@ -192,8 +192,8 @@ class ElementwiseCore(RecurrentCore):
     def forward(self, x: Tensor, carry: Carry, reset: Tensor, truncate: bool = False) -> tuple[Tensor, Carry]:
         """Run T steps: x (T,B,d), reset (T,B) bool -> y (T,B,output_size), new carry.
 
-        ``truncate``: accept a state-only carry with gradients enabled (same-step gradient
-        only; see :meth:`validate`)."""
+        ``truncate``: accept a state-only carry with gradients enabled (the gradient is
+        then truncated at the segment start; see :meth:`validate`)."""
         has_sens = self.validate(x, carry, reset, truncate)
         sens_keys = list(self.sensitivity_shapes()) if has_sens else []
         # contiguous() is free for carries made here; it keeps the machinery's views valid
