@@ -26,6 +26,7 @@ Parameters change between segments, so RTRL is exact for lr -> 0 (docs/rtrl.md,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -45,16 +46,28 @@ def observation_rows(segment: dict[str, torch.Tensor], rows: slice | int) -> tor
     return {k[len(OBS_PREFIX):]: v[rows] for k, v in segment.items() if k.startswith(OBS_PREFIX)}
 
 
-def make_optimizer(params, train_config: Any) -> torch.optim.Optimizer:
-    """RMSprop (IMPALA: alpha 0.99, eps 0.01, no momentum) or Adam, from the TrainConfig."""
+def optimizer_settings(train_config: Any) -> tuple[type[torch.optim.Optimizer], dict[str, float]]:
+    """The optimizer class and the hyperparameters the TrainConfig sets on it: RMSprop
+    (IMPALA: alpha 0.99, eps 0.01, no momentum) or Adam. One place for both building
+    the optimizer and re-applying the config to a restored one."""
     name = train_config.optimizer
     if name == "rmsprop":
-        return torch.optim.RMSprop(
-            params, lr=train_config.lr, alpha=train_config.rmsprop_alpha, eps=train_config.rmsprop_eps
-        )
+        return torch.optim.RMSprop, {"lr": train_config.lr, "alpha": train_config.rmsprop_alpha,
+                                     "eps": train_config.rmsprop_eps}
     if name == "adam":
-        return torch.optim.Adam(params, lr=train_config.lr, eps=train_config.adam_eps)
+        return torch.optim.Adam, {"lr": train_config.lr, "eps": train_config.adam_eps}
     raise ValueError(f"train.optimizer must be 'rmsprop' or 'adam', got {name!r}")
+
+
+#: a setting only that optimizer's param groups hold: tells a saved state's kind apart
+#: (the other keys vary with the torch version that saved it)
+OPTIMIZER_SIGNATURE: dict[type, str] = {torch.optim.Adam: "betas", torch.optim.RMSprop: "alpha"}
+
+
+def make_optimizer(params, train_config: Any) -> torch.optim.Optimizer:
+    """The optimizer of :func:`optimizer_settings` over ``params``."""
+    cls, settings = optimizer_settings(train_config)
+    return cls(params, **settings)
 
 
 def _reduce(x: torch.Tensor, how: str) -> torch.Tensor:
@@ -80,6 +93,10 @@ class Learner:
     segment's ``life_lost`` flags as value-chain ends, Atari's life-loss training signal). ``num_streams``: how many stream ids exist.
     The learner runs on the model's device; it sets the model's ``reward_clip`` buffer from
     ``train_config`` so that acting copies of the model clip the core input the same way.
+
+    ``diagnostics_due``: a callable telling whether the coming update will be logged;
+    ``rtrl/sensitivity_norm`` reads every sensitivity of the carry, so it is computed only
+    then (the run's session sets it from its monitor; the default computes it every time).
     """
 
     def __init__(self, model: ActorCritic, train_config: Any, num_streams: int) -> None:
@@ -91,6 +108,7 @@ class Learner:
         self.optimizer = make_optimizer(model.parameters(), train_config)
         self.updates, self.steps = 0, 0
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: self._lr_factor())
+        self.diagnostics_due: Callable[[], bool] = lambda: True
 
     def _lr_factor(self) -> float:
         """Linear decay to 0 over total_steps environment steps when lr_decay is on."""
@@ -146,7 +164,8 @@ class Learner:
 
         After it, the parameters' ``.grad`` still hold the (clipped) gradient of this
         segment. Metrics: losses/policy, losses/value, losses/entropy, losses/total,
-        losses/grad_norm (before clipping), rtrl/sensitivity_norm, lr.
+        losses/grad_norm (before clipping), lr, and rtrl/sensitivity_norm when
+        ``diagnostics_due()`` says this update is logged (absent otherwise).
         """
         seg = {k: v.to(self.device, non_blocking=True) for k, v in segment.items()}
         T, B = seg["reward"].shape
@@ -174,10 +193,9 @@ class Learner:
         self.steps += T * B
         self.scheduler.step()
         metrics = {f"losses/{k}": float(v) for k, v in terms.items()}
-        metrics.update({
-            "losses/total": float(loss.detach()), "losses/grad_norm": float(grad_norm),
-            "rtrl/sensitivity_norm": sensitivity_norm(new_carry), "lr": lr,
-        })
+        metrics.update({"losses/total": float(loss.detach()), "losses/grad_norm": float(grad_norm), "lr": lr})
+        if self.diagnostics_due():
+            metrics["rtrl/sensitivity_norm"] = sensitivity_norm(new_carry)
         return metrics
 
     def reset_carry(self, stream_ids: torch.Tensor | None = None) -> None:
@@ -195,7 +213,36 @@ class Learner:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` saved."""
+        """Restore what :meth:`state_dict` saved, then :meth:`apply_config`: the saved
+        moments and counters continue, the current config's hyperparameters apply.
+
+        Raises ValueError when the saved optimizer is of another kind (its moments,
+        e.g. Adam's ``exp_avg``, mean nothing to RMSprop).
+        """
+        saved_groups = state["optimizer"]["param_groups"]
+        kind = type(self.optimizer)
+        if saved_groups and OPTIMIZER_SIGNATURE.get(kind, "lr") not in saved_groups[0]:
+            raise ValueError(f"the saved optimizer state is not a {kind.__name__} state (its settings: "
+                             f"{sorted(k for k in saved_groups[0] if k != 'params')})")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.updates, self.steps = int(state["updates"]), int(state["steps"])
+        self.apply_config()
+
+    def apply_config(self) -> None:
+        """Make the optimizer, the LR schedule and the model's reward clip follow ``self.config``.
+
+        A restored optimizer brings back the hyperparameters it was saved with (its param
+        groups, the scheduler's base rates) and a restored model its ``reward_clip``
+        buffer; after this the config's lr, eps, alpha, lr_decay, total_steps and
+        reward_clip apply, with the learning rate at its scheduled value for the steps done.
+        """
+        _, settings = optimizer_settings(self.config)
+        groups = self.optimizer.param_groups
+        for group in groups:
+            group.update(settings)
+            group["initial_lr"] = settings["lr"]
+            group["lr"] = settings["lr"] * self._lr_factor()
+        self.scheduler.base_lrs = [settings["lr"]] * len(groups)
+        self.scheduler._last_lr = [group["lr"] for group in groups]  # what get_last_lr() reports
+        self.model.reward_clip.fill_(float(self.config.reward_clip))

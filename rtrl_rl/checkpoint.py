@@ -8,8 +8,11 @@ Layout of a run directory (see ``docs/checkpoints.md``)::
 
 Every file is written to a temporary name in its final directory, flushed, fsynced and
 then renamed with ``os.replace``, so a crash leaves either the old file or the new one,
-never a half-written one. Loading uses ``torch.load(weights_only=True)``, which refuses
-any pickled object other than tensors and plain data: opening a checkpoint never runs code.
+never a half-written one; temporary files that a killed writer left behind are removed by
+the next save or open. Loading uses ``torch.load(weights_only=True)``, which refuses any
+pickled object other than tensors and plain data: unpickling a checkpoint never runs code.
+(What a checkpoint's stored *config* may make other commands import is a separate
+question: see ``rtrl_rl.trust``.)
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import random
 import re
 import shutil
 import tempfile
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +47,10 @@ CHECKPOINT_DIR = "checkpoints"
 LATEST_NAME = "model.pt"
 INDEX_NAME = "index.json"
 _CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
+#: temporary files of a write in progress: ``.<final name>.<writer pid>.<random>.tmp``
+_TEMP_RE = re.compile(r"^\.(?:ckpt-\d+\.pt|model\.pt|index\.json)\.(?:(\d+)\.)?[^.]*\.tmp$")
+#: a temporary file without a writer pid (older versions' names) is stale after this long
+STALE_TEMP_S = 3600.0
 
 
 class CheckpointError(ValueError):
@@ -176,7 +184,8 @@ def _fsync_dir(path: Path) -> None:
 
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     """Write via ``write(file)`` into a temp file beside ``path``, fsync, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the writer's pid in the name lets a later save or open tell a live write from a dead one
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -197,7 +206,7 @@ def _point_latest(run_dir: Path, target: Path) -> None:
     has no hard links we copy. Either way ``model.pt`` is a regular file, never a symlink.
     """
     latest = run_dir / LATEST_NAME
-    tmp = run_dir / f".{LATEST_NAME}.{os.getpid()}.tmp"
+    tmp = run_dir / f".{LATEST_NAME}.{os.getpid()}.link.tmp"
     tmp.unlink(missing_ok=True)
     try:
         os.link(target, tmp)
@@ -207,6 +216,48 @@ def _point_latest(run_dir: Path, target: Path) -> None:
             os.fsync(f.fileno())
     os.replace(tmp, latest)
     _fsync_dir(run_dir)
+
+
+def _writer_alive(pid: int) -> bool:
+    """Whether process ``pid`` (another than this one) still runs and may be mid-write."""
+    if pid == os.getpid():
+        return False  # this process writes synchronously: a temp file of ours is a leftover
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def clean_stale_temps(run_dir: str | Path) -> list[Path]:
+    """Remove the temporary files that a killed writer left in ``run_dir`` and its
+    ``checkpoints/``; return the paths removed.
+
+    A SIGKILL during a write leaves ``.<name>.<pid>.<random>.tmp`` behind (the final file
+    is untouched). Such a file is stale when its writer process is gone; a file from a
+    live writer (a run still saving while ``evaluate`` opens its directory) is left alone.
+    Names without a pid are stale after :data:`STALE_TEMP_S`. Read-only directories are
+    skipped silently: cleaning is a courtesy, never a reason to fail.
+    """
+    run_dir, removed = Path(run_dir), []
+    for folder in (run_dir, run_dir / CHECKPOINT_DIR):
+        try:
+            candidates = [p for p in folder.iterdir() if _TEMP_RE.match(p.name)]
+        except OSError:
+            continue
+        for file in candidates:
+            pid = _TEMP_RE.match(file.name).group(1)
+            try:
+                stale = (not _writer_alive(int(pid)) if pid is not None
+                         else time.time() - file.stat().st_mtime > STALE_TEMP_S)
+                if stale:
+                    file.unlink()
+                    removed.append(file)
+            except OSError:
+                continue
+    return removed
 
 
 def checkpoint_name(step: int) -> str:
@@ -227,6 +278,7 @@ def save_checkpoint(run_dir: str | Path, payload: dict, step: int, *, keep: int 
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / CHECKPOINT_DIR
     ckpt_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(run_dir)
     plain = to_plain(payload)
     path = ckpt_dir / checkpoint_name(step)
     _atomic_write(path, lambda f: torch.save(plain, f))
@@ -288,6 +340,9 @@ def _read_index(ckpt_dir: Path) -> dict:
         index["checkpoints"] = [e for e in index["checkpoints"] if e["file"] in present]
         known = {e["file"] for e in index["checkpoints"]}
         index["checkpoints"] += [e for e in _scan(ckpt_dir) if e["file"] not in known]
+        # by step: files the index does not list (a kill before pruning, or before the
+        # index was written) must not land after the newest and pass for the latest
+        index["checkpoints"].sort(key=lambda e: e["step"])
         return index
     except (OSError, ValueError, KeyError, TypeError):
         entries = _scan(ckpt_dir)
@@ -304,12 +359,23 @@ def list_checkpoints(run_dir: str | Path) -> list[dict]:
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """``RUN_DIR/model.pt`` if present, else the newest file in ``checkpoints/``, else None."""
+    """The checkpoint with the highest step: ``RUN_DIR/model.pt`` when it is that file,
+    the highest ``checkpoints/ckpt-*.pt`` otherwise, ``model.pt`` when no such file
+    is left, else None.
+
+    ``model.pt`` is re-pointed right after each new checkpoint is written, so a kill in
+    between leaves it at an older step; "latest" must still mean the highest step.
+    """
     run_dir = Path(run_dir)
-    if (run_dir / LATEST_NAME).is_file():
-        return run_dir / LATEST_NAME
+    model_pt = run_dir / LATEST_NAME
     entries = list_checkpoints(run_dir)
-    return run_dir / CHECKPOINT_DIR / entries[-1]["file"] if entries else None
+    if entries:
+        newest = run_dir / CHECKPOINT_DIR / entries[-1]["file"]
+        try:
+            return model_pt if model_pt.is_file() and os.path.samefile(model_pt, newest) else newest
+        except OSError:
+            return newest
+    return model_pt if model_pt.is_file() else None
 
 
 def best_checkpoint(run_dir: str | Path) -> Path | None:
@@ -328,6 +394,7 @@ def resolve_checkpoint(path_or_run_dir: str | Path) -> Path:
         raise CheckpointError(f"no checkpoint at {path}: the path does not exist")
     if path.is_file():
         return path
+    clean_stale_temps(path.parent if path.name == CHECKPOINT_DIR else path)
     if path.name == CHECKPOINT_DIR and (found := latest_checkpoint(path.parent)):
         return found
     found = latest_checkpoint(path)
@@ -337,22 +404,42 @@ def resolve_checkpoint(path_or_run_dir: str | Path) -> Path:
     return found
 
 
+#: what torch's restricted unpickler says when a pickle names a global (a callable)
+_GLOBAL_RE = re.compile(r"GLOBAL (\S+?)(?:\s|$| was| whose)")
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line, without torch's advice to switch the restricted loader off
+    (a user with a refused file must not be told to run it unrestricted)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    sentences = re.split(r"(?<=[.:])\s+|\n+", text)
+    keep = [s.strip() for s in sentences
+            if s.strip() and not re.search(r"weights_only|safe_globals|file an issue|trust|documentation", s)]
+    return " ".join(keep)[:300] or "no detail"
+
+
 def _safe_load(path: Path) -> Any:
-    """``torch.load`` restricted to tensors and plain data, with errors made readable."""
+    """``torch.load`` restricted to tensors and plain data, with errors made readable.
+
+    Two outcomes besides success, each a one-line :class:`CheckpointError`: the file
+    names a global (a function or class: the way a malicious pickle runs code), refused
+    as such; or it is unreadable (truncated, corrupted, not a torch file, or a pickle with
+    opcodes the restricted loader does not parse, which garbage and foreign pickles share).
+    """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        found = _GLOBAL_RE.search(str(err))
         if found:
             raise CheckpointError(
-                f"refused to load {path}: it holds a pickled {found.group(1)}, not just tensors "
-                f"and plain data; loading it could run code, and nothing from it was executed") from None
-        reason = re.search(r"WeightsUnpickler error: (.*)", str(err))
+                f"refused to load {path}: it would run code when loaded (it names {found.group(1)}, "
+                "and a checkpoint holds only tensors and plain data); nothing from it was executed. "
+                "Use checkpoints written by rtrl-rl, from a source you trust") from None
         raise CheckpointError(f"cannot read {path}: corrupted, truncated or not a checkpoint "
-                              f"({reason.group(1) if reason else err})") from None
+                              f"({_one_line(str(err))}); nothing from it was executed") from None
     except Exception as err:  # torch raises RuntimeError, EOFError, zipfile errors, ... here
         raise CheckpointError(f"cannot read {path}: corrupted, truncated or not a checkpoint "
-                              f"({type(err).__name__}: {err})") from err
+                              f"({type(err).__name__}: {_one_line(str(err))})") from None
 
 
 def _validate(payload: Any, path: Path) -> None:

@@ -33,6 +33,7 @@ class RunMonitor:
         self.updates = 0
         self.last_losses: dict = {}
         self._last_report = (self.start_time, start_step)
+        self._due: bool | None = None  # report_due's answer, kept until the update is recorded
         self.console = Console(stderr=True)
         self._progress = self._make_progress() if progress else None
 
@@ -68,13 +69,26 @@ class RunMonitor:
                 scalars["charts/success_rate"] = statistics.fmean(flags)
             self.logger.log_scalars(self.step, scalars)
 
+    def report_due(self) -> bool:
+        """Whether the next :meth:`record_update` reports (logs and refreshes the display).
+
+        Asked before an update (``Learner.diagnostics_due``), so that metrics that cost a
+        pass over the carry are computed only for updates that are logged; the answer
+        stands until that update is recorded, so the update asked about is the one reported.
+        """
+        if self._due is None:
+            self._due = time.monotonic() - self._last_report[0] >= self.interval_s
+        return self._due
+
     def record_update(self, steps: int, losses: dict) -> None:
         """Count ``steps`` new environment steps and one learner update with its ``losses``."""
         self.step += steps
         self.updates += 1
         self.last_losses = losses
         now = time.monotonic()
-        if now - self._last_report[0] >= self.interval_s:
+        due = self._due if self._due is not None else now - self._last_report[0] >= self.interval_s
+        self._due = None
+        if due:
             self._report(now)
 
     def _report(self, now: float) -> None:

@@ -1,44 +1,137 @@
-"""Continue a run from its latest checkpoint (``rtrl-rl train --resume RUN_DIR``).
+"""Continue a run from its latest checkpoint (``rtrl-rl train --resume RUN_DIR key=value ...``).
 
-What comes back: parameters, optimizer and scheduler state, the step and update
-counters, the RNG states and the config (overrides on the command line win). What does
-not: the environments, which restart their episodes, and therefore the per-stream RTRL
-carries. Every stream's first segment after a resume starts with ``first = True``, which
-resets its state and sensitivities exactly as at a fresh episode start; continuing the
-old carries would pair them with episodes they never saw.
+What comes back: parameters, optimizer moments, the scheduler's and the step and update
+counters, the RNG states and the config. Overrides on the command line win, and every one
+takes effect: optimizer hyperparameters (lr, eps, alpha), the schedule (``lr_decay``,
+``total_steps``), reward clipping (core input and loss), budgets, logging, runtime. Those a
+resume cannot honour are refused before anything is written (:data:`FIXED`): the
+optimizer kind, the model's architecture and sizes, the environment and its spaces. A
+new ``train.seed`` reseeds the run instead of continuing the stored RNG streams.
+
+What does not come back: the environments, which restart their episodes, and therefore
+the per-stream RTRL carries. Every stream's first segment after a resume starts with
+``first = True``, which resets its state and sensitivities exactly as at a fresh episode
+start; continuing the old carries would pair them with episodes they never saw.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rtrl_rl.checkpoint import CheckpointError, load_checkpoint, restore_rng
-from rtrl_rl.config import Config, build_config, parse_override
+from rtrl_rl.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, restore_rng
+from rtrl_rl.config import Config, ConfigError, build_config, parse_override, to_dict
+from rtrl_rl.tb import flatten
+from rtrl_rl.trust import require_trust
+
+_ARCHITECTURE = "the saved parameters have the stored model's architecture and sizes"
+
+#: config keys (or sections, ending in ".") whose new value a resume cannot honour -> why
+FIXED: dict[str, str] = {
+    "env.id": "the agent was trained on that environment and its spaces",
+    "train.optimizer": "the saved optimizer state (its moment estimates) belongs to the stored optimizer",
+    "agent.forget_bias": "it only sets the initial parameters, which the saved ones replace",
+    "agent.": _ARCHITECTURE,
+}
+#: keys inside a fixed section that a resume honours (they shape gradients, not parameters)
+CHANGEABLE = frozenset({"agent.encoder_grad", "agent.encoder_precision"})
+#: the learning modes that share one parameter layout ("none" is a feed-forward core)
+RECURRENT_LEARNING = frozenset({"rtrl", "tbptt"})
 
 
-def resume_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
-    """The config stored in the run's latest checkpoint, with ``overrides`` applied."""
-    payload = load_checkpoint(run_dir)
+def _why_fixed(key: str, old, new) -> str | None:
+    """Why ``key`` cannot change from ``old`` to ``new`` on resume, or None if it can."""
+    if key in CHANGEABLE:
+        return None
+    if key == "agent.learning" and {old, new} <= RECURRENT_LEARNING:
+        return None  # rtrl and tbptt train the same parameters; carries restart anyway
+    if key in FIXED:
+        return FIXED[key]
+    return next((why for prefix, why in FIXED.items() if prefix.endswith(".") and key.startswith(prefix)), None)
+
+
+def refuse_changes(stored: Config, new: Config) -> None:
+    """Raise :class:`ConfigError` naming the first key of :data:`FIXED` that differs."""
+    before, after = flatten(to_dict(stored)), flatten(to_dict(new))
+    for key in sorted(set(before) | set(after)):
+        old, value = before.get(key), after.get(key)
+        if old != value and (why := _why_fixed(key, old, value)):
+            raise ConfigError(f"config key '{key}' cannot change on resume ({old!r} -> {value!r}): {why}. "
+                              f"Leave it out, or start a new run (another run_dir) to change it")
+
+
+def _named_keys(overrides: list[dict], prefix: str = "") -> set[str]:
+    """The dotted keys that parsed overrides set (``{"env": {"id": ..}}`` -> ``env.id``)."""
+    keys: set[str] = set()
+    for data in overrides:
+        for key, value in data.items():
+            keys.add(prefix + key)
+            if isinstance(value, dict):
+                keys |= _named_keys([value], f"{prefix}{key}.")
+    return keys
+
+
+def resume_config(run_dir: str | Path, overrides: list[str] = (), trust_config: bool = False) -> Config:
+    """The config stored in the run's latest checkpoint, with ``overrides`` applied.
+
+    Raises :class:`CheckpointError` when there is no readable checkpoint, and
+    :class:`ConfigError` for an override that cannot be honoured (:func:`refuse_changes`)
+    or for code the stored config names and the user did not (``rtrl_rl.trust``; allowed
+    by ``trust_config``). Nothing is written either way.
+    """
+    path = resolve_checkpoint(run_dir)
+    payload = load_checkpoint(path)
     stored = payload.get("config")
     if not isinstance(stored, dict):
-        raise CheckpointError(f"checkpoint in {run_dir} holds no config; it cannot be resumed")
-    config = build_config(stored, *[parse_override(o) for o in overrides])
+        raise CheckpointError(f"checkpoint {path} holds no config; it cannot be resumed")
+    try:
+        before = build_config(stored)
+    except ConfigError as err:
+        raise CheckpointError(f"the config stored in {path} does not fit this version of rtrl-rl: {err}") from None
+    parsed = [parse_override(o) for o in overrides]
+    config = build_config(stored, *parsed)
+    refuse_changes(before, config)
+    require_trust(config, str(path), _named_keys(parsed), trust_config,
+                  how=", or repeat each entry as key=value after --resume RUN_DIR")
     if not any(o.startswith("run_dir=") for o in overrides):
         config.run_dir = str(run_dir)
     return config
 
 
+def check_spaces(payload: dict, observation_space, action_space) -> None:
+    """Refuse spaces that differ from those the checkpoint's agent was trained on.
+
+    The trainer stores their printed form in ``payload["extra"]``; a checkpoint without
+    them passes (the parameter shapes are checked when they are loaded).
+    """
+    extra = payload.get("extra") or {}
+    for key, space in (("observation_space", observation_space), ("action_space", action_space)):
+        trained = extra.get(key)
+        if trained is not None and trained != repr(space):
+            raise CheckpointError(f"the checkpoint's {key.replace('_', ' ')} is {trained}, "
+                                  f"the environment's is {space!r}")
+
+
 def restore_run(run_dir: str | Path, model, learner) -> dict:
     """Load the latest checkpoint of ``run_dir`` into ``model`` and ``learner``.
 
-    Returns the counters to continue from: ``step``, ``update`` and ``wall_s``.
+    The learner's current config is applied over the restored optimizer and schedule
+    (``Learner.load_state_dict``). The RNG states are restored unless ``train.seed``
+    differs from the stored one: a new seed means new random streams. Raises
+    :class:`CheckpointError` when the checkpoint does not fit. Returns the counters to
+    continue from: ``step``, ``update`` and ``wall_s``.
     """
     payload = load_checkpoint(run_dir)
+    check_spaces(payload, model.observation_space, model.action_space)
     try:
         model.load_state_dict(payload["model"])
-    except (RuntimeError, KeyError) as err:
-        raise CheckpointError(f"checkpoint in {run_dir} does not fit this model: {err}") from err
-    learner.load_state_dict(payload["learner"])
-    restore_rng(payload)
+    except (RuntimeError, KeyError, TypeError) as err:
+        raise CheckpointError(f"checkpoint in {run_dir} does not fit this model: {err}") from None
+    try:
+        learner.load_state_dict(payload["learner"])
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
+        raise CheckpointError(f"checkpoint in {run_dir} has a learner state that does not fit: {err}") from None
+    stored_seed = ((payload.get("config") or {}).get("train") or {}).get("seed")
+    if getattr(learner.config, "seed", stored_seed) == stored_seed:
+        restore_rng(payload)
     extra = payload.get("extra", {})
     return {"step": int(payload["step"]), "update": int(payload["update"]), "wall_s": float(extra.get("wall_s", 0.0))}

@@ -10,6 +10,7 @@ shared-memory tensors.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -20,6 +21,11 @@ from rtrl_rl.agents.learner import OBS_PREFIX
 
 Segment = dict[str, torch.Tensor]
 
+#: warned once per collector (and, by Python's default warning filter, once per process)
+#: when an env truncates an episode without reporting its final observation
+MISSING_FINAL_OBS = ("an episode was truncated without its final observation (final_obs), so its value "
+                     "target bootstraps from 0 as if it had terminated; have the env report final_obs "
+                     "for truncated episodes")
 
 
 def _action_layout(space: gym.Space) -> tuple[tuple[int, ...], torch.dtype]:
@@ -121,6 +127,7 @@ class Collector:
         self.venv, self.model, self.length, self.greedy = venv, model, length, greedy
         self.episodes = EpisodeLog()
         self.steps = 0
+        self.warned_final_obs = False
         batch = venv.reset()
         n = venv.num_envs
         act_shape, act_dtype = _action_layout(venv.single_action_space)
@@ -161,7 +168,11 @@ class Collector:
     def _truncation_values(self, batch, out) -> torch.Tensor:
         """Acting value of the final observation of each truncated episode (0 elsewhere)."""
         values = torch.zeros(self.venv.num_envs)
-        idx = [i for i in np.flatnonzero(batch.truncated) if i in batch.final_obs]
+        truncated = np.flatnonzero(batch.truncated)
+        idx = [i for i in truncated if i in batch.final_obs]
+        if len(idx) < len(truncated) and not self.warned_final_obs:
+            self.warned_final_obs = True
+            warnings.warn(MISSING_FINAL_OBS, RuntimeWarning, stacklevel=2)
         if not idx:
             return values
         final = [batch.final_obs[i] for i in idx]

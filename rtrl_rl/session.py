@@ -76,6 +76,7 @@ class RunSession:
             start_step=start_step,
         )
         self.monitor.updates = start_updates
+        learner.diagnostics_due = self.monitor.report_due  # costly metrics only when logged
         self.prior_wall_s = start_time_s
         self.evaluations: list[dict] = []
         self.last_checkpoint = time.monotonic()

@@ -70,7 +70,8 @@ def test_video_of_an_image_env(tmp_path, capsys):
     train(load_config(None, [f"env.id={spec}", "env.num_envs=2", "agent.hidden_size=8", "train.segment_length=4",
                              "train.total_steps=16", f"run_dir={tmp_path}", *QUIET]))
     video = tmp_path / "eval.mp4"
-    assert main(["evaluate", str(tmp_path), "--episodes", "2", "--video", str(video), "--json"]) == 0
+    # the checkpoint names a file to import: the user names it too (see test_evaluate_trust.py)
+    assert main(["evaluate", str(tmp_path), "--env", spec, "--episodes", "2", "--video", str(video), "--json"]) == 0
     assert video.stat().st_size > 0
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rtrl_rl.checkpoint import load_checkpoint
@@ -75,9 +77,12 @@ def test_two_actors_train_evaluate_resume_evaluate(tmp_path, capsys):
     result = evaluate(run_dir, capsys)
     assert result["episodes"] == 8 and 0.0 <= result["success_rate"] <= 1.0
 
-    resumed = train_with_actors(resume_config(run_dir, ["train.total_steps=6000"]), resume_from=str(run_dir))
+    overrides = ["train.total_steps=6000", "train.lr=1e-4"]  # the override must reach the optimizer
+    resumed = train_with_actors(resume_config(run_dir, overrides), resume_from=str(run_dir))
     assert resumed["stopped"] == "budget" and resumed["steps"] >= 6000
     assert resumed["updates"] > first["updates"]
-    assert load_checkpoint(run_dir)["step"] == resumed["steps"]
+    saved = load_checkpoint(run_dir)
+    assert saved["step"] == resumed["steps"]
+    assert saved["learner"]["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
     again = evaluate(run_dir, capsys)
     assert again["episodes"] == 8 and 0.0 <= again["success_rate"] <= 1.0

@@ -83,8 +83,13 @@ class RecurrentCore(nn.Module, abc.ABC):
                 retain_freed_memory()
         return Carry({k: ref.new_zeros((batch_size, *s)) for k, s in shapes.items()})
 
-    def validate(self, x: Tensor, carry: Carry, reset: Tensor) -> bool:
-        """Raise ValueError naming what was expected; return whether the carry has sensitivities."""
+    def validate(self, x: Tensor, carry: Carry, reset: Tensor, truncate: bool = False) -> bool:
+        """Raise ValueError naming what was expected; return whether the carry has sensitivities.
+
+        A state-only carry is for acting: with gradients enabled, an RTRL core would give
+        only the gradient within the segment, truncated at its start (what tbptt
+        computes), without saying so; that is an error unless ``truncate=True`` asks for it.
+        """
         if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[2] != self.input_size or x.shape[0] < 1:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"x must be a (T, B, input_size={self.input_size}) tensor with T >= 1, got {got}")
@@ -111,7 +116,14 @@ class RecurrentCore(nn.Module, abc.ABC):
             if tuple(carry[key].shape) != (B, *full[key]):
                 raise ValueError(f"carry[{key!r}] must have shape {(B, *full[key])} (batch size {B}), "
                                  f"got {tuple(carry[key].shape)}")
-        return len(carry) > len(state)
+        has_sens = len(carry) > len(state)
+        if (not has_sens and full != state and not truncate and torch.is_grad_enabled()
+                and (x.requires_grad or any(p.requires_grad for p in self.parameters()))):
+            raise ValueError(f"the {self.name} core learns by RTRL but got a state-only carry with gradients "
+                             "enabled: its gradient would be silently truncated at the segment start. Pass "
+                             "initial_carry(B) (with sensitivities), run under torch.no_grad() to act, or "
+                             "forward(..., truncate=True) to ask for the truncated gradient")
+        return has_sens
 
 
 class ElementwiseCore(RecurrentCore):
@@ -177,9 +189,12 @@ class ElementwiseCore(RecurrentCore):
             shapes[f"d{s}/dw"] = (gn,)
         return shapes
 
-    def forward(self, x: Tensor, carry: Carry, reset: Tensor) -> tuple[Tensor, Carry]:
-        """Run T steps: x (T,B,d), reset (T,B) bool -> y (T,B,output_size), new carry."""
-        has_sens = self.validate(x, carry, reset)
+    def forward(self, x: Tensor, carry: Carry, reset: Tensor, truncate: bool = False) -> tuple[Tensor, Carry]:
+        """Run T steps: x (T,B,d), reset (T,B) bool -> y (T,B,output_size), new carry.
+
+        ``truncate``: accept a state-only carry with gradients enabled (the gradient is
+        then truncated at the segment start; see :meth:`validate`)."""
+        has_sens = self.validate(x, carry, reset, truncate)
         sens_keys = list(self.sensitivity_shapes()) if has_sens else []
         # contiguous() is free for carries made here; it keeps the machinery's views valid
         sens = [carry[k].contiguous() for k in sens_keys] + ([None] if has_sens and not self.has_diag else [])

@@ -5,6 +5,11 @@ The suite's evaluation protocol applies (``rtrl_rl.envs.evaluation_options``): A
 episodes with sticky actions and the raw score, ProcGen's test levels, success rates
 for memory tasks. The recurrent state is carried through each episode and reset at
 its start, exactly as in training.
+
+The environment comes from the checkpoint's stored config. Where that config names code
+(an entry point ``file.py:Env`` or ``module:Env``, ``env.imports``), nothing is imported
+unless the user names the environment with ``--env SPEC`` or passes ``--trust-config``
+(see ``rtrl_rl.trust``).
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import sys
 import numpy as np
 import torch
 
-from rtrl_rl.checkpoint import CheckpointError, load_checkpoint
+from rtrl_rl.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
 from rtrl_rl.config import ConfigError, build_config
+from rtrl_rl.resume import check_spaces
+from rtrl_rl.trust import require_trust
 
 
 def register(subparsers) -> None:
@@ -25,7 +32,11 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("evaluate", help="evaluate a checkpoint on fresh episodes")
     parser.add_argument("path", help="run directory or checkpoint file")
     parser.add_argument("--episodes", type=int, default=100, help="episodes to play (default 100)")
-    parser.add_argument("--env", help="environment spec to evaluate on (default: the training env)")
+    parser.add_argument("--env", help="environment spec to evaluate on (default: the training env); "
+                        "naming it here also allows an entry point the checkpoint names")
+    parser.add_argument("--trust-config", action="store_true",
+                        help="import the code that the checkpoint's config names (env.id entry point, "
+                        "env.imports); only for checkpoints you trust")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--greedy", dest="greedy", action="store_true", default=True, help="most likely action (default)")
     mode.add_argument("--sample", dest="greedy", action="store_false", help="sample actions from the policy")
@@ -48,12 +59,15 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         return fail("--episodes must be at least 1")
     try:
-        payload = load_checkpoint(args.path)
+        source = resolve_checkpoint(args.path)
+        payload = load_checkpoint(source)
         config = build_config(payload["config"])
-    except (CheckpointError, ConfigError, KeyError) as err:
+        if args.env and args.env != config.env.id:
+            config.env.id, config.env.options = args.env, {}
+        require_trust(config, str(source), {"env.id"} if args.env else set(), args.trust_config,
+                      how=", or name the environment yourself with --env SPEC")
+    except (CheckpointError, ConfigError, KeyError, TypeError) as err:
         return fail(str(err))
-    if args.env and args.env != config.env.id:
-        config.env.id, config.env.options = args.env, {}
     try:
         result = evaluate_payload(payload, config, args)
     except (ValueError, ImportError) as err:
@@ -74,7 +88,7 @@ def evaluate_payload(payload: dict, config, args) -> dict:
     seed = evaluation_seed(config.train.seed) if args.seed is None else args.seed
     n = max(1, min(args.num_envs, args.episodes))
     with make_env(config, seed, num_envs=n, evaluation=True) as venv:
-        check_spaces(payload, venv)
+        check_spaces(payload, venv.single_observation_space, venv.single_action_space)
         model = ActorCritic(venv.single_observation_space, venv.single_action_space, config.agent)
         model.load_state_dict(payload["model"])
         model.eval()
@@ -85,15 +99,6 @@ def evaluate_payload(payload: dict, config, args) -> dict:
     if recorder is not None:
         recorder.write(args.video)
     return result
-
-
-def check_spaces(payload: dict, venv) -> None:
-    """Refuse an environment whose spaces differ from the ones the agent was trained on."""
-    extra = payload.get("extra", {})
-    for key, space in (("observation_space", venv.single_observation_space), ("action_space", venv.single_action_space)):
-        trained = extra.get(key)
-        if trained is not None and trained != repr(space):
-            raise ValueError(f"the checkpoint's {key.replace('_', ' ')} is {trained}, the environment's is {space!r}")
 
 
 class FrameRecorder:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rtrl_rl.checkpoint import CheckpointError
 from rtrl_rl.config import ConfigError, load_config
 
 
@@ -22,6 +23,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--config", help="YAML config file, or a name under configs/ such as atari/pong")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    parser.add_argument("--trust-config", action="store_true",
+                        help="with --resume: import the code that the checkpoint's config names "
+                        "(env.id entry point, env.imports); only for runs you trust")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     parser.set_defaults(func=run)
 
@@ -40,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             from rtrl_rl.resume import resume_config
 
-            config = resume_config(args.resume, args.overrides)
+            config = resume_config(args.resume, args.overrides, trust_config=args.trust_config)
         else:
             config = load_config(_resolve(args.config), args.overrides)
-    except (ConfigError, FileNotFoundError) as err:
+    except (ConfigError, CheckpointError, FileNotFoundError) as err:
         print(f"rtrl-rl train: {err}", file=sys.stderr)
         return 2
     from rtrl_rl.runtime import ActorFailure
