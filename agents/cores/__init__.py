@@ -11,11 +11,13 @@ from typing import Any
 from rtrl_rl.agents.cores.base import ElementwiseCore, RecurrentCore
 from rtrl_rl.agents.cores.carry import Carry
 from rtrl_rl.agents.cores.elstm import ELSTM
+from rtrl_rl.agents.cores.lru import LRU
 from rtrl_rl.agents.cores.lstm import LSTM
 from rtrl_rl.agents.cores.mingru import MinGRU
+from rtrl_rl.agents.cores.rtu import RTU
 
 #: core name -> class
-CORES: dict[str, type[RecurrentCore]] = {"elstm": ELSTM, "mingru": MinGRU, "lstm": LSTM}
+CORES: dict[str, type[RecurrentCore]] = {"elstm": ELSTM, "mingru": MinGRU, "lstm": LSTM, "lru": LRU, "rtu": RTU}
 
 
 def available_cores() -> list[str]:
@@ -40,5 +42,5 @@ def make_core(name: str, input_size: int, hidden_size: int, learning: str = "rtr
     return CORES[name](input_size, hidden_size, learning=learning, **options)
 
 
-__all__ = ["Carry", "CORES", "ELSTM", "LSTM", "MinGRU", "RecurrentCore", "ElementwiseCore",
+__all__ = ["Carry", "CORES", "ELSTM", "LRU", "LSTM", "MinGRU", "RTU", "RecurrentCore", "ElementwiseCore",
            "available_cores", "elementwise_cores", "make_core"]

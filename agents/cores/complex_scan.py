@@ -1,0 +1,251 @@
+"""Exact RTRL for complex-diagonal linear recurrences (the LRU and the linear RTU).
+
+    s_t = λ ⊙ s_{t-1} + g ⊙ p_t,   p_t = W x_t + b,   W = W_re + i W_im,  b = b_re + i b_im
+    λ_k = exp(-exp(ν_k) + i exp(θ_k)),   g_k = exp(γ_k) (the LRU's normalisation) or 1 (RTU)
+
+Each complex unit is a 2×2 real block (a rotation-scaling), so the recurrence is still
+element-wise in the unit index and the machinery of ``scan.py`` carries over with complex
+J, D, adjoint and suffix products (small (T, B, n) tensors, torch complex arithmetic:
+``scan.adjoint`` and ``scan.suffix_products`` are reused as they are). Everything kept
+between calls is real and *planar*: a complex vector z of n units is [Re z ; Im z] (2n),
+so the carry survives ``torch.save``, processes and ``.to(device)`` like the others.
+
+Sensitivities (per stream, complex, stored planar):
+
+==========  =====================  ======================  ===================
+parameter   shape                  D_t u_t (direct term)   sensitivity
+==========  =====================  ======================  ===================
+W_re, W_im  (2n, d) rows [re; im]  g x_tᵀ                  S_W (B, 2n, d)
+b_re, b_im  (2n,)                  g                       S_b (B, 2n)
+ν           (n,)                   -exp(ν) λ s_{t-1}       S_ν (B, 2n)
+θ           (n,)                   i exp(θ) λ s_{t-1}      S_θ (B, 2n)
+γ (LRU)     (n,)                   g p_t                   S_γ (B, 2n)
+==========  =====================  ======================  ===================
+
+S_W = ∂s/∂W_re; since p depends on W_im through i x, ∂s/∂W_im = i S_W needs no storage
+(likewise for b). The recursion is S_t = J_t S_{t-1} + D_t u_t with J_t = λ (0 after a
+reset). With E_t = ∂L/∂Re s_t + i ∂L/∂Im s_t, a real parameter's gradient is
+Σ_t Re(conj(E_t) S_t), W_im's is Σ_t -Im(conj(E_t) S_W,t), and the adjoint runs with
+conj(J): a_t = E_t + conj(J_{t+1}) a_{t+1}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+
+from rtrl_rl.agents.cores import scan
+
+#: names of the per-stream sensitivities, in the order the Function takes them
+SENSITIVITIES = ("W", "b", "nu", "theta", "gamma")
+
+
+def to_complex(planar: Tensor) -> Tensor:
+    """[Re z ; Im z] (..., 2n) -> z (..., n) complex."""
+    n = planar.shape[-1] // 2
+    return torch.complex(planar[..., :n], planar[..., n:])
+
+
+def to_planar(z: Tensor) -> Tensor:
+    """z (..., n) complex -> [Re z ; Im z] (..., 2n) real."""
+    return torch.cat([z.real, z.imag], -1)
+
+
+def eigenvalues(nu: Tensor, theta: Tensor) -> Tensor:
+    """λ = exp(-exp(ν) + i exp(θ)) (n,) complex: modulus exp(-exp(ν)) < 1, phase exp(θ) > 0."""
+    return torch.exp(torch.complex(-torch.exp(nu), torch.exp(theta)))
+
+
+def _pair_update(s: Tensor, scale: Tensor, coef: Tensor, x: Tensor) -> Tensor:
+    """S' = scale ⊙ S + Σ_t coef_t x_tᵀ for S_W (B, 2n, d) planar, as a new tensor.
+
+    scale (B, n) complex multiplies each unit's complex row: a 2×2 rotation-scaling of the
+    (Re, Im) halves; coef (T, B, n) complex. Stream by stream for large blocks (each block
+    read while in cache, the product added in place), whole-batch ops otherwise, as
+    ``scan.update``.
+    """
+    B, two_n, d = s.shape
+    n = two_n // 2
+    new = torch.empty_like(s)
+    cr, ci = scale.real.unsqueeze(-1), scale.imag.unsqueeze(-1)  # (B, n, 1)
+    lefts, rights = to_planar(coef).permute(1, 2, 0), x.transpose(0, 1)  # (B, 2n, T), (B, T, d)
+    if scan.per_stream(s):
+        blocks = zip(s.unbind(0), new.unbind(0), cr.unbind(0), ci.unbind(0), lefts.unbind(0), rights.unbind(0))
+        for block, out, c_r, c_i, left, right in blocks:
+            s_r, s_i, o_r, o_i = block[:n], block[n:], out[:n], out[n:]
+            torch.mul(s_r, c_r, out=o_r)
+            o_r.addcmul_(s_i, c_i, value=-1)
+            torch.mul(s_i, c_r, out=o_i)
+            o_i.addcmul_(s_r, c_i)
+            out.addmm_(left, right)
+        return new
+    s_r, s_i, o_r, o_i = s[:, :n], s[:, n:], new[:, :n], new[:, n:]
+    torch.mul(s_r, cr, out=o_r)
+    o_r.addcmul_(s_i, ci, value=-1)
+    torch.mul(s_i, cr, out=o_i)
+    o_i.addcmul_(s_r, ci)
+    return new.baddbmm_(lefts, rights)
+
+
+def _pair_carry_gradient(v: Tensor, s: Tensor) -> Tensor:
+    """[Σ_b Re(conj(v_b) S_b) ; Σ_b -Im(conj(v_b) S_b)]: the (re, im) rows' gradient from
+    S_W (B, 2n, d) planar, v (B, n) complex. Returns (2n, d)."""
+    B, two_n, d = s.shape
+    n = two_n // 2
+    vr, vi = v.real.unsqueeze(-1), v.imag.unsqueeze(-1)
+    if not scan.per_stream(s):
+        s_r, s_i = s[:, :n], s[:, n:]
+        return torch.cat([(s_r * vr + s_i * vi).sum(0), (s_r * vi - s_i * vr).sum(0)])
+    total = s.new_zeros(two_n, d)
+    t_r, t_i = total[:n], total[n:]
+    for block, v_r, v_i in zip(s.unbind(0), vr.unbind(0), vi.unbind(0)):
+        s_r, s_i = block[:n], block[n:]
+        t_r.addcmul_(s_r, v_r).addcmul_(s_i, v_i)
+        t_i.addcmul_(s_r, v_i).addcmul_(s_i, v_r, value=-1)
+    return total
+
+
+class ComplexCell:
+    """The per-segment quantities of the recurrence, computed once in the forward pass.
+
+    x (T,B,d), s0 (B,2n) planar, keep (T,B); parameters as in the module docstring
+    (``gamma`` None: g = 1). Holds p, the states s and s_{t-1} (complex), J (with resets),
+    g and D for ν, θ, γ.
+    """
+
+    def __init__(self, x: Tensor, s0: Tensor, keep: Tensor, weight: Tensor, bias: Tensor, nu: Tensor,
+                 theta: Tensor, gamma: Optional[Tensor]) -> None:
+        T, B, d_in = x.shape
+        lam = eigenvalues(nu, theta)
+        self.g = torch.exp(gamma) if gamma is not None else None
+        self.p = to_complex(torch.addmm(bias, x.reshape(T * B, d_in), weight.t()).view(T, B, -1))
+        u = self.p * self.g if self.g is not None else self.p
+        self.states, self.prev = torch.empty_like(u), torch.empty_like(u)
+        s = to_complex(s0)
+        keep = keep.unsqueeze(-1).to(u.real.dtype)
+        for s_t, prev_t, u_t, k_t in zip(self.states.unbind(0), self.prev.unbind(0), u.unbind(0), keep.unbind(0)):
+            torch.mul(s, k_t, out=prev_t)
+            s = torch.addcmul(u_t, lam, prev_t, out=s_t)
+        self.jc = lam * keep  # (T, B, n): J_t on the carry path, 0 where an episode starts
+        self.diag = [(-torch.exp(nu) * lam) * self.prev, (1j * torch.exp(theta) * lam) * self.prev]
+        if gamma is not None:
+            self.diag.append(u)
+
+    def gain(self, coef: Tensor) -> Tensor:
+        """coef ⊙ g (g real, so conj(g) = g): the W and b coefficient from a state coefficient."""
+        return coef * self.g if self.g is not None else coef
+
+
+def _update(sens: list[Optional[Tensor]], cell: ComplexCell, scale: Tensor, q: Tensor, x: Tensor,
+            rows: slice) -> list[Optional[Tensor]]:
+    """S' = scale ⊙ S + Σ_t q_t D_t u_t for every sensitivity, over the steps ``rows``.
+
+    Segment form: scale = P, q = suffix products; one step t: scale = J_t, q = 1.
+    """
+    s_w, s_b, *s_diag = sens
+    coef = cell.gain(q)
+    new = [_pair_update(s_w, scale, coef, x[rows]),
+           to_planar(scale * to_complex(s_b) + coef.sum(0))]
+    for s, d in zip(s_diag, cell.diag):
+        new.append(None if s is None else to_planar(scale * to_complex(s) + (q * d[rows]).sum(0)))
+    return new + [None] * (len(sens) - len(new))
+
+
+def _carry_gradients(v: Tensor, sens: list[Optional[Tensor]]) -> list[Optional[Tensor]]:
+    """Σ_b of each sensitivity read with v (B, n) complex: the W, b rows, then ν, θ, γ."""
+    s_w, s_b, *s_diag = sens
+    s_b = to_complex(s_b)
+    read = s_b.conj() * v  # conj(S) v: Re is the re-row gradient, Im the im-row one
+    out = [_pair_carry_gradient(v, s_w), torch.cat([read.real.sum(0), read.imag.sum(0)])]
+    return out + [None if s is None else (to_complex(s).conj() * v).real.sum(0) for s in s_diag]
+
+
+def _direct_gradients(cell: ComplexCell, coef: Tensor, x: Tensor) -> list[Optional[Tensor]]:
+    """Σ_t Re(conj(coef_t) D_t u_t) for W, b (planar rows) and ν, θ, γ, for coef (T,B,n)."""
+    T, B, n = coef.shape
+    flat = to_planar(cell.gain(coef)).reshape(T * B, 2 * n)
+    grads = [flat.t() @ x.reshape(T * B, -1), flat.sum(0)]
+    return grads + [(coef.conj() * d).real.sum((0, 1)) for d in cell.diag]
+
+
+def _input_gradient(cell: ComplexCell, coef: Tensor, weight: Tensor) -> Tensor:
+    """x's gradient (T,B,d) from a state coefficient (T,B,n): Re(conj(g coef) ∂p/∂x)."""
+    T, B, n = coef.shape
+    return (to_planar(cell.gain(coef)).reshape(T * B, 2 * n) @ weight).view(T, B, -1)
+
+
+class ComplexDiagonalRTRL(torch.autograd.Function):
+    """The recurrence plus exact RTRL; backward maps dL/ds_t (T,B,2n planar) to gradients.
+
+    Inputs: options (input_grad "step"|"segment", path "segment"|"step"), x (T,B,d),
+    s0 (B,2n), keep (T,B), weight (2n,d), bias (2n), nu, theta (n), gamma (n) or None, then
+    the sensitivities S_W, S_b, S_ν, S_θ, S_γ (S_γ None without γ), or none (no RTRL).
+    Outputs: states (T,B,2n) planar, then the new sensitivities if any were given.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, options: tuple[str, str], x: Tensor, s0: Tensor, keep: Tensor, weight: Tensor,
+                bias: Tensor, nu: Tensor, theta: Tensor, gamma: Optional[Tensor], *sens: Optional[Tensor]):
+        with torch.no_grad():
+            cell = ComplexCell(x, s0, keep, weight, bias, nu, theta, gamma)
+            states = to_planar(cell.states)
+            new_sens: list = []
+            if sens:
+                if options[1] == "step":
+                    new_sens = list(sens)
+                    one = torch.ones_like(cell.jc[:1])
+                    for t in range(x.shape[0]):
+                        new_sens = _update(new_sens, cell, cell.jc[t], one, x, slice(t, t + 1))
+                else:
+                    q, p = scan.suffix_products(cell.jc)
+                    new_sens = _update(list(sens), cell, p, q, x, slice(None))
+        ctx.set_materialize_grads(False)
+        ctx.cell, ctx.options, ctx.has_gamma, ctx.num_sens = cell, options, gamma is not None, len(sens)
+        ctx.one_step = bool(sens) and x.shape[0] == 1  # backward from the new sensitivities (see scan.py)
+        ctx.save_for_backward(x, weight, *(new_sens if ctx.one_step else sens))
+        outputs = [states] + [s for s in new_sens if s is not None]
+        ctx.mark_non_differentiable(*outputs[1:])
+        return tuple(outputs)
+
+    @staticmethod
+    def backward(ctx: Any, grad_states: Optional[Tensor], *unused: Any):
+        x, weight, *saved = ctx.saved_tensors
+        cell, (input_grad, path) = ctx.cell, ctx.options
+        e = to_complex(grad_states) if grad_states is not None else torch.zeros_like(cell.jc)
+        sens = list(saved) + [None] * (ctx.num_sens - len(saved)) if ctx.num_sens else None
+        with torch.no_grad():
+            if ctx.one_step:
+                grads = _carry_gradients(e[0], sens)
+                grad_x = _input_gradient(cell, e, weight) if ctx.needs_input_grad[1] else None
+                return _outputs(ctx, grad_x, grads)
+            stepwise = sens is not None and path == "step"
+            a = None if (stepwise and input_grad == "step") else scan.adjoint(e, cell.jc.conj().resolve_conj())
+            grads = _direct_gradients(cell, e if stepwise else a, x)
+            if sens is not None:
+                carry = (_replay_steps(sens, cell, e, x) if stepwise
+                         else _carry_gradients(cell.jc[0].conj() * a[0], sens))
+                grads = scan._add(grads, carry)
+            grad_x = None
+            if ctx.needs_input_grad[1]:
+                grad_x = _input_gradient(cell, e if input_grad == "step" else a, weight)
+        return _outputs(ctx, grad_x, grads)
+
+
+def _outputs(ctx: Any, grad_x: Optional[Tensor], grads: list[Optional[Tensor]]) -> tuple:
+    """The backward's return tuple: options, x, s0, keep, weight, bias, ν, θ, γ, sensitivities."""
+    g_gamma = grads[4] if ctx.has_gamma else None
+    return (None, grad_x, None, None, grads[0], grads[1], grads[2], grads[3], g_gamma) + (None,) * ctx.num_sens
+
+
+def _replay_steps(sens: list[Optional[Tensor]], cell: ComplexCell, e: Tensor, x: Tensor) -> list[Optional[Tensor]]:
+    """Σ_t Re(conj(conj(J_t) E_t) S_{t-1}): the per-step recursion replayed from S_0."""
+    total = None
+    one = torch.ones_like(cell.jc[:1])
+    for t in range(e.shape[0]):
+        grads = _carry_gradients(cell.jc[t].conj() * e[t], sens)
+        total = grads if total is None else scan._add(total, grads)
+        if t < e.shape[0] - 1:
+            sens = _update(sens, cell, cell.jc[t], one, x, slice(t, t + 1))
+    return total
