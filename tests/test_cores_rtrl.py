@@ -207,7 +207,8 @@ def test_complex_jacobian_is_a_rotation_scaling_block_per_unit(core):
     lam = eigenvalues(model.nu, model.theta).detach()
     want = torch.zeros(2 * n, 2 * n, dtype=F64)
     idx = torch.arange(n)
-    want[idx, idx] = want[idx + n, idx + n] = lam.real
-    want[idx + n, idx], want[idx, idx + n] = lam.imag, -lam.imag
+    re, im = 2 * idx, 2 * idx + 1  # each unit's (Re, Im) pair
+    want[re, re] = want[im, im] = lam.real
+    want[im, re], want[re, im] = lam.imag, -lam.imag
     torch.testing.assert_close(jac, want, rtol=1e-12, atol=1e-14)
     assert lam.abs().max() < 1 and lam.imag.abs().min() > 0

@@ -4,7 +4,8 @@ initialisation, carry layout, and the forward pass through
 
     s_t = λ ⊙ s_{t-1} + g ⊙ (W x_t + b),   λ = exp(-exp(ν) + i exp(θ)),   g = exp(γ) or 1
 
-n = ``hidden_size`` complex units; the state is kept planar, [Re s ; Im s] (2n reals).
+n = ``hidden_size`` complex units; the state is kept as (Re, Im) pairs,
+[Re s_0, Im s_0, Re s_1, ...] (2n reals); the weight's rows follow the same order.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ R_MIN, R_MAX, MAX_PHASE = 0.9, 0.999, 2 * math.pi
 class ComplexDiagonalCore(ElementwiseCore):
     """A complex-diagonal linear recurrence learned by exact RTRL (or truncated BPTT).
 
-    Parameters: ``weight`` (2n, d) = [W_re ; W_im] and ``bias`` (2n) = [b_re ; b_im] (the
-    input projection), ``nu`` and ``theta`` (n: λ = exp(-exp(ν) + i exp(θ))), ``gamma``
+    Parameters: ``weight`` (2n, d) and ``bias`` (2n), rows W_re[0], W_im[0], W_re[1], ... (the
+    complex input projection), ``nu`` and ``theta`` (n: λ = exp(-exp(ν) + i exp(θ))), ``gamma``
     (n, log of the input gain g, only where ``has_gamma``), then the subclass's readout.
 
     Options beyond :class:`ElementwiseCore`'s: ``r_min``, ``r_max`` (0 <= r_min <= r_max < 1)
@@ -79,15 +80,16 @@ class ComplexDiagonalCore(ElementwiseCore):
         """Initialise the readout's parameters."""
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        """The state, planar: [Re h ; Im h] (2n) per stream."""
+        """The state as (Re, Im) pairs: 2n per stream."""
         return {self.state_key: (2 * self.hidden_size,)}
 
     def sensitivity_shapes(self) -> dict[str, tuple[int, ...]]:
-        """dh/dW (2n, d) and dh/db, dh/dnu, dh/dtheta (, dh/dgamma) (2n) per stream, planar complex."""
+        """dh/dW (d, 2n: transposed) and dh/db, dh/dnu, dh/dtheta (, dh/dgamma) (2n) per stream,
+        complex numbers as (Re, Im) pairs."""
         if self.learning != "rtrl":
             return {}
         two_n, s = 2 * self.hidden_size, self.state_key
-        return {f"d{s}/d{name}": ((two_n, self.input_size) if name == "W" else (two_n,))
+        return {f"d{s}/d{name}": ((self.input_size, two_n) if name == "W" else (two_n,))
                 for name in SENSITIVITIES if name != "gamma" or self.has_gamma}
 
     def forward(self, x: Tensor, carry: Carry, reset: Tensor) -> tuple[Tensor, Carry]:
@@ -106,11 +108,11 @@ class ComplexDiagonalCore(ElementwiseCore):
 
     def reference_step(self, x: Tensor, s_prev: Tensor) -> Tensor:
         """One step in plain real autograd: the 2×2 rotation-scaling per unit, written out."""
-        n = self.hidden_size
         radius, angle = torch.exp(-torch.exp(self.nu)), torch.exp(self.theta)
         lam_re, lam_im = radius * torch.cos(angle), radius * torch.sin(angle)
         p = x @ self.weight.t() + self.bias
         if self.gamma is not None:
-            p = p * torch.exp(self.gamma).repeat(2)
-        s_re, s_im = s_prev[:, :n], s_prev[:, n:]
-        return torch.cat([lam_re * s_re - lam_im * s_im + p[:, :n], lam_im * s_re + lam_re * s_im + p[:, n:]], -1)
+            p = p * torch.exp(self.gamma).repeat_interleave(2)
+        s_re, s_im, p_re, p_im = s_prev[:, 0::2], s_prev[:, 1::2], p[:, 0::2], p[:, 1::2]
+        pairs = [lam_re * s_re - lam_im * s_im + p_re, lam_im * s_re + lam_re * s_im + p_im]
+        return torch.stack(pairs, -1).flatten(-2)

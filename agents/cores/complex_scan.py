@@ -7,15 +7,17 @@ Each complex unit is a 2×2 real block (a rotation-scaling), so the recurrence i
 element-wise in the unit index and the machinery of ``scan.py`` carries over with complex
 J, D, adjoint and suffix products (small (T, B, n) tensors, torch complex arithmetic:
 ``scan.adjoint`` and ``scan.suffix_products`` are reused as they are). Everything kept
-between calls is real and *planar*: a complex vector z of n units is [Re z ; Im z] (2n),
-so the carry survives ``torch.save``, processes and ``.to(device)`` like the others.
+between calls is real, each complex number stored as its (Re, Im) pair: a vector z of n
+units is [Re z_0, Im z_0, Re z_1, Im z_1, ...] (2n reals), so the carry survives
+``torch.save``, processes and ``.to(device)`` like the others, and ``torch.view_as_complex``
+reads it without a copy.
 
-Sensitivities (per stream, complex, stored planar):
+Sensitivities (per stream, complex, stored as pairs):
 
 ==========  =====================  ======================  ===================
 parameter   shape                  D_t u_t (direct term)   sensitivity
 ==========  =====================  ======================  ===================
-W_re, W_im  (2n, d) rows [re; im]  g x_tᵀ                  S_W (B, 2n, d)
+W_re, W_im  (2n, d) rows re, im     g x_tᵀ                  S_W (B, d, 2n)
 b_re, b_im  (2n,)                  g                       S_b (B, 2n)
 ν           (n,)                   -exp(ν) λ s_{t-1}       S_ν (B, 2n)
 θ           (n,)                   i exp(θ) λ s_{t-1}      S_θ (B, 2n)
@@ -42,15 +44,14 @@ from rtrl_rl.agents.cores import scan
 SENSITIVITIES = ("W", "b", "nu", "theta", "gamma")
 
 
-def to_complex(planar: Tensor) -> Tensor:
-    """[Re z ; Im z] (..., 2n) -> z (..., n) complex."""
-    n = planar.shape[-1] // 2
-    return torch.complex(planar[..., :n], planar[..., n:])
+def to_complex(pairs: Tensor) -> Tensor:
+    """[Re z_0, Im z_0, Re z_1, ...] (..., 2n) -> z (..., n) complex, a view (no copy) when contiguous."""
+    return torch.view_as_complex(pairs.contiguous().view(*pairs.shape[:-1], -1, 2))
 
 
-def to_planar(z: Tensor) -> Tensor:
-    """z (..., n) complex -> [Re z ; Im z] (..., 2n) real."""
-    return torch.cat([z.real, z.imag], -1)
+def to_pairs(z: Tensor) -> Tensor:
+    """z (..., n) complex -> [Re z_0, Im z_0, Re z_1, ...] (..., 2n) real, a view when contiguous."""
+    return torch.view_as_real(z.resolve_conj()).reshape(*z.shape[:-1], -1)
 
 
 def eigenvalues(nu: Tensor, theta: Tensor) -> Tensor:
@@ -58,59 +59,50 @@ def eigenvalues(nu: Tensor, theta: Tensor) -> Tensor:
     return torch.exp(torch.complex(-torch.exp(nu), torch.exp(theta)))
 
 
-def _pair_update(s: Tensor, scale: Tensor, coef: Tensor, x: Tensor) -> Tensor:
-    """S' = scale ⊙ S + Σ_t coef_t x_tᵀ for S_W (B, 2n, d) planar, as a new tensor.
+def _weight_update(s: Tensor, scale: Tensor, coef: Tensor, x: Tensor) -> Tensor:
+    """S' = scale ⊙ S + Σ_t x_t coef_tᵀ for S_W (B, d, 2n), as a new tensor.
 
-    scale (B, n) complex multiplies each unit's complex row: a 2×2 rotation-scaling of the
-    (Re, Im) halves; coef (T, B, n) complex. Stream by stream for large blocks (each block
-    read while in cache, the product added in place), whole-batch ops otherwise, as
-    ``scan.update``.
+    S_W is kept transposed, d outermost and the units' (Re, Im) pairs innermost, so that
+    the complex scaling is one complex multiply (each unit's 2×2 rotation-scaling) and
+    the sum over steps is one real product (d, T) × (T, 2n) with no wasted flops.
+    scale (B, n) complex; coef (T, B, n) complex. Stream by stream for large blocks (each
+    block read while in cache, the product added in place), whole-batch ops otherwise,
+    as ``scan.update``.
     """
-    B, two_n, d = s.shape
-    n = two_n // 2
     new = torch.empty_like(s)
-    cr, ci = scale.real.unsqueeze(-1), scale.imag.unsqueeze(-1)  # (B, n, 1)
-    lefts, rights = to_planar(coef).permute(1, 2, 0), x.transpose(0, 1)  # (B, 2n, T), (B, T, d)
+    lefts, rights = x.permute(1, 2, 0), to_pairs(coef).transpose(0, 1)  # (B, d, T), (B, T, 2n)
+    s_c, new_c, scale = to_complex(s), to_complex(new), scale.unsqueeze(1)  # (B, d, n), (B, 1, n)
     if scan.per_stream(s):
-        blocks = zip(s.unbind(0), new.unbind(0), cr.unbind(0), ci.unbind(0), lefts.unbind(0), rights.unbind(0))
-        for block, out, c_r, c_i, left, right in blocks:
-            s_r, s_i, o_r, o_i = block[:n], block[n:], out[:n], out[n:]
-            torch.mul(s_r, c_r, out=o_r)
-            o_r.addcmul_(s_i, c_i, value=-1)
-            torch.mul(s_i, c_r, out=o_i)
-            o_i.addcmul_(s_r, c_i)
+        for block, out, out_c, c, left, right in zip(s_c.unbind(0), new.unbind(0), new_c.unbind(0),
+                                                     scale.unbind(0), lefts.unbind(0), rights.unbind(0)):
+            torch.mul(block, c, out=out_c)
             out.addmm_(left, right)
         return new
-    s_r, s_i, o_r, o_i = s[:, :n], s[:, n:], new[:, :n], new[:, n:]
-    torch.mul(s_r, cr, out=o_r)
-    o_r.addcmul_(s_i, ci, value=-1)
-    torch.mul(s_i, cr, out=o_i)
-    o_i.addcmul_(s_r, ci)
+    torch.mul(s_c, scale, out=new_c)
     return new.baddbmm_(lefts, rights)
 
 
-def _pair_carry_gradient(v: Tensor, s: Tensor) -> Tensor:
-    """[Σ_b Re(conj(v_b) S_b) ; Σ_b -Im(conj(v_b) S_b)]: the (re, im) rows' gradient from
-    S_W (B, 2n, d) planar, v (B, n) complex. Returns (2n, d)."""
-    B, two_n, d = s.shape
-    n = two_n // 2
-    vr, vi = v.real.unsqueeze(-1), v.imag.unsqueeze(-1)
-    if not scan.per_stream(s):
-        s_r, s_i = s[:, :n], s[:, n:]
-        return torch.cat([(s_r * vr + s_i * vi).sum(0), (s_r * vi - s_i * vr).sum(0)])
-    total = s.new_zeros(two_n, d)
-    t_r, t_i = total[:n], total[n:]
-    for block, v_r, v_i in zip(s.unbind(0), vr.unbind(0), vi.unbind(0)):
-        s_r, s_i = block[:n], block[n:]
-        t_r.addcmul_(s_r, v_r).addcmul_(s_i, v_i)
-        t_i.addcmul_(s_r, v_i).addcmul_(s_i, v_r, value=-1)
-    return total
+def _weight_carry_gradient(v: Tensor, s: Tensor) -> Tensor:
+    """The weight rows' gradient (2n, d) from S_W (B, d, 2n) read with v (B, n) complex.
+
+    Re row of unit k: Σ_b Re(conj(v_b) S_b); Im row: Σ_b -Im(conj(v_b) S_b), i.e. the
+    pairs of conj(Σ_b S_b conj(v_b)), accumulated in one complex multiply-add per stream.
+    """
+    s_c, w = to_complex(s), v.conj().resolve_conj().unsqueeze(1)  # (B, d, n), (B, 1, n)
+    if scan.per_stream(s):
+        blocks, factors = s_c.unbind(0), w.unbind(0)
+        total = torch.mul(blocks[0], factors[0])
+        for block, factor in zip(blocks[1:], factors[1:]):
+            total.addcmul_(block, factor)
+    else:
+        total = (s_c * w).sum(0)
+    return to_pairs(total.conj()).t()
 
 
 class ComplexCell:
     """The per-segment quantities of the recurrence, computed once in the forward pass.
 
-    x (T,B,d), s0 (B,2n) planar, keep (T,B); parameters as in the module docstring
+    x (T,B,d), s0 (B,2n) pairs, keep (T,B); parameters as in the module docstring
     (``gamma`` None: g = 1). Holds p, the states s and s_{t-1} (complex), J (with resets),
     g and D for ν, θ, γ.
     """
@@ -146,26 +138,24 @@ def _update(sens: list[Optional[Tensor]], cell: ComplexCell, scale: Tensor, q: T
     """
     s_w, s_b, *s_diag = sens
     coef = cell.gain(q)
-    new = [_pair_update(s_w, scale, coef, x[rows]),
-           to_planar(scale * to_complex(s_b) + coef.sum(0))]
+    new = [_weight_update(s_w, scale, coef, x[rows]), to_pairs(scale * to_complex(s_b) + coef.sum(0))]
     for s, d in zip(s_diag, cell.diag):
-        new.append(None if s is None else to_planar(scale * to_complex(s) + (q * d[rows]).sum(0)))
+        new.append(None if s is None else to_pairs(scale * to_complex(s) + (q * d[rows]).sum(0)))
     return new + [None] * (len(sens) - len(new))
 
 
 def _carry_gradients(v: Tensor, sens: list[Optional[Tensor]]) -> list[Optional[Tensor]]:
     """Σ_b of each sensitivity read with v (B, n) complex: the W, b rows, then ν, θ, γ."""
     s_w, s_b, *s_diag = sens
-    s_b = to_complex(s_b)
-    read = s_b.conj() * v  # conj(S) v: Re is the re-row gradient, Im the im-row one
-    out = [_pair_carry_gradient(v, s_w), torch.cat([read.real.sum(0), read.imag.sum(0)])]
+    read = (to_complex(s_b).conj() * v).sum(0)  # conj(S) v: Re is the re-row gradient, Im the im-row one
+    out = [_weight_carry_gradient(v, s_w), to_pairs(read)]
     return out + [None if s is None else (to_complex(s).conj() * v).real.sum(0) for s in s_diag]
 
 
 def _direct_gradients(cell: ComplexCell, coef: Tensor, x: Tensor) -> list[Optional[Tensor]]:
-    """Σ_t Re(conj(coef_t) D_t u_t) for W, b (planar rows) and ν, θ, γ, for coef (T,B,n)."""
+    """Σ_t Re(conj(coef_t) D_t u_t) for W, b (rows in pairs) and ν, θ, γ, for coef (T,B,n)."""
     T, B, n = coef.shape
-    flat = to_planar(cell.gain(coef)).reshape(T * B, 2 * n)
+    flat = to_pairs(cell.gain(coef)).reshape(T * B, 2 * n)
     grads = [flat.t() @ x.reshape(T * B, -1), flat.sum(0)]
     return grads + [(coef.conj() * d).real.sum((0, 1)) for d in cell.diag]
 
@@ -173,16 +163,16 @@ def _direct_gradients(cell: ComplexCell, coef: Tensor, x: Tensor) -> list[Option
 def _input_gradient(cell: ComplexCell, coef: Tensor, weight: Tensor) -> Tensor:
     """x's gradient (T,B,d) from a state coefficient (T,B,n): Re(conj(g coef) ∂p/∂x)."""
     T, B, n = coef.shape
-    return (to_planar(cell.gain(coef)).reshape(T * B, 2 * n) @ weight).view(T, B, -1)
+    return (to_pairs(cell.gain(coef)).reshape(T * B, 2 * n) @ weight).view(T, B, -1)
 
 
 class ComplexDiagonalRTRL(torch.autograd.Function):
-    """The recurrence plus exact RTRL; backward maps dL/ds_t (T,B,2n planar) to gradients.
+    """The recurrence plus exact RTRL; backward maps dL/ds_t (T,B,2n pairs) to gradients.
 
     Inputs: options (input_grad "step"|"segment", path "segment"|"step"), x (T,B,d),
     s0 (B,2n), keep (T,B), weight (2n,d), bias (2n), nu, theta (n), gamma (n) or None, then
     the sensitivities S_W, S_b, S_ν, S_θ, S_γ (S_γ None without γ), or none (no RTRL).
-    Outputs: states (T,B,2n) planar, then the new sensitivities if any were given.
+    Outputs: states (T,B,2n) pairs, then the new sensitivities if any were given.
     """
 
     @staticmethod
@@ -190,7 +180,7 @@ class ComplexDiagonalRTRL(torch.autograd.Function):
                 bias: Tensor, nu: Tensor, theta: Tensor, gamma: Optional[Tensor], *sens: Optional[Tensor]):
         with torch.no_grad():
             cell = ComplexCell(x, s0, keep, weight, bias, nu, theta, gamma)
-            states = to_planar(cell.states)
+            states = to_pairs(cell.states)
             new_sens: list = []
             if sens:
                 if options[1] == "step":

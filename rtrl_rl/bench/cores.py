@@ -84,6 +84,7 @@ def _segment_runner(name: str, n: int, d: int, B: int, T: int, device: torch.dev
     step.load_state_dict(rtrl.state_dict())
     lstm = torch.nn.LSTM(d, n).to(device)
     w = torch.randn(T, B, rtrl.output_size, generator=gen).to(device)
+    w_lstm = torch.randn(T, B, n, generator=gen).to(device)
     carry, state = rtrl.initial_carry(B), rtrl.initial_carry(B, sensitivities=False)
     tb_carry = tbptt.initial_carry(B)
 
@@ -111,7 +112,7 @@ def _segment_runner(name: str, n: int, d: int, B: int, T: int, device: torch.dev
 
     def lstm_segment() -> None:
         y, _ = lstm(x)
-        (y * w).sum().backward()
+        (y * w_lstm).sum().backward()
 
     runners = {"forward": forward, "rtrl": segment(rtrl, carry), "tbptt": segment(tbptt, tb_carry),
                "step": per_step, "forward_step": forward_step, "lstm": lstm_segment}
