@@ -140,8 +140,9 @@ def test_gradcheck_command_rejects_lstm(capsys):
     assert cli.main(["gradcheck", "--core", "lstm"]) == 2
 
 
-def test_bench_measures_every_variant():
-    row = measure("mingru", 8, 4, 2, 3, torch.device("cpu"), repeats=1)
+@pytest.mark.parametrize("name", ["mingru", "rtu"])
+def test_bench_measures_every_variant(name):
+    row = measure(name, 8, 4, 2, 3, torch.device("cpu"), repeats=1)
     assert set(row["ms"]) == {"forward", "rtrl", "tbptt", "step", "forward_step", "lstm"}
     assert all(v > 0 for v in row["ms"].values()) and set(row["ratios"]) == {"rtrl/tbptt", "rtrl/lstm",
                                                                           "step/forward_step"}
@@ -185,3 +186,17 @@ def test_breakdown_times_every_piece_and_restores_the_machinery():
     assert set(result) == {*PIECES, "forward (whole)", "backward (whole)"}
     assert all(ms >= 0 for ms in result.values())
     assert {name: getattr(scan, name) for name in PIECES} == before
+
+
+def test_bench_grid_and_memory_experiment_have_the_complex_cores():
+    from rtrl_rl.bench.cores import CPU_GRID
+    from rtrl_rl.config import load_config
+    from rtrl_rl.experiments.memory import GRIDS, QUICK, RULES
+
+    assert {"lru", "rtu"} <= {row[0] for row in CPU_GRID if row[1:] == (256, 256, 16, 50)}
+    assert {"rtrl-lru", "rtrl-rtu"} <= set(RULES) and not {"rtrl-lru", "rtrl-rtu"} & {s["rule"] for s in QUICK.specs()}
+    specs = GRIDS["cores"].specs()
+    assert {s["rule"] for s in specs} == {"rtrl-elstm", "rtrl-lru", "rtrl-rtu"}
+    for spec in specs:
+        config = load_config(None, spec["overrides"])
+        assert config.agent.core == spec["rule"].split("-")[1] and config.agent.learning == "rtrl"
