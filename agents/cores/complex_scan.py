@@ -103,27 +103,46 @@ class ComplexCell:
     """The per-segment quantities of the recurrence, computed once in the forward pass.
 
     x (T,B,d), s0 (B,2n) pairs, keep (T,B); parameters as in the module docstring
-    (``gamma`` None: g = 1). Holds p, the states s and s_{t-1} (complex), J (with resets),
-    g and D for ν, θ, γ.
+    (``gamma`` None: g = 1). Holds p, the states s and s_{t-1} (complex), and after
+    :meth:`derive` J (with resets) and the direct terms of ν, θ, γ.
     """
 
     def __init__(self, x: Tensor, s0: Tensor, keep: Tensor, weight: Tensor, bias: Tensor, nu: Tensor,
                  theta: Tensor, gamma: Optional[Tensor]) -> None:
         T, B, d_in = x.shape
-        lam = eigenvalues(nu, theta)
+        self.lam = eigenvalues(nu, theta)
         self.g = torch.exp(gamma) if gamma is not None else None
         self.p = to_complex(torch.addmm(bias, x.reshape(T * B, d_in), weight.t()).view(T, B, -1))
-        u = self.p * self.g if self.g is not None else self.p
-        self.states, self.prev = torch.empty_like(u), torch.empty_like(u)
+        self.u = self.p * self.g if self.g is not None else self.p
+        self.states, self.prev = torch.empty_like(self.u), torch.empty_like(self.u)
         s = to_complex(s0)
-        keep = keep.unsqueeze(-1).to(u.real.dtype)
-        for s_t, prev_t, u_t, k_t in zip(self.states.unbind(0), self.prev.unbind(0), u.unbind(0), keep.unbind(0)):
+        self.keep = keep.unsqueeze(-1).to(self.u.real.dtype)
+        for s_t, prev_t, u_t, k_t in zip(self.states.unbind(0), self.prev.unbind(0), self.u.unbind(0),
+                                         self.keep.unbind(0)):
             torch.mul(s, k_t, out=prev_t)
-            s = torch.addcmul(u_t, lam, prev_t, out=s_t)
-        self.jc = lam * keep  # (T, B, n): J_t on the carry path, 0 where an episode starts
-        self.diag = [(-torch.exp(nu) * lam) * self.prev, (1j * torch.exp(theta) * lam) * self.prev]
-        if gamma is not None:
-            self.diag.append(u)
+            s = torch.addcmul(u_t, self.lam, prev_t, out=s_t)
+        self.nu, self.theta, self.has_gamma = nu, theta, gamma is not None
+
+    def derive(self) -> None:
+        """J and the direct terms, needed for RTRL and gradients only (not for acting).
+
+        D_ν = -exp(ν) λ s_{t-1} and D_θ = i exp(θ) λ s_{t-1} share the base s_{t-1}: each
+        sum over steps is taken once per base and scaled per unit (``terms``: pairs of a
+        base (T,B,n) and its per-unit factors, None meaning 1).
+        """
+        self.jc = self.lam * self.keep  # (T, B, n): J_t on the carry path, 0 where an episode starts
+        self.terms: list[tuple[Tensor, list[Optional[Tensor]]]] = [
+            (self.prev, [-torch.exp(self.nu) * self.lam, 1j * torch.exp(self.theta) * self.lam])]
+        if self.has_gamma:
+            self.terms.append((self.u, [None]))
+
+    def direct_sums(self, reduce) -> list[Tensor]:
+        """``reduce(base)`` per base, scaled by each factor: one entry per ν, θ (, γ)."""
+        out = []
+        for base, factors in self.terms:
+            total = reduce(base)
+            out += [total if f is None else f * total for f in factors]
+        return out
 
     def gain(self, coef: Tensor) -> Tensor:
         """coef ⊙ g (g real, so conj(g) = g): the W and b coefficient from a state coefficient."""
@@ -139,8 +158,9 @@ def _update(sens: list[Optional[Tensor]], cell: ComplexCell, scale: Tensor, q: T
     s_w, s_b, *s_diag = sens
     coef = cell.gain(q)
     new = [_weight_update(s_w, scale, coef, x[rows]), to_pairs(scale * to_complex(s_b) + coef.sum(0))]
-    for s, d in zip(s_diag, cell.diag):
-        new.append(None if s is None else to_pairs(scale * to_complex(s) + (q * d[rows]).sum(0)))
+    sums = cell.direct_sums(lambda base: (q * base[rows]).sum(0))
+    for s, total in zip(s_diag, sums):
+        new.append(None if s is None else to_pairs(scale * to_complex(s) + total))
     return new + [None] * (len(sens) - len(new))
 
 
@@ -157,7 +177,10 @@ def _direct_gradients(cell: ComplexCell, coef: Tensor, x: Tensor) -> list[Option
     T, B, n = coef.shape
     flat = to_pairs(cell.gain(coef)).reshape(T * B, 2 * n)
     grads = [flat.t() @ x.reshape(T * B, -1), flat.sum(0)]
-    return grads + [(coef.conj() * d).real.sum((0, 1)) for d in cell.diag]
+    # Σ_{t,b} Re(conj(coef) f base) = Re(f Σ_{t,b} conj(coef) base), vecdot conjugating coef
+    flat_coef = coef.reshape(T * B, n)
+    sums = cell.direct_sums(lambda base: torch.linalg.vecdot(flat_coef, base.reshape(T * B, n), dim=0))
+    return grads + [total.real for total in sums]
 
 
 def _input_gradient(cell: ComplexCell, coef: Tensor, weight: Tensor) -> Tensor:
@@ -181,6 +204,9 @@ class ComplexDiagonalRTRL(torch.autograd.Function):
         with torch.no_grad():
             cell = ComplexCell(x, s0, keep, weight, bias, nu, theta, gamma)
             states = to_pairs(cell.states)
+            if not (sens or any(ctx.needs_input_grad)):  # acting: no sensitivities, no gradient
+                return (states,)
+            cell.derive()
             new_sens: list = []
             if sens:
                 if options[1] == "step":
