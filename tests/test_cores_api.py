@@ -16,10 +16,10 @@ def _core(name="elstm", learning="rtrl"):
 def test_unknown_core_lists_available():
     with pytest.raises(ValueError, match="elstm.*lru.*lstm.*mingru.*rtu"):
         make_core("gru9", 3, 4)
-    assert available_cores() == ["elstm", "lru", "lstm", "mingru", "rtu"]
+    assert available_cores() == ["elstm", "lru", "lstm", "mingru", "rtu", "rtu_nonlinear"]
 
 
-@pytest.mark.parametrize("name", ["elstm", "lru", "rtu"])
+@pytest.mark.parametrize("name", ["elstm", "lru", "rtu", "rtu_nonlinear"])
 @pytest.mark.parametrize("options, match", [
     ({"learning": "bptt"}, "learning mode"),
     ({"input_grad": "full"}, "input_grad"),
@@ -31,7 +31,7 @@ def test_bad_options(name, options, match):
         make_core(name, 3, 4, **options)
 
 
-@pytest.mark.parametrize("name", ["lru", "rtu"])
+@pytest.mark.parametrize("name", ["lru", "rtu", "rtu_nonlinear"])
 @pytest.mark.parametrize("options, match", [
     ({"r_min": 0.5, "r_max": 0.4}, "r_min"),
     ({"r_max": 1.0}, "r_max < 1"),
@@ -43,9 +43,10 @@ def test_bad_ring_options(name, options, match):
         make_core(name, 3, 4, **options)
 
 
-def test_bad_rtu_activation():
+@pytest.mark.parametrize("name", ["rtu", "rtu_nonlinear"])
+def test_bad_rtu_activation(name):
     with pytest.raises(ValueError, match="activation"):
-        make_core("rtu", 3, 4, activation="gelu")
+        make_core(name, 3, 4, activation="gelu")
 
 
 @pytest.mark.parametrize("name", ["lru", "rtu"])
@@ -74,7 +75,7 @@ def test_lstm_refuses_rtrl():
         make_core("lstm", 3, 4, learning="rtrl")
 
 
-@pytest.mark.parametrize("name", ["elstm", "mingru", "lru", "rtu", "lstm"])
+@pytest.mark.parametrize("name", ["elstm", "mingru", "lru", "rtu", "rtu_nonlinear", "lstm"])
 def test_bad_inputs_raise_value_errors(name):
     core = _core(name, "tbptt" if name == "lstm" else "rtrl")
     carry, x, reset = core.initial_carry(2), torch.randn(5, 2, 3), torch.zeros(5, 2, dtype=torch.bool)
@@ -129,7 +130,7 @@ def test_gradcheck_command_passes(capsys):
     assert "elstm" in out and "mingru" in out and "FAIL" not in out
 
 
-@pytest.mark.parametrize("name", ["lru", "rtu"])
+@pytest.mark.parametrize("name", ["lru", "rtu", "rtu_nonlinear"])
 def test_gradcheck_command_checks_the_complex_cores(capsys, name):
     assert cli.main(["gradcheck", "--core", name, "--segments", "3", "--length", "3"]) == 0
     out = capsys.readouterr().out
@@ -194,9 +195,10 @@ def test_bench_grid_and_memory_experiment_have_the_complex_cores():
     from rtrl_rl.experiments.memory import GRIDS, QUICK, RULES
 
     assert {"lru", "rtu"} <= {row[0] for row in CPU_GRID if row[1:] == (256, 256, 16, 50)}
-    assert {"rtrl-lru", "rtrl-rtu"} <= set(RULES) and not {"rtrl-lru", "rtrl-rtu"} & {s["rule"] for s in QUICK.specs()}
+    new = {"rtrl-lru", "rtrl-rtu", "rtrl-rtu-nonlinear"}
+    assert new <= set(RULES) and not new & {s["rule"] for s in QUICK.specs()}
     specs = GRIDS["cores"].specs()
-    assert {s["rule"] for s in specs} == {"rtrl-elstm", "rtrl-lru", "rtrl-rtu"}
+    assert {s["rule"] for s in specs} == {"rtrl-elstm", *new}
     for spec in specs:
         config = load_config(None, spec["overrides"])
-        assert config.agent.core == spec["rule"].split("-")[1] and config.agent.learning == "rtrl"
+        assert config.agent.core == spec["rule"][5:].replace("-", "_") and config.agent.learning == "rtrl"

@@ -11,7 +11,7 @@ F64 = torch.float64
 
 
 def test_every_elementwise_core_is_covered():
-    assert set(CORES) == {"elstm", "mingru", "lru", "rtu"}
+    assert set(CORES) == {"elstm", "mingru", "lru", "rtu", "rtu_nonlinear"}
 
 
 @pytest.mark.parametrize("core", CORES)
@@ -212,3 +212,21 @@ def test_complex_jacobian_is_a_rotation_scaling_block_per_unit(core):
     want[im, re], want[re, im] = lam.imag, -lam.imag
     torch.testing.assert_close(jac, want, rtol=1e-12, atol=1e-14)
     assert lam.abs().max() < 1 and lam.imag.abs().min() > 0
+
+
+def test_nonlinear_rtu_jacobian_is_a_general_2x2_block_per_unit():
+    model = _pair("rtu_nonlinear", activation="tanh")
+    n = model.hidden_size
+    x, s_prev = torch.randn(1, 4, dtype=F64), torch.randn(1, 2 * n, dtype=F64)
+    jac = torch.autograd.functional.jacobian(lambda s: model.reference_step(x, s), s_prev)[0, :, 0, :]
+    blocks = torch.block_diag(*(jac[2 * k:2 * k + 2, 2 * k:2 * k + 2] for k in range(n)))
+    assert torch.equal(jac, blocks)  # element-wise in the unit index
+    # not a rotation-scaling: f' differs between the pair, so the diagonal entries differ
+    assert max(abs(jac[2 * k, 2 * k] - jac[2 * k + 1, 2 * k + 1]).item() for k in range(n)) > 1e-6
+
+
+@pytest.mark.parametrize("path", ["segment", "step"])
+def test_nonlinear_rtu_protocol_with_tanh(path):
+    report = run_protocol("rtu_nonlinear", segments=4, length=3, rtrl_path=path, activation="tanh", seed=5)
+    assert report.max_error < 1e-10, report
+    assert report.reset_effect > 1e-3

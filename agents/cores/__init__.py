@@ -15,10 +15,12 @@ from rtrl_rl.agents.cores.lru import LRU
 from rtrl_rl.agents.cores.lstm import LSTM
 from rtrl_rl.agents.cores.mingru import MinGRU
 from rtrl_rl.agents.cores.rtu import RTU
+from rtrl_rl.agents.cores.rtu_nonlinear import RTUNonlinear
 from rtrl_rl.agents.cores.stack import Stack, check_layers
 
 #: core name -> class
-CORES: dict[str, type[RecurrentCore]] = {"elstm": ELSTM, "mingru": MinGRU, "lstm": LSTM, "lru": LRU, "rtu": RTU}
+CORES: dict[str, type[RecurrentCore]] = {"elstm": ELSTM, "mingru": MinGRU, "lstm": LSTM, "lru": LRU, "rtu": RTU,
+                                     "rtu_nonlinear": RTUNonlinear}
 
 
 def available_cores() -> list[str]:
@@ -50,5 +52,5 @@ def make_core(name: str, input_size: int, hidden_size: int, learning: str = "rtr
     return CORES[name](input_size, hidden_size, learning=learning, **options)
 
 
-__all__ = ["Carry", "CORES", "ELSTM", "LRU", "LSTM", "MinGRU", "RTU", "RecurrentCore", "Stack", "ElementwiseCore",
+__all__ = ["Carry", "CORES", "ELSTM", "LRU", "LSTM", "MinGRU", "RTU", "RTUNonlinear", "RecurrentCore", "Stack", "ElementwiseCore",
            "available_cores", "elementwise_cores", "make_core"]

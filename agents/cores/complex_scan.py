@@ -59,26 +59,32 @@ def eigenvalues(nu: Tensor, theta: Tensor) -> Tensor:
     return torch.exp(torch.complex(-torch.exp(nu), torch.exp(theta)))
 
 
-def _weight_update(s: Tensor, scale: Tensor, coef: Tensor, x: Tensor) -> Tensor:
-    """S' = scale ⊙ S + Σ_t x_t coef_tᵀ for S_W (B, d, 2n), as a new tensor.
+def _weight_update(s: Tensor, scale: Tensor, coef: Tensor, x: Tensor, scale_conj: Optional[Tensor] = None) -> Tensor:
+    """S' = scale ⊙ S (+ scale_conj ⊙ conj(S)) + Σ_t x_t coef_tᵀ for S_W (B, d, 2n), as a new tensor.
 
     S_W is kept transposed, d outermost and the units' (Re, Im) pairs innermost, so that
     the complex scaling is one complex multiply (each unit's 2×2 rotation-scaling) and
     the sum over steps is one real product (d, T) × (T, 2n) with no wasted flops.
-    scale (B, n) complex; coef (T, B, n) complex. Stream by stream for large blocks (each
+    scale (B, n) complex; coef (T, B, n) complex; ``scale_conj`` (B, n) makes the map any
+    real-linear one (a general 2×2 block, the non-linear RTU's). Stream by stream for large blocks (each
     block read while in cache, the product added in place), whole-batch ops otherwise,
     as ``scan.update``.
     """
     new = torch.empty_like(s)
     lefts, rights = x.permute(1, 2, 0), to_pairs(coef).transpose(0, 1)  # (B, d, T), (B, T, 2n)
     s_c, new_c, scale = to_complex(s), to_complex(new), scale.unsqueeze(1)  # (B, d, n), (B, 1, n)
+    conj = scale_conj.unsqueeze(1) if scale_conj is not None else None
     if scan.per_stream(s):
-        for block, out, out_c, c, left, right in zip(s_c.unbind(0), new.unbind(0), new_c.unbind(0),
-                                                     scale.unbind(0), lefts.unbind(0), rights.unbind(0)):
-            torch.mul(block, c, out=out_c)
+        for b, (block, out, out_c, left, right) in enumerate(zip(s_c.unbind(0), new.unbind(0), new_c.unbind(0),
+                                                                lefts.unbind(0), rights.unbind(0))):
+            torch.mul(block, scale[b], out=out_c)
+            if conj is not None:
+                out_c.addcmul_(block.conj(), conj[b])
             out.addmm_(left, right)
         return new
     torch.mul(s_c, scale, out=new_c)
+    if conj is not None:
+        new_c.addcmul_(s_c.conj(), conj)
     return new.baddbmm_(lefts, rights)
 
 

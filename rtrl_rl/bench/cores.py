@@ -25,7 +25,7 @@ from rtrl_rl.agents.cores import make_core
 
 #: (core, n, d, B, T); the first row is the CPU target of issue 2
 CPU_GRID = [("elstm", 256, 256, 16, 50), ("mingru", 256, 256, 16, 50), ("lru", 256, 256, 16, 50),
-            ("rtu", 256, 256, 16, 50), ("elstm", 128, 64, 32, 20)]
+            ("rtu", 256, 256, 16, 50), ("rtu_nonlinear", 256, 256, 16, 50), ("elstm", 128, 64, 32, 20)]
 CUDA_GRID = [("elstm", 512, 257, 256, 50), ("elstm", 256, 257, 32, 50), ("mingru", 512, 257, 256, 50),
              ("lru", 512, 257, 256, 50), ("rtu", 512, 257, 256, 50)]
 VARIANTS = ("forward", "rtrl", "tbptt", "step", "forward_step", "lstm")

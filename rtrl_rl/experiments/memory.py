@@ -48,6 +48,7 @@ RULES: dict[str, tuple[str, list[str]]] = {
     "rtrl-mingru": ("RTRL minGRU", ["agent.core=mingru", "agent.learning=rtrl"]),
     "rtrl-lru": ("RTRL LRU", ["agent.core=lru", "agent.learning=rtrl"]),
     "rtrl-rtu": ("RTRL RTU", ["agent.core=rtu", "agent.learning=rtrl"]),
+    "rtrl-rtu-nonlinear": ("RTRL non-linear RTU", ["agent.core=rtu_nonlinear", "agent.learning=rtrl"]),
     "tbptt-elstm": ("TBPTT eLSTM", ["agent.core=elstm", "agent.learning=tbptt"]),
     "tbptt-lstm": ("TBPTT LSTM", ["agent.core=lstm", "agent.learning=tbptt"]),
     "feedforward": ("feed-forward", ["agent.core=none", "agent.learning=none"]),
@@ -95,7 +96,7 @@ LENGTHS = [5, 10, 20, 40, 80]
 ALL_RULES = list(RULES)
 #: the rules of the quick grid's widest cell: every rule but the complex-diagonal cores
 #: (they have their own grid, ``cores``), so the quick grid keeps its time
-QUICK_RULES = [r for r in RULES if r not in ("rtrl-lru", "rtrl-rtu")]
+QUICK_RULES = [r for r in RULES if r not in ("rtrl-lru", "rtrl-rtu", "rtrl-rtu-nonlinear")]
 
 #: The full grid of issue 6: every task, length and rule, 3 seeds (hours of CPU time).
 FULL = Grid("full", {task: (LENGTHS, ALL_RULES) for task in TASKS}, seeds=[0, 1, 2],
@@ -114,10 +115,10 @@ QUICK3 = Grid("quick3", QUICK.cells, seeds=[0, 1, 2], total_steps=QUICK.total_st
               eval_interval_steps=QUICK.eval_interval_steps)
 
 #: The complex-diagonal cores against RTRL eLSTM on recall with distractors and the T-maze,
-#: one seed, the quick grid's budget (12 runs).
+#: one seed, the quick grid's budget (20 runs).
 CORES = Grid("cores", {
-    "recall-distractors": ([5, 20, 40], ["rtrl-elstm", "rtrl-lru", "rtrl-rtu"]),
-    "tmaze": ([20, 40], ["rtrl-elstm", "rtrl-lru", "rtrl-rtu"]),
+    "recall-distractors": ([5, 20, 40], ["rtrl-elstm", "rtrl-lru", "rtrl-rtu", "rtrl-rtu-nonlinear"]),
+    "tmaze": ([20, 40], ["rtrl-elstm", "rtrl-lru", "rtrl-rtu", "rtrl-rtu-nonlinear"]),
 }, seeds=[0], total_steps=QUICK.total_steps, eval_interval_steps=QUICK.eval_interval_steps)
 
 #: A seconds-long grid for the tests of the plumbing.
