@@ -30,12 +30,13 @@ class RTU(ComplexDiagonalCore):
     Output [f(c¹) ; f(c²)], size 2n. Option ``activation``: relu (default), tanh, identity."""
 
     name = "rtu"
+    activations: dict = ACTIVATIONS
 
     def __init__(self, input_size: int, hidden_size: int, learning: str = "rtrl", forget_bias: float = 3.0,
                  input_grad: Optional[str] = None, rtrl_path: str = "auto", r_min: float = R_MIN,
                  r_max: float = R_MAX, max_phase: float = MAX_PHASE, activation: str = "relu") -> None:
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
+        if activation not in self.activations:
+            raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(self.activations)}")
         self.activation = activation
         super().__init__(input_size, hidden_size, learning, forget_bias, input_grad, rtrl_path, r_min, r_max,
                          max_phase)

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from rtrl_rl.agents.cores import complex_scan as cs
 from rtrl_rl.agents.cores.carry import Carry
-from rtrl_rl.agents.cores.complex_core import MAX_PHASE, R_MAX, R_MIN, ComplexDiagonalCore
+from rtrl_rl.agents.cores.rtu import RTU
 
 #: f and its derivative, as functions of the pre-activation
 ACTIVATIONS = {"relu": (torch.relu, lambda z: (z > 0).to(z.dtype)),
@@ -173,26 +173,13 @@ class NonlinearRTRL(torch.autograd.Function):
         return (None, grad_x, None, None, *grads) + (None,) * ctx.num_sens
 
 
-class RTUNonlinear(ComplexDiagonalCore):
+class RTUNonlinear(RTU):
     """Non-linear RTU core: ``weight`` = rows W¹[0], W²[0], W¹[1], ... (2n, d), ``bias`` (2n),
     ``nu``, ``theta`` (n). Output [c¹ ; c²] as pairs (2n). Option ``activation`` f: relu
     (default, as the authors' code) or tanh."""
 
     name = "rtu_nonlinear"
-
-    def __init__(self, input_size: int, hidden_size: int, learning: str = "rtrl", forget_bias: float = 3.0,
-                 input_grad: Optional[str] = None, rtrl_path: str = "auto", r_min: float = R_MIN,
-                 r_max: float = R_MAX, max_phase: float = MAX_PHASE, activation: str = "relu") -> None:
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
-        self.activation = activation
-        super().__init__(input_size, hidden_size, learning, forget_bias, input_grad, rtrl_path, r_min, r_max,
-                         max_phase)
-
-    @property
-    def output_size(self) -> int:
-        """2n: the pair (c¹, c²) of every unit."""
-        return 2 * self.hidden_size
+    activations = ACTIVATIONS
 
     def sensitivity_shapes(self) -> dict[str, tuple[int, ...]]:
         """dh/dW, dh/dWi (d, 2n: transposed) and dh/db, dh/dbi, dh/dnu, dh/dtheta (2n) per stream."""
@@ -216,3 +203,7 @@ class RTUNonlinear(ComplexDiagonalCore):
     def reference_step(self, x: Tensor, s_prev: Tensor) -> Tensor:
         """One step in plain real autograd: f of the linear RTU's step (which has no γ)."""
         return ACTIVATIONS[self.activation][0](super().reference_step(x, s_prev))
+
+    def readout(self, x: Tensor, states: Tensor) -> Tensor:
+        """y = [c¹ ; c²]: f is already inside the recurrence."""
+        return states
