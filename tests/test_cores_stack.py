@@ -49,7 +49,8 @@ def _layer_reference(core, x, reset, same_step_only: bool):
         if same_step_only:
             s = core.reference_step(x[t].detach(), prev)  # the recurrence sees x as a constant
             # same value as s; the gradient to x[t] flows through this step alone
-            states.append(s + core.reference_step(x[t], prev.detach()) - core.reference_step(x[t].detach(), prev.detach()))
+            same_step = core.reference_step(x[t], prev.detach()) - core.reference_step(x[t].detach(), prev.detach())
+            states.append(s + same_step)
         else:
             s = core.reference_step(x[t], prev)
             states.append(s)
@@ -103,7 +104,8 @@ def test_stack_carry_and_options():
     tb = make_core("rtu", 5, 4, layers=2, learning="tbptt")
     assert not tb.initial_carry(2).has_sensitivities and tb.output_size == 8
     assert tb.layers[1].input_size == 8
-    y, state = stack(torch.randn(3, 2, 5), stack.initial_carry(2, sensitivities=False), torch.zeros(3, 2, dtype=torch.bool))
+    acting = stack.initial_carry(2, sensitivities=False)
+    y, state = stack(torch.randn(3, 2, 5), acting, torch.zeros(3, 2, dtype=torch.bool))
     assert y.shape == (3, 2, 4) and not state.has_sensitivities
     deep_lstm = make_core("lstm", 5, 4, layers=2, learning="tbptt")
     assert deep_lstm.initial_carry(2).state_keys == ["0.h", "0.c", "1.h", "1.c"]

@@ -52,5 +52,6 @@ def make_core(name: str, input_size: int, hidden_size: int, learning: str = "rtr
     return CORES[name](input_size, hidden_size, learning=learning, **options)
 
 
-__all__ = ["Carry", "CORES", "ELSTM", "LRU", "LSTM", "MinGRU", "RTU", "RTUNonlinear", "RecurrentCore", "Stack", "ElementwiseCore",
+__all__ = ["Carry", "CORES", "ELSTM", "LRU", "LSTM", "MinGRU", "RTU", "RTUNonlinear", "RecurrentCore", "Stack",
+           "ElementwiseCore",
            "available_cores", "elementwise_cores", "make_core"]
