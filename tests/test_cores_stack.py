@@ -126,3 +126,24 @@ def test_stack_rejects_bad_inputs_like_a_core():
         stack(torch.randn(5, 2, 7), stack.initial_carry(2), reset)
     with pytest.raises(ValueError, match="batch size 2"):
         stack(x, stack.initial_carry(3), reset)
+
+
+@pytest.mark.parametrize("core, layers", [("rtu", 2), ("lru", 2), ("rtu_nonlinear", 1)])
+def test_agent_builds_and_unrolls_stacks_and_2n_outputs(core, layers):
+    from types import SimpleNamespace
+
+    from gymnasium import spaces
+
+    from rtrl_rl.agents import ActorCritic
+
+    config = SimpleNamespace(core=core, core_layers=layers, hidden_size=6, encoder="mlp", encoder_size=5)
+    model = ActorCritic(spaces.Box(-1, 1, (3,)), spaces.Discrete(2), config)
+    T, Bs = 4, 2
+    first = torch.zeros(T, Bs, dtype=torch.bool)
+    params, values, carry = model.unroll(torch.randn(T, Bs, 3), torch.zeros(T, Bs, dtype=torch.long),
+                                         torch.zeros(T, Bs), first, model.initial_carry(Bs))
+    assert params.shape == (T, Bs, 2) and values.shape == (T, Bs) and carry.has_sensitivities
+    (params.sum() + values.sum()).backward()
+    assert all(p.grad is not None for p in model.core.parameters())
+    with pytest.raises(ValueError, match="agent.core_layers"):
+        ActorCritic(spaces.Box(-1, 1, (3,)), spaces.Discrete(2), SimpleNamespace(core=core, core_layers=0))
