@@ -17,7 +17,7 @@ It falls out of the element-wise cores' ``input_grad="step"``: layers 1..L-1 use
 their input gradient is the same-step one; layer 0's ``input_grad`` is the caller's
 choice (the encoder below). With ``learning="tbptt"`` every layer backpropagates through
 the segment (ordinary truncated BPTT through the stack). No extras between layers (no
-norm, no residual, no GLU): none was measured to help here, so none is added.
+norm, no residual, no GLU): none has been measured here, so none is added.
 """
 
 from __future__ import annotations
