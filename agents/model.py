@@ -32,6 +32,7 @@ ENCODER_PRECISIONS = ("float32", "bfloat16")
 # AgentConfig's fields and defaults, for config objects that leave some out.
 _AGENT_DEFAULTS = {
     "core": "elstm",
+    "core_layers": 1,
     "learning": "rtrl",
     "hidden_size": 64,
     "encoder": "auto",
@@ -109,6 +110,8 @@ class ActorCritic(nn.Module):
         input_size = self.encoder.output_size + int(self.use_prev_reward)
         input_size += self.policy.action_input_size if self.use_prev_action else 0
         self.core = self._make_core(opts, input_size)
+        if self.core.output_size != opts["hidden_size"]:  # e.g. rtu: 2n outputs (the pair per unit)
+            self.policy = make_policy_head(action_space, self.core.output_size)
         self.value_head = ValueHead(self.core.output_size)
         if reward_clip is None:
             reward_clip = getattr(getattr(config, "train", None), "reward_clip", 0.0)
@@ -121,7 +124,9 @@ class ActorCritic(nn.Module):
             return FeedForwardCore(input_size, opts["hidden_size"])
         if opts["encoder_grad"] not in ("step", "segment"):
             raise ValueError(f"agent.encoder_grad must be 'step' or 'segment', got {opts['encoder_grad']!r}")
-        kwargs = {"learning": opts["learning"], "forget_bias": opts["forget_bias"]}
+        if isinstance(opts["core_layers"], bool) or not isinstance(opts["core_layers"], int) or opts["core_layers"] < 1:
+            raise ValueError(f"agent.core_layers must be an int >= 1, got {opts['core_layers']!r}")
+        kwargs = {"learning": opts["learning"], "forget_bias": opts["forget_bias"], "layers": opts["core_layers"]}
         if opts["learning"] == "rtrl" and opts["core"] in elementwise_cores():
             # The encoder sits below the core: its gradient is the core's input gradient.
             kwargs["input_grad"] = opts["encoder_grad"]

@@ -49,7 +49,10 @@ class EnvConfig:
 class AgentConfig:
     """The model: encoder -> recurrent core -> policy and value heads."""
 
-    core: str = _choice("elstm", ("elstm", "mingru", "lstm", "none"), "recurrent core; none = feed-forward")
+    core: str = _choice("elstm", ("elstm", "mingru", "lru", "rtu", "rtu_nonlinear", "lstm", "none"),
+                        "recurrent core; none = feed-forward")
+    core_layers: int = _doc(1, "layers of the core; > 1 stacks them (per-layer RTRL, inter-layer gradient "
+                               "at the same step only: docs/cores.md)")
     learning: str = _choice("rtrl", ("rtrl", "tbptt", "none"), "how the core is trained; none = feed-forward")
     hidden_size: int = _doc(64, "units of the recurrent core")
     encoder: str = _choice(

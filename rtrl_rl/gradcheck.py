@@ -69,7 +69,7 @@ def run_protocol(core: str, segments: int = 3, length: int = 5, batch: int = 3, 
     steps = segments * length
     x = torch.randn(steps, batch, input_size, generator=gen, dtype=dtype)
     reset = random_resets(steps, batch, length, gen)
-    s0 = torch.randn(batch, hidden_size, generator=gen, dtype=dtype)
+    s0 = torch.randn(batch, *model.state_shapes()[model.state_key], generator=gen, dtype=dtype)
     weights = torch.randn(2, steps, batch, model.output_size, generator=gen, dtype=dtype)
 
     def loss(y: Tensor, rows: slice) -> Tensor:

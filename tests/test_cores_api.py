@@ -14,20 +14,60 @@ def _core(name="elstm", learning="rtrl"):
 
 
 def test_unknown_core_lists_available():
-    with pytest.raises(ValueError, match="elstm.*lstm.*mingru"):
+    with pytest.raises(ValueError, match="elstm.*lru.*lstm.*mingru.*rtu"):
         make_core("gru9", 3, 4)
-    assert available_cores() == ["elstm", "lstm", "mingru"]
+    assert available_cores() == ["elstm", "lru", "lstm", "mingru", "rtu", "rtu_nonlinear"]
 
 
+@pytest.mark.parametrize("name", ["elstm", "lru", "rtu", "rtu_nonlinear"])
 @pytest.mark.parametrize("options, match", [
     ({"learning": "bptt"}, "learning mode"),
     ({"input_grad": "full"}, "input_grad"),
     ({"rtrl_path": "fast"}, "rtrl_path"),
     ({"learning": "tbptt", "input_grad": "step"}, "segment"),
 ])
-def test_bad_options(options, match):
+def test_bad_options(name, options, match):
     with pytest.raises(ValueError, match=match):
-        make_core("elstm", 3, 4, **options)
+        make_core(name, 3, 4, **options)
+
+
+@pytest.mark.parametrize("name", ["lru", "rtu", "rtu_nonlinear"])
+@pytest.mark.parametrize("options, match", [
+    ({"r_min": 0.5, "r_max": 0.4}, "r_min"),
+    ({"r_max": 1.0}, "r_max < 1"),
+    ({"r_min": -0.1}, "0 <= r_min"),
+    ({"max_phase": 0.0}, "max_phase"),
+])
+def test_bad_ring_options(name, options, match):
+    with pytest.raises(ValueError, match=match):
+        make_core(name, 3, 4, **options)
+
+
+@pytest.mark.parametrize("name", ["rtu", "rtu_nonlinear"])
+def test_bad_rtu_activation(name):
+    with pytest.raises(ValueError, match="activation"):
+        make_core(name, 3, 4, activation="gelu")
+
+
+@pytest.mark.parametrize("name", ["lru", "rtu"])
+def test_ring_initialisation(name):
+    import math
+
+    from rtrl_rl.agents.cores.complex_scan import eigenvalues
+
+    torch.manual_seed(0)
+    core = make_core(name, 3, 2000, r_min=0.4, r_max=0.8, max_phase=math.pi / 2)
+    lam = eigenvalues(core.nu, core.theta).detach()
+    radius, phase = lam.abs(), torch.angle(lam)
+    assert 0.4 - 1e-6 <= radius.min() and radius.max() <= 0.8 + 1e-6
+    assert 0 <= phase.min() and phase.max() <= math.pi / 2 + 1e-6
+    # uniform on the ring's area: |λ|² is uniform in [r_min², r_max²], so its mean is the middle
+    assert abs((radius ** 2).mean().item() - (0.16 + 0.64) / 2) < 0.01
+    default = make_core(name, 3, 2000)
+    radius = eigenvalues(default.nu, default.theta).detach().abs()
+    assert 0.9 - 1e-6 <= radius.min() and radius.max() <= 0.999 + 1e-6
+    if name == "lru":  # the normalisation γ = sqrt(1 - |λ|²)
+        torch.testing.assert_close(torch.exp(default.gamma).detach(), torch.sqrt(1 - radius ** 2))
 
 
 def test_lstm_refuses_rtrl():
@@ -35,7 +75,7 @@ def test_lstm_refuses_rtrl():
         make_core("lstm", 3, 4, learning="rtrl")
 
 
-@pytest.mark.parametrize("name", ["elstm", "mingru", "lstm"])
+@pytest.mark.parametrize("name", ["elstm", "mingru", "lru", "rtu", "rtu_nonlinear", "lstm"])
 def test_bad_inputs_raise_value_errors(name):
     core = _core(name, "tbptt" if name == "lstm" else "rtrl")
     carry, x, reset = core.initial_carry(2), torch.randn(5, 2, 3), torch.zeros(5, 2, dtype=torch.bool)
@@ -90,12 +130,20 @@ def test_gradcheck_command_passes(capsys):
     assert "elstm" in out and "mingru" in out and "FAIL" not in out
 
 
+@pytest.mark.parametrize("name", ["lru", "rtu", "rtu_nonlinear"])
+def test_gradcheck_command_checks_the_complex_cores(capsys, name):
+    assert cli.main(["gradcheck", "--core", name, "--segments", "3", "--length", "3"]) == 0
+    out = capsys.readouterr().out
+    assert f"{name} (path=segment" in out and f"{name} (path=step" in out and "nu" in out and "FAIL" not in out
+
+
 def test_gradcheck_command_rejects_lstm(capsys):
     assert cli.main(["gradcheck", "--core", "lstm"]) == 2
 
 
-def test_bench_measures_every_variant():
-    row = measure("mingru", 8, 4, 2, 3, torch.device("cpu"), repeats=1)
+@pytest.mark.parametrize("name", ["mingru", "rtu"])
+def test_bench_measures_every_variant(name):
+    row = measure(name, 8, 4, 2, 3, torch.device("cpu"), repeats=1)
     assert set(row["ms"]) == {"forward", "rtrl", "tbptt", "step", "forward_step", "lstm"}
     assert all(v > 0 for v in row["ms"].values()) and set(row["ratios"]) == {"rtrl/tbptt", "rtrl/lstm",
                                                                           "step/forward_step"}
@@ -139,3 +187,18 @@ def test_breakdown_times_every_piece_and_restores_the_machinery():
     assert set(result) == {*PIECES, "forward (whole)", "backward (whole)"}
     assert all(ms >= 0 for ms in result.values())
     assert {name: getattr(scan, name) for name in PIECES} == before
+
+
+def test_bench_grid_and_memory_experiment_have_the_complex_cores():
+    from rtrl_rl.bench.cores import CPU_GRID
+    from rtrl_rl.config import load_config
+    from rtrl_rl.experiments.memory import GRIDS, QUICK, RULES
+
+    assert {"lru", "rtu"} <= {row[0] for row in CPU_GRID if row[1:] == (256, 256, 16, 50)}
+    new = {"rtrl-lru", "rtrl-rtu", "rtrl-rtu-nonlinear"}
+    assert new <= set(RULES) and not new & {s["rule"] for s in QUICK.specs()}
+    specs = GRIDS["cores"].specs()
+    assert {s["rule"] for s in specs} == {"rtrl-elstm", *new}
+    for spec in specs:
+        config = load_config(None, spec["overrides"])
+        assert config.agent.core == spec["rule"][5:].replace("-", "_") and config.agent.learning == "rtrl"

@@ -77,7 +77,7 @@ def test_to_detach_and_state(carry):
     assert carry.state_keys == ["c"] and carry.has_sensitivities and not carry.state().has_sensitivities
 
 
-@pytest.mark.parametrize("name", ["elstm", "mingru", "lstm"])
+@pytest.mark.parametrize("name", ["elstm", "mingru", "lru", "rtu", "rtu_nonlinear", "lstm"])
 def test_initial_carry_follows_module_dtype(name):
     learning = "tbptt" if name == "lstm" else "rtrl"
     core = make_core(name, 3, 4, learning=learning).double()
@@ -93,3 +93,13 @@ def test_carry_contents_by_learning_mode(name):
     assert not rtrl.initial_carry(2, sensitivities=False).has_sensitivities
     assert not tbptt.initial_carry(2).has_sensitivities
     assert rtrl.initial_carry(2)[f"d{rtrl.state_key}/dW"].shape == (2, 8, 3)
+
+
+@pytest.mark.parametrize("name", ["lru", "rtu", "rtu_nonlinear"])
+def test_complex_carry_is_real_and_round_trips(name, tmp_path):
+    core = make_core(name, 3, 4)
+    _, carry = core(torch.randn(5, 2, 3), core.initial_carry(2), torch.zeros(5, 2, dtype=torch.bool))
+    assert all(not v.is_complex() for v in carry.values()) and carry["dh/dW"].shape == (2, 3, 8)
+    torch.save(carry, tmp_path / "c.pt")
+    back = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert back.keys() == carry.keys() and all(torch.equal(back[k], carry[k]) for k in carry)

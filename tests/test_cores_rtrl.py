@@ -11,7 +11,7 @@ F64 = torch.float64
 
 
 def test_every_elementwise_core_is_covered():
-    assert set(CORES) == {"elstm", "mingru"}
+    assert set(CORES) == {"elstm", "mingru", "lru", "rtu", "rtu_nonlinear"}
 
 
 @pytest.mark.parametrize("core", CORES)
@@ -41,16 +41,17 @@ def _pair(core, **options):
     return model
 
 
-def _data(T=6, B=3, d=4, seed=0):
+def _data(model, T=6, B=3, d=4, seed=0):
+    """Inputs, resets and loss weights (T, B, output size) for a core made by ``_pair``."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(T, B, d, generator=gen, dtype=F64)
-    return x, random_resets(T, B, 3, gen), torch.randn(T, B, 3, generator=gen, dtype=F64)
+    return x, random_resets(T, B, 3, gen), torch.randn(T, B, model.output_size, generator=gen, dtype=F64)
 
 
 @pytest.mark.parametrize("core", CORES)
 def test_segment_path_equals_per_step_path(core):
     seg, step = _pair(core, rtrl_path="segment"), _pair(core, rtrl_path="step")
-    x, reset, w = _data(T=9)
+    x, reset, w = _data(seg, T=9)
     carries = [seg.initial_carry(3), step.initial_carry(3)]
     for k in range(3):
         rows = slice(3 * k, 3 * k + 3)
@@ -70,7 +71,7 @@ def test_segment_path_equals_per_step_path(core):
 @pytest.mark.parametrize("core", CORES)
 def test_tbptt_equals_autograd_with_detached_start(core):
     tbptt = _pair(core, learning="tbptt")
-    x, reset, w = _data()
+    x, reset, w = _data(tbptt)
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     carry = tbptt.initial_carry(3)
     carry[tbptt.state_key].normal_()
@@ -89,15 +90,20 @@ def test_tbptt_equals_autograd_with_detached_start(core):
 @pytest.mark.parametrize("core", CORES)
 def test_rtrl_and_tbptt_forward_outputs_are_identical(core):
     rtrl, tbptt = _pair(core), _pair(core, learning="tbptt")
-    x, reset, _ = _data()
+    x, reset, _ = _data(rtrl)
     y1, c1 = rtrl(x, rtrl.initial_carry(3), reset)
     y2, c2 = tbptt(x, tbptt.initial_carry(3), reset)
     assert torch.equal(y1, y2) and torch.equal(c1[rtrl.state_key], c2[tbptt.state_key])
 
 
+def _zero_state(model, batch):
+    """A zero state (batch, state size) in float64 (the complex cores keep 2n reals)."""
+    return torch.zeros(batch, *model.state_shapes()[model.state_key], dtype=F64)
+
+
 def _same_step_reference(model, x, reset):
     """Plain autograd where the recurrence is cut every step: x gets its same-step gradient."""
-    s, states = torch.zeros(x.shape[1], model.hidden_size, dtype=x.dtype), []
+    s, states = _zero_state(model, x.shape[1]), []
     for t in range(x.shape[0]):
         s = model.reference_step(x[t], (s * (~reset[t]).to(s.dtype).unsqueeze(-1)).detach())
         states.append(s)
@@ -118,7 +124,7 @@ def _input_gradient(model, x, reset, w, one_step_at_a_time: bool = False):
 def _reference_input_gradient(model, x, reset, w, same_step: bool):
     """x's gradient through plain autograd: cut every step (same-step) or through the segment."""
     x = x.clone().requires_grad_()
-    full = lambda m, xx, r: m.reference_forward(xx, torch.zeros(x.shape[1], m.hidden_size, dtype=F64), r)
+    full = lambda m, xx, r: m.reference_forward(xx, _zero_state(m, x.shape[1]), r)
     y = (_same_step_reference if same_step else full)(model, x, reset)
     (w * y).sum().backward()
     return x.grad
@@ -128,7 +134,7 @@ def _reference_input_gradient(model, x, reset, w, same_step: bool):
 @pytest.mark.parametrize("input_grad", ["step", "segment"])
 def test_input_gradient_modes(core, input_grad):
     model = _pair(core, input_grad=input_grad)
-    x, reset, w = _data()
+    x, reset, w = _data(model)
     got = _input_gradient(model, x, reset, w)
     assert relative_error(got, _reference_input_gradient(model, x, reset, w, input_grad == "step")) < 1e-12
     # the other mode gives a different input gradient
@@ -141,7 +147,7 @@ def test_streaming_one_step_at_a_time_gives_x_its_same_step_gradient(core, input
     # T = 1 takes its own backward (from the new sensitivities); for one step both
     # input_grad modes are the same-step gradient
     model = _pair(core, input_grad=input_grad)
-    x, reset, w = _data()
+    x, reset, w = _data(model)
     got = _input_gradient(model, x, reset, w, one_step_at_a_time=True)
     assert relative_error(got, _reference_input_gradient(model, x, reset, w, same_step=True)) < 1e-12
 
@@ -151,7 +157,7 @@ def test_float32_stays_close_to_float64(core):
     model64 = _pair(core)
     model32 = make_core(core, 4, 3)
     model32.load_state_dict({k: v.float() for k, v in model64.state_dict().items()})
-    x, reset, w = _data(T=12)
+    x, reset, w = _data(model64, T=12)
     for model, dtype in ((model64, F64), (model32, torch.float32)):
         carry = model.initial_carry(3)
         assert all(v.dtype == dtype for v in carry.values())
@@ -162,7 +168,7 @@ def test_float32_stays_close_to_float64(core):
         assert relative_error(p32.grad.double(), p64.grad) < 1e-4
 
 
-@pytest.mark.parametrize("core", CORES)
+@pytest.mark.parametrize("core", ["elstm", "mingru"])
 def test_jacobian_of_one_step_is_diagonal_and_matches_the_core(core):
     model = _pair(core)
     x, s_prev = torch.randn(1, 4, dtype=F64), torch.randn(1, 3, dtype=F64)
@@ -181,10 +187,46 @@ def test_jacobian_of_one_step_is_diagonal_and_matches_the_core(core):
 @pytest.mark.parametrize("core", CORES)
 def test_acting_with_a_state_only_carry_computes_no_sensitivities(core):
     model = _pair(core)
-    x, reset, _ = _data()
+    x, reset, _ = _data(model)
     with torch.no_grad():
         y_act, state = model(x, model.initial_carry(3, sensitivities=False), reset)
     y_learn, full = model(x, model.initial_carry(3), reset)
     assert list(state) == [model.state_key] and state.state_keys == [model.state_key]
     assert torch.equal(y_act, y_learn.detach()) and torch.equal(state[model.state_key], full[model.state_key])
     assert list(full.state()) == list(state)
+
+
+@pytest.mark.parametrize("core", ["lru", "rtu"])
+def test_complex_jacobian_is_a_rotation_scaling_block_per_unit(core):
+    from rtrl_rl.agents.cores.complex_scan import eigenvalues
+
+    model = _pair(core)
+    n = model.hidden_size
+    x, s_prev = torch.randn(1, 4, dtype=F64), torch.randn(1, 2 * n, dtype=F64)
+    jac = torch.autograd.functional.jacobian(lambda s: model.reference_step(x, s), s_prev)[0, :, 0, :]
+    lam = eigenvalues(model.nu, model.theta).detach()
+    want = torch.zeros(2 * n, 2 * n, dtype=F64)
+    idx = torch.arange(n)
+    re, im = 2 * idx, 2 * idx + 1  # each unit's (Re, Im) pair
+    want[re, re] = want[im, im] = lam.real
+    want[im, re], want[re, im] = lam.imag, -lam.imag
+    torch.testing.assert_close(jac, want, rtol=1e-12, atol=1e-14)
+    assert lam.abs().max() < 1 and lam.imag.abs().min() > 0
+
+
+def test_nonlinear_rtu_jacobian_is_a_general_2x2_block_per_unit():
+    model = _pair("rtu_nonlinear", activation="tanh")
+    n = model.hidden_size
+    x, s_prev = torch.randn(1, 4, dtype=F64), torch.randn(1, 2 * n, dtype=F64)
+    jac = torch.autograd.functional.jacobian(lambda s: model.reference_step(x, s), s_prev)[0, :, 0, :]
+    blocks = torch.block_diag(*(jac[2 * k:2 * k + 2, 2 * k:2 * k + 2] for k in range(n)))
+    assert torch.equal(jac, blocks)  # element-wise in the unit index
+    # not a rotation-scaling: f' differs between the pair, so the diagonal entries differ
+    assert max(abs(jac[2 * k, 2 * k] - jac[2 * k + 1, 2 * k + 1]).item() for k in range(n)) > 1e-6
+
+
+@pytest.mark.parametrize("path", ["segment", "step"])
+def test_nonlinear_rtu_protocol_with_tanh(path):
+    report = run_protocol("rtu_nonlinear", segments=4, length=3, rtrl_path=path, activation="tanh", seed=5)
+    assert report.max_error < 1e-10, report
+    assert report.reset_effect > 1e-3

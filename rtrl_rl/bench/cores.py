@@ -24,8 +24,10 @@ import torch
 from rtrl_rl.agents.cores import make_core
 
 #: (core, n, d, B, T); the first row is the CPU target row (docs/performance.md)
-CPU_GRID = [("elstm", 256, 256, 16, 50), ("mingru", 256, 256, 16, 50), ("elstm", 128, 64, 32, 20)]
-CUDA_GRID = [("elstm", 512, 257, 256, 50), ("elstm", 256, 257, 32, 50), ("mingru", 512, 257, 256, 50)]
+CPU_GRID = [("elstm", 256, 256, 16, 50), ("mingru", 256, 256, 16, 50), ("lru", 256, 256, 16, 50),
+            ("rtu", 256, 256, 16, 50), ("rtu_nonlinear", 256, 256, 16, 50), ("elstm", 128, 64, 32, 20)]
+CUDA_GRID = [("elstm", 512, 257, 256, 50), ("elstm", 256, 257, 32, 50), ("mingru", 512, 257, 256, 50),
+             ("lru", 512, 257, 256, 50), ("rtu", 512, 257, 256, 50)]
 VARIANTS = ("forward", "rtrl", "tbptt", "step", "forward_step", "lstm")
 #: segments also timed as CUDA-graph replays on CUDA, as "<name>_graph"
 GRAPHED = ("rtrl", "tbptt", "lstm")
@@ -84,6 +86,7 @@ def _segment_runner(name: str, n: int, d: int, B: int, T: int, device: torch.dev
     step.load_state_dict(rtrl.state_dict())
     lstm = torch.nn.LSTM(d, n).to(device)
     w = torch.randn(T, B, rtrl.output_size, generator=gen).to(device)
+    w_lstm = torch.randn(T, B, n, generator=gen).to(device)
     carry, state = rtrl.initial_carry(B), rtrl.initial_carry(B, sensitivities=False)
     tb_carry = tbptt.initial_carry(B)
 
@@ -111,7 +114,7 @@ def _segment_runner(name: str, n: int, d: int, B: int, T: int, device: torch.dev
 
     def lstm_segment() -> None:
         y, _ = lstm(x)
-        (y * w).sum().backward()
+        (y * w_lstm).sum().backward()
 
     runners = {"forward": forward, "rtrl": segment(rtrl, carry), "tbptt": segment(tbptt, tb_carry),
                "step": per_step, "forward_step": forward_step, "lstm": lstm_segment}

@@ -46,6 +46,9 @@ TASKS: dict[str, Task] = {
 RULES: dict[str, tuple[str, list[str]]] = {
     "rtrl-elstm": ("RTRL eLSTM", ["agent.core=elstm", "agent.learning=rtrl"]),
     "rtrl-mingru": ("RTRL minGRU", ["agent.core=mingru", "agent.learning=rtrl"]),
+    "rtrl-lru": ("RTRL LRU", ["agent.core=lru", "agent.learning=rtrl"]),
+    "rtrl-rtu": ("RTRL RTU", ["agent.core=rtu", "agent.learning=rtrl"]),
+    "rtrl-rtu-nonlinear": ("RTRL non-linear RTU", ["agent.core=rtu_nonlinear", "agent.learning=rtrl"]),
     "tbptt-elstm": ("TBPTT eLSTM", ["agent.core=elstm", "agent.learning=tbptt"]),
     "tbptt-lstm": ("TBPTT LSTM", ["agent.core=lstm", "agent.learning=tbptt"]),
     "feedforward": ("feed-forward", ["agent.core=none", "agent.learning=none"]),
@@ -91,6 +94,9 @@ class Grid:
 
 LENGTHS = [5, 10, 20, 40, 80]
 ALL_RULES = list(RULES)
+#: the rules of the quick grid's widest cell: every rule but the complex-diagonal cores
+#: (they have their own grid, ``cores``), so the quick grid keeps its time
+QUICK_RULES = [r for r in RULES if r not in ("rtrl-lru", "rtrl-rtu", "rtrl-rtu-nonlinear")]
 
 #: The full grid: every task, length and rule, 3 seeds (hours of CPU time).
 FULL = Grid("full", {task: (LENGTHS, ALL_RULES) for task in TASKS}, seeds=[0, 1, 2],
@@ -99,7 +105,7 @@ FULL = Grid("full", {task: (LENGTHS, ALL_RULES) for task in TASKS}, seeds=[0, 1,
 #: The quick grid: all rules where the claim is sharpest (recall with distractors), the
 #: contrasting rules on blank recall and the T-maze; one seed; fits 15 minutes on 2 cores.
 QUICK = Grid("quick", {
-    "recall-distractors": ([5, 20, 40], ALL_RULES),
+    "recall-distractors": ([5, 20, 40], QUICK_RULES),
     "recall-blank": ([20, 40], ["rtrl-elstm", "tbptt-elstm"]),
     "tmaze": ([5, 20, 40], ["rtrl-elstm", "tbptt-elstm", "feedforward"]),
 }, seeds=[0], total_steps=2_000_000, eval_interval_steps=200_000)
@@ -108,13 +114,20 @@ QUICK = Grid("quick", {
 QUICK3 = Grid("quick3", QUICK.cells, seeds=[0, 1, 2], total_steps=QUICK.total_steps,
               eval_interval_steps=QUICK.eval_interval_steps)
 
+#: The complex-diagonal cores against RTRL eLSTM on recall with distractors and the T-maze,
+#: one seed, the quick grid's budget (20 runs).
+CORES = Grid("cores", {
+    "recall-distractors": ([5, 20, 40], ["rtrl-elstm", "rtrl-lru", "rtrl-rtu", "rtrl-rtu-nonlinear"]),
+    "tmaze": ([20, 40], ["rtrl-elstm", "rtrl-lru", "rtrl-rtu", "rtrl-rtu-nonlinear"]),
+}, seeds=[0], total_steps=QUICK.total_steps, eval_interval_steps=QUICK.eval_interval_steps)
+
 #: A seconds-long grid for the tests of the plumbing.
 TINY = Grid("tiny", {"recall-distractors": ([2, 12], ["rtrl-elstm", "feedforward"]),
                      "tmaze": ([3], ["tbptt-elstm"])},
             seeds=[0], total_steps=2_560, eval_interval_steps=1_280, eval_episodes=16,
             extra={task: ["env.num_envs=16"] for task in TASKS})
 
-GRIDS = {"full": FULL, "quick": QUICK, "quick3": QUICK3, "tiny": TINY}
+GRIDS = {"full": FULL, "quick": QUICK, "quick3": QUICK3, "cores": CORES, "tiny": TINY}
 
 
 def train_command(overrides: list[str]) -> str:
