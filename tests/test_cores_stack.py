@@ -105,8 +105,13 @@ def test_stack_carry_and_options():
     assert not tb.initial_carry(2).has_sensitivities and tb.output_size == 8
     assert tb.layers[1].input_size == 8
     acting = stack.initial_carry(2, sensitivities=False)
-    y, state = stack(torch.randn(3, 2, 5), acting, torch.zeros(3, 2, dtype=torch.bool))
+    with torch.no_grad():  # acting: a state-only carry is allowed without gradients
+        y, state = stack(torch.randn(3, 2, 5), acting, torch.zeros(3, 2, dtype=torch.bool))
     assert y.shape == (3, 2, 4) and not state.has_sensitivities
+    with pytest.raises(ValueError, match="state-only carry"):
+        stack(torch.randn(3, 2, 5), acting, torch.zeros(3, 2, dtype=torch.bool))
+    y, _ = stack(torch.randn(3, 2, 5), acting, torch.zeros(3, 2, dtype=torch.bool), truncate=True)
+    y.sum().backward()  # asked for explicitly: the gradient truncated at the segment start
     deep_lstm = make_core("lstm", 5, 4, layers=2, learning="tbptt")
     assert deep_lstm.initial_carry(2).state_keys == ["0.h", "0.c", "1.h", "1.c"]
 

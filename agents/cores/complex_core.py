@@ -92,9 +92,11 @@ class ComplexDiagonalCore(ElementwiseCore):
         return {f"d{s}/d{name}": ((self.input_size, two_n) if name == "W" else (two_n,))
                 for name in SENSITIVITIES if name != "gamma" or self.has_gamma}
 
-    def forward(self, x: Tensor, carry: Carry, reset: Tensor) -> tuple[Tensor, Carry]:
-        """Run T steps: x (T,B,d), reset (T,B) bool -> y (T,B,output_size), new carry."""
-        has_sens = self.validate(x, carry, reset)
+    def forward(self, x: Tensor, carry: Carry, reset: Tensor, truncate: bool = False) -> tuple[Tensor, Carry]:
+        """Run T steps: x (T,B,d), reset (T,B) bool -> y (T,B,output_size), new carry.
+        ``truncate``: accept a state-only carry with gradients enabled (the gradient is
+        then truncated at the segment start; see :meth:`RecurrentCore.validate`)."""
+        has_sens = self.validate(x, carry, reset, truncate)
         keys = list(self.sensitivity_shapes()) if has_sens else []
         s = self.state_key
         sens = [carry[f"d{s}/d{name}"].contiguous() if f"d{s}/d{name}" in keys else None

@@ -35,7 +35,7 @@ class LSTM(RecurrentCore):
         """Hidden and cell state, n each."""
         return {"h": (self.hidden_size,), "c": (self.hidden_size,)}
 
-    def forward(self, x: Tensor, carry: Carry, reset: Tensor) -> tuple[Tensor, Carry]:
+    def forward(self, x: Tensor, carry: Carry, reset: Tensor, truncate: bool = False) -> tuple[Tensor, Carry]:
         """Run T steps; the sequence is split where any stream resets (state zeroed there)."""
         self.validate(x, carry, reset)
         h, c = carry["h"].detach().unsqueeze(0), carry["c"].detach().unsqueeze(0)

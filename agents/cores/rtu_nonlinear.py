@@ -188,9 +188,11 @@ class RTUNonlinear(RTU):
         two_n = 2 * self.hidden_size
         return {f"dh/d{k}": ((self.input_size, two_n) if k.startswith("W") else (two_n,)) for k in SENSITIVITIES}
 
-    def forward(self, x: Tensor, carry: Carry, reset: Tensor) -> tuple[Tensor, Carry]:
-        """Run T steps: x (T,B,d), reset (T,B) bool -> y (T,B,2n), new carry."""
-        has_sens = self.validate(x, carry, reset)
+    def forward(self, x: Tensor, carry: Carry, reset: Tensor, truncate: bool = False) -> tuple[Tensor, Carry]:
+        """Run T steps: x (T,B,d), reset (T,B) bool -> y (T,B,2n), new carry.
+        ``truncate``: accept a state-only carry with gradients enabled (the gradient is
+        then truncated at the segment start; see :meth:`RecurrentCore.validate`)."""
+        has_sens = self.validate(x, carry, reset, truncate)
         keys = list(self.sensitivity_shapes()) if has_sens else []
         path = self.rtrl_path if self.rtrl_path != "auto" else ("step" if x.shape[0] == 1 else "segment")
         outputs = NonlinearRTRL.apply((self.input_grad, path, self.activation), x, carry["h"], (~reset).to(x.dtype),

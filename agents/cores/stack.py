@@ -71,14 +71,16 @@ class Stack(RecurrentCore):
         """Every layer's sensitivity entries, prefixed by the layer index."""
         return self._prefixed(lambda core: core.sensitivity_shapes())
 
-    def forward(self, x: Tensor, carry: Carry, reset: Tensor) -> tuple[Tensor, Carry]:
-        """Run T steps through the layers in turn: x (T,B,d) -> y (T,B,output_size), new carry."""
-        self.validate(x, carry, reset)
+    def forward(self, x: Tensor, carry: Carry, reset: Tensor, truncate: bool = False) -> tuple[Tensor, Carry]:
+        """Run T steps through the layers in turn: x (T,B,d) -> y (T,B,output_size), new carry.
+
+        ``truncate`` is passed to every layer (see :meth:`RecurrentCore.validate`)."""
+        self.validate(x, carry, reset, truncate)
         new = Carry()
         y = x
         for i, core in enumerate(self.layers):
             prefix = f"{i}."
             y, layer_carry = core(y, Carry({k[len(prefix):]: v for k, v in carry.items() if k.startswith(prefix)}),
-                                  reset)
+                                  reset, truncate=truncate)
             new.update({prefix + k: v for k, v in layer_carry.items()})
         return y, new
