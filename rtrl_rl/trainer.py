@@ -2,9 +2,12 @@
 
 Read it top to bottom: build the environment, the model and the learner from the config;
 then repeat (collect one segment of T steps from every stream, update, report) until
-the step budget is spent or greedy evaluation reaches the target success rate. It is
-deterministic for a given seed on CPU and is the reference path the process runtime
-(``rtrl_rl.runtime``) reuses for its learner.
+the step budget is spent, greedy evaluation reaches the target success rate, or a stop
+signal arrives (polled between updates); ``RunSession.run`` ends the run however it
+stops (see ``docs/runtime.md``, "How a run stops"). The learner lives on
+``train.device``; acting and evaluation run on the CPU. It is deterministic for a given
+seed on CPU and is the reference path the process runtime (``rtrl_rl.runtime``) reuses
+for its learner.
 """
 
 from __future__ import annotations

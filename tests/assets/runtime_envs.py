@@ -23,8 +23,8 @@ class CounterEnv(gym.Env):
     ``marker`` (a file path), only the first instance anywhere to get there crashes: it
     creates the marker atomically, and every later one sees it and carries on.
     ``hang_at``: sleep for ever in the ``hang_at``-th call of ``step`` instead; with
-    ``unreachable``, block SIGALRM first, like an env stuck in C code that no signal
-    handler can interrupt.
+    ``unreachable``, block the run's hang signal first, like an env stuck in C code that
+    no signal handler can interrupt.
     ``step_s``: sleep that long in every ``step`` (a slow but live env).
     """
 
@@ -51,7 +51,9 @@ class CounterEnv(gym.Env):
         if self.crash_at and self.calls == self.crash_at and self._claim_crash():
             raise RuntimeError("CounterEnv crashed on purpose (runtime fault test)")
         if self.hang_at and self.calls >= self.hang_at and self.unreachable:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            from rtrl_rl.stopping import HANG_SIGNAL
+
+            signal.pthread_sigmask(signal.SIG_BLOCK, {HANG_SIGNAL})
         while self.hang_at and self.calls >= self.hang_at:
             time.sleep(1.0)
         if self.step_s:
