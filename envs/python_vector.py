@@ -119,9 +119,10 @@ class PythonVectorEnv(VectorEnv):
                 except OSError:  # a worker killed from outside: its end of the pipe is gone
                     raise self._died(k) from None
             self._wait_all()
-        except WorkerError as err:
-            # a late reply could still be in a pipe: never reuse these workers
-            self._broken = str(err).splitlines()[0]
+        except BaseException as err:
+            # a late reply could still be in a pipe (also when a run's step timeout or a
+            # Ctrl-C ended the wait): never reuse these workers
+            self._broken = (str(err).splitlines() or [type(err).__name__])[0]
             raise
 
     def _obs(self, prefix: str) -> Any:

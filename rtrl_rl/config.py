@@ -26,10 +26,22 @@ def _choice(default: Any, choices: tuple, help: str) -> Any:
     return field(default=default, metadata={"choices": choices, "help": help})
 
 
-def _doc(default: Any, help: str) -> Any:
+def _doc(default: Any, help: str, *, at_least: float | None = None, above: float | None = None,
+         at_most: float | None = None, check: Any = None) -> Any:
+    """A documented field; ``at_least``/``above``/``at_most`` bound a number, ``check(value)``
+    returns an error text for other rules (see :func:`_check_value`)."""
+    meta = {"help": help, "at_least": at_least, "above": above, "at_most": at_most, "check": check}
+    meta = {k: v for k, v in meta.items() if v is not None}
     if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _device_problem(name: str) -> str | None:
+    """Why ``name`` is not a device spelling (auto, cpu, cuda, cuda:N), or None."""
+    if name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit()):
+        return None
+    return "must be auto, cpu, cuda or cuda:N"
 
 
 @dataclass
@@ -37,7 +49,7 @@ class EnvConfig:
     """Which environment to train on (see ``docs/envs.md`` for the spec grammar)."""
 
     id: str = _doc("memory:recall", "environment spec, e.g. memory:recall, atari:Pong, procgen:coinrun")
-    num_envs: int = _doc(128, "parallel environment streams (each keeps its own RTRL carry)")
+    num_envs: int = _doc(128, "parallel environment streams (each keeps its own RTRL carry)", at_least=1)
     options: dict = _doc(
         {"delay": 40, "num_symbols": 4, "distractors": True},
         "keyword options passed to rtrl_rl.envs.make_vector for this suite",
@@ -54,11 +66,13 @@ class AgentConfig:
     core_layers: int = _doc(1, "layers of the core; > 1 stacks them (per-layer RTRL, inter-layer gradient "
                                "at the same step only: docs/cores.md)")
     learning: str = _choice("rtrl", ("rtrl", "tbptt", "none"), "how the core is trained; none = feed-forward")
-    hidden_size: int = _doc(64, "units of the recurrent core")
+    hidden_size: int = _doc(64, "units of the recurrent core", at_least=1)
     encoder: str = _choice(
         "auto", ("auto", "mlp", "impala", "identity"), "observation encoder; auto: impala for images, mlp otherwise"
     )
-    encoder_size: int = _doc(64, "output width of the MLP encoder (the IMPALA encoder always outputs 256)")
+    encoder_size: int = _doc(
+        64, "output width of the MLP encoder (the IMPALA encoder always outputs 256)", at_least=1
+    )
     encoder_grad: str = _choice(
         "step",
         ("step", "segment"),
@@ -80,30 +94,36 @@ class AgentConfig:
 class TrainConfig:
     """The learning algorithm: V-trace actor-critic on segments of the stream."""
 
-    total_steps: int = _doc(3_000_000, "environment steps (summed over streams) to train for")
-    segment_length: int = _doc(10, "steps per stream per update (T); T=1 is fully online")
+    total_steps: int = _doc(3_000_000, "environment steps (summed over streams) to train for", at_least=0)
+    segment_length: int = _doc(10, "steps per stream per update (T); T=1 is fully online", at_least=1)
     seed: int = _doc(0, "seed of parameters, environments and action sampling")
-    gamma: float = _doc(0.99, "discount")
-    entropy_cost: float = _doc(0.01, "weight of the entropy bonus")
-    baseline_cost: float = _doc(0.5, "weight of the value loss")
+    gamma: float = _doc(0.99, "discount", at_least=0, at_most=1)
+    entropy_cost: float = _doc(0.01, "weight of the entropy bonus", at_least=0)
+    baseline_cost: float = _doc(0.5, "weight of the value loss", at_least=0)
     optimizer: str = _choice("adam", ("adam", "rmsprop"), "optimizer")
-    lr: float = _doc(3e-3, "learning rate")
+    lr: float = _doc(3e-3, "learning rate", above=0)
     lr_decay: bool = _doc(False, "decay the learning rate linearly to 0 over total_steps")
-    rmsprop_alpha: float = _doc(0.99, "RMSprop smoothing constant (IMPALA: 0.99)")
-    rmsprop_eps: float = _doc(0.01, "RMSprop epsilon (IMPALA: 0.01; needs loss_reduction=sum)")
-    adam_eps: float = _doc(1e-8, "Adam epsilon")
-    max_grad_norm: float = _doc(40.0, "clip the global gradient norm to this value")
-    reward_clip: float = _doc(0.0, "clip rewards to [-c, c] in the loss and the core input; 0 = off")
+    rmsprop_alpha: float = _doc(0.99, "RMSprop smoothing constant (IMPALA: 0.99)", at_least=0, at_most=1)
+    rmsprop_eps: float = _doc(0.01, "RMSprop epsilon (IMPALA: 0.01; needs loss_reduction=sum)", at_least=0)
+    adam_eps: float = _doc(1e-8, "Adam epsilon", at_least=0)
+    max_grad_norm: float = _doc(40.0, "clip the global gradient norm to this value; 0 = no clipping", at_least=0)
+    reward_clip: float = _doc(0.0, "clip rewards to [-c, c] in the loss and the core input; 0 = off", at_least=0)
     life_loss: bool = _doc(
         False, "Atari: end the value chain at a lost life (the episode and the core state go on)"
     )
     loss_reduction: str = _choice(
         "mean", ("mean", "sum"), "reduce the loss over time and batch (IMPALA sums; pair sum with RMSprop)"
     )
-    device: str = _doc("cpu", "learner device: cpu, cuda or auto")
-    threads: int = _doc(1, "torch threads of the training process; 0 = torch's default (small models run best on 1)")
+    device: str = _doc(
+        "cpu", "learner device of both trainers: cpu, cuda, cuda:N, or auto (CUDA when available, else "
+        "the CPU); acting and evaluation always run on the CPU", check=_device_problem,
+    )
+    threads: int = _doc(
+        1, "torch threads of the training process; 0 = torch's default (small models run best on 1)", at_least=0
+    )
     target_success: float = _doc(
-        0.95, "stop once greedy evaluation reaches this success rate (tasks that report success); 0 = never"
+        0.95, "stop once greedy evaluation reaches this success rate (tasks that report success); 0 = never",
+        at_least=0, at_most=1,
     )
 
 
@@ -111,12 +131,15 @@ class TrainConfig:
 class RuntimeConfig:
     """How acting and learning are scheduled."""
 
-    actors: int = _doc(0, "actor processes; 0 runs the synchronous trainer in one process")
-    device: str = _doc("auto", "learner device for the process runtime: auto, cpu or cuda")
+    actors: int = _doc(0, "actor processes; 0 runs the synchronous trainer in one process", at_least=0)
     restart_actors: bool = _doc(False, "restart a crashed actor instead of stopping the run")
-    slots: int = _doc(0, "shared-memory rollout slots; 0 = 2 per actor plus 2")
-    checkpoint_every_s: float = _doc(300.0, "seconds between checkpoints")
-    keep_checkpoints: int = _doc(3, "how many recent checkpoints to keep (the best is kept too)")
+    slots: int = _doc(0, "shared-memory rollout slots; 0 = 2 per actor plus 2", at_least=0)
+    checkpoint_every_s: float = _doc(300.0, "seconds between checkpoints", at_least=0)
+    keep_checkpoints: int = _doc(3, "how many recent checkpoints to keep (the best is kept too)", at_least=1)
+    step_timeout_s: float = _doc(
+        120.0, "seconds one step (or reset) of the environment may take before the run counts it as hung "
+        "and stops with a checkpoint; 0 = never", at_least=0,
+    )
 
 
 @dataclass
@@ -125,9 +148,11 @@ class LogConfig:
 
     progress: bool = _doc(True, "live progress on the terminal")
     tensorboard: bool = _doc(True, "write TensorBoard event files into run_dir")
-    interval_s: float = _doc(2.0, "seconds between progress and log updates")
-    eval_episodes: int = _doc(256, "greedy evaluation episodes per evaluation; 0 = none")
-    eval_interval_steps: int = _doc(200_000, "environment steps between evaluations (and at the end)")
+    interval_s: float = _doc(2.0, "seconds between progress and log updates", at_least=0)
+    eval_episodes: int = _doc(256, "greedy evaluation episodes per evaluation; 0 = none", at_least=0)
+    eval_interval_steps: int = _doc(
+        200_000, "environment steps between evaluations (and at the end)", at_least=1
+    )
 
 
 @dataclass
@@ -176,7 +201,120 @@ def _coerce(key: str, value: Any, annotation: Any, meta: dict) -> Any:
     choices = meta.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"config key '{key}' must be one of {list(choices)}, got {value!r}")
+    problem = _check_value(value, meta)
+    if problem:
+        raise ConfigError(f"config key '{key}' {problem}, got {value!r}")
     return value
+
+
+# --------------------------------------------------------------------------- value rules
+
+
+def _check_value(value: Any, meta: dict) -> str | None:
+    """What is wrong with ``value`` by the field's rules (bounds, ``check``), or None.
+
+    Written as ``not value >= bound`` so that NaN fails every bound.
+    """
+    if "at_least" in meta and not value >= meta["at_least"]:
+        return f"must be >= {meta['at_least']:g}"
+    if "above" in meta and not value > meta["above"]:
+        return f"must be > {meta['above']:g}"
+    if "at_most" in meta and not value <= meta["at_most"]:
+        return f"must be <= {meta['at_most']:g}"
+    return meta["check"](value) if "check" in meta else None
+
+
+#: keys that no longer exist -> what replaced them. A source naming one is refused unless a
+#: later source sets the replacement (so a resumed run's stored config can be continued by
+#: naming the new key on the command line).
+REMOVED_KEYS = {
+    "runtime.device": "train.device",
+}
+
+
+def _removed_keys(data: dict, prefix: str = "") -> list[str]:
+    """The dotted keys of ``data`` listed in REMOVED_KEYS."""
+    found = []
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if path in REMOVED_KEYS:
+            found.append(path)
+        elif isinstance(value, dict):
+            found += _removed_keys(value, path + ".")
+    return found
+
+
+def _without(data: dict, dotted: str) -> dict:
+    """A copy of ``data`` without the dotted key ``dotted``."""
+    head, _, rest = dotted.partition(".")
+    if head not in data:
+        return data
+    if not rest:
+        return {k: v for k, v in data.items() if k != head}
+    inner = data[head]
+    return {**data, head: _without(inner, rest) if isinstance(inner, dict) else inner}
+
+
+def _sets(data: dict, dotted: str) -> bool:
+    """Whether ``data`` holds the dotted key ``dotted``."""
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _drop_removed(sources: tuple[dict, ...]) -> list[dict]:
+    """``sources`` without removed keys; ConfigError for one whose replacement no later source sets."""
+    kept = []
+    for i, data in enumerate(sources):
+        for key in _removed_keys(data) if isinstance(data, dict) else []:
+            new = REMOVED_KEYS[key]
+            if not any(isinstance(later, dict) and _sets(later, new) for later in sources[i + 1:]):
+                raise ConfigError(
+                    f"config key '{key}' was removed: '{new}' replaces it (see its help in docs/configs.md); "
+                    f"move the value there, or pass {new}=... on the command line (e.g. when resuming "
+                    f"a run whose stored config still names '{key}')"
+                )
+            data = _without(data, key)
+        kept.append(data)
+    return kept
+
+
+def validate(config: Config) -> None:
+    """Rules that involve more than one key (each key's own rules apply as it is merged)."""
+    actors, streams = config.runtime.actors, config.env.num_envs
+    if actors > 0 and streams % actors:
+        raise ConfigError(
+            f"config key 'env.num_envs' ({streams}) must be a multiple of 'runtime.actors' ({actors}): "
+            "each actor runs the same number of streams"
+        )
+
+
+def resolve_device(name: str) -> str:
+    """The torch device that the ``train.device`` value ``name`` means on this machine.
+
+    ``auto`` is ``cuda`` when CUDA is available, else ``cpu``. Raises ConfigError for a
+    spelling other than auto, cpu, cuda, cuda:N, or a CUDA device this machine lacks, so a
+    run never trains silently on another device than the one asked for.
+    """
+    problem = _device_problem(name)
+    if problem:
+        raise ConfigError(f"config key 'train.device' {problem}, got {name!r}")
+    import torch  # here, not at the top: reading configs stays cheap
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device={name}, but CUDA is not available on this machine; "
+                              "use train.device=cpu or auto")
+        index = int(name[5:] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"train.device={name}, but this machine has {torch.cuda.device_count()} "
+                              "CUDA device(s)")
+    return name
 
 
 def _merge(obj: Any, data: dict, prefix: str) -> None:
@@ -233,14 +371,16 @@ def build_config(*sources: dict) -> Config:
     Suite options belong to their environment: when a source names another ``env.id``,
     the options collected so far are dropped before its own ``env.options`` (if any) apply.
     Otherwise ``env.options`` entries are merged key by key, so ``env.options.delay=10``
-    changes one option and keeps the rest.
+    changes one option and keeps the rest. Every value is checked against its key's rules
+    (type, choices, bounds), and a key that was removed names its replacement.
     """
     config = Config()
-    for data in sources:
+    for data in _drop_removed(sources):
         env = data.get("env") if isinstance(data, dict) else None
         if isinstance(env, dict) and "id" in env and env["id"] != config.env.id:
             config.env.options = {}
         _merge(config, data, "")
+    validate(config)
     return config
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rtrl_rl.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, restore_rng
-from rtrl_rl.config import Config, ConfigError, build_config, parse_override, to_dict
+from rtrl_rl.config import REMOVED_KEYS, Config, ConfigError, build_config, load_config, parse_override, to_dict
 from rtrl_rl.tb import flatten
 from rtrl_rl.trust import require_trust
 
@@ -70,6 +70,23 @@ def _named_keys(overrides: list[dict], prefix: str = "") -> set[str]:
     return keys
 
 
+def _replacements(parsed: list[dict]) -> list[dict]:
+    """The parts of ``parsed`` overrides that set a key replacing a removed one (for example
+    ``train.device`` for ``runtime.device``): an old run's stored config needs them to load."""
+    found = []
+    for data in parsed:
+        for dotted in REMOVED_KEYS.values():
+            node, parts = data, dotted.split(".")
+            for part in parts:
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is not None:
+                nested: dict = {parts[-1]: node}
+                for part in reversed(parts[:-1]):
+                    nested = {part: nested}
+                found.append(nested)
+    return found
+
+
 def resume_config(run_dir: str | Path, overrides: list[str] = (), trust_config: bool = False) -> Config:
     """The config stored in the run's latest checkpoint, with ``overrides`` applied.
 
@@ -83,17 +100,32 @@ def resume_config(run_dir: str | Path, overrides: list[str] = (), trust_config: 
     stored = payload.get("config")
     if not isinstance(stored, dict):
         raise CheckpointError(f"checkpoint {path} holds no config; it cannot be resumed")
-    try:
-        before = build_config(stored)
+    parsed = [parse_override(o) for o in overrides]
+    try:  # the stored config as it was, but for the keys that replace removed ones
+        before = build_config(stored, *_replacements(parsed))
     except ConfigError as err:
         raise CheckpointError(f"the config stored in {path} does not fit this version of rtrl-rl: {err}") from None
-    parsed = [parse_override(o) for o in overrides]
     config = build_config(stored, *parsed)
     refuse_changes(before, config)
     require_trust(config, str(path), _named_keys(parsed), trust_config,
                   how=", or repeat each entry as key=value after --resume RUN_DIR")
     if not any(o.startswith("run_dir=") for o in overrides):
         config.run_dir = str(run_dir)
+    return config
+
+
+def restart_config(run_dir: str | Path, overrides: list[str] = (), trust_config: bool = False) -> Config:
+    """The ``config.yaml`` of a run that stopped before its first checkpoint, with ``overrides``.
+
+    Such a run starts again from step 0. Its config file came from the run directory,
+    not from the user's command line, so the same trust rule as for a checkpoint applies:
+    code it names is imported only when the user repeats the entry or trusts the config.
+    """
+    path = Path(run_dir) / "config.yaml"
+    parsed = [parse_override(o) for o in overrides]
+    config = load_config(path, [f"run_dir={run_dir}", *overrides])
+    require_trust(config, str(path), _named_keys(parsed), trust_config,
+                  how=", or repeat each entry as key=value after --resume RUN_DIR")
     return config
 
 

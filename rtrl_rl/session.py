@@ -1,8 +1,10 @@
 """A run's bookkeeping around the training loop: run directory, logs, checkpoints, summary.
 
-Both the synchronous trainer and the process runtime own one :class:`RunSession`. It
-writes ``config.yaml`` at the start, checkpoints every ``runtime.checkpoint_every_s``
-and after each evaluation, and ``summary.json`` plus a final checkpoint at the end.
+Both the synchronous trainer and the process runtime own one :class:`RunSession` and run
+their loop through :meth:`RunSession.run`. It writes ``config.yaml`` at the start,
+checkpoints every ``runtime.checkpoint_every_s`` and after each evaluation, and at the
+end, however the loop ended (budget, target, a signal, an exception), a final checkpoint
+and ``summary.json`` saying why, with TensorBoard and the progress display closed.
 """
 
 from __future__ import annotations
@@ -12,14 +14,23 @@ import shutil
 import time
 from pathlib import Path
 
+from typing import Callable
+
 from rtrl_rl import checkpoint as ckpt
 from rtrl_rl.config import Config, save_config, to_dict
 from rtrl_rl.monitor import RunMonitor
+from rtrl_rl.stopping import StopSignals, TrainingInterrupted
 from rtrl_rl.tb import make_logger
 
 
 #: what a run writes into its directory; finding any of them means it holds a run already
 RUN_FILES = ("config.yaml", "summary.json", "model.pt", "checkpoints")
+
+
+def run_files(run_dir: Path) -> list[str]:
+    """The names of what an earlier run left in ``run_dir`` (empty: it holds no run)."""
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    return found + [p.name for p in sorted(run_dir.glob("events.out.tfevents.*"))]
 
 
 def check_run_dir(run_dir: Path, resume_from: str | Path | None = None) -> None:
@@ -31,13 +42,33 @@ def check_run_dir(run_dir: Path, resume_from: str | Path | None = None) -> None:
     """
     if resume_from is not None and Path(resume_from).resolve() == run_dir.resolve():
         return
-    found = [name for name in RUN_FILES if (run_dir / name).exists()]
-    found += [p.name for p in sorted(run_dir.glob("events.out.tfevents.*"))[:1]]
+    found = run_files(run_dir)
     if found:
+        shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
         raise ValueError(
-            f"run_dir {run_dir} already holds a run ({', '.join(found)}): continue it with "
-            f"`rtrl-rl train --resume {run_dir}`, or pass another run_dir=... (or delete that directory)"
+            f"run_dir {run_dir} already holds a run ({shown}): continue it with "
+            f"`rtrl-rl train --resume {run_dir}`, start it again with `rtrl-rl train --overwrite "
+            f"run_dir={run_dir} ...` (deletes it), or pass another run_dir=..."
         )
+
+
+def clear_run_dir(run_dir: Path) -> list[str]:
+    """Delete what an earlier run wrote into ``run_dir`` (only the run's own files).
+
+    Returns the names deleted. For ``rtrl-rl train --overwrite`` and for restarting a run
+    that stopped before its first checkpoint; other files in the directory stay.
+    """
+    found = run_files(run_dir)
+    for name in found:
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return found
+
+
+def has_config_only(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run's ``config.yaml`` but no checkpoint to resume from
+    (the run stopped, e.g. was killed, before its first checkpoint)."""
+    return (run_dir / "config.yaml").is_file() and ckpt.latest_checkpoint(run_dir) is None
 
 
 def fresh_run_dir(run_dir: Path) -> bool:
@@ -59,11 +90,17 @@ def describe_spaces(model) -> dict:
 
 
 class RunSession:
-    """Owns the run directory of one training run and everything written into it."""
+    """Owns the run directory of one training run and everything written into it.
+
+    :attr:`signals` records stop signals while :meth:`run` runs the loop; the loop polls
+    ``signals.received`` between updates.
+    """
 
     def __init__(self, config: Config, model, learner, start_step: int = 0, start_updates: int = 0,
                  start_time_s: float = 0.0) -> None:
         self.config, self.model, self.learner = config, model, learner
+        self.signals = StopSignals()
+        self._learner_start = learner.updates
         self.run_dir = Path(config.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, self.run_dir / "config.yaml")
@@ -75,11 +112,12 @@ class RunSession:
             interval_s=config.log.interval_s,
             start_step=start_step,
         )
-        self.monitor.updates = start_updates
+        self.monitor.updates = self.monitor_start_updates = start_updates
         learner.diagnostics_due = self.monitor.report_due  # costly metrics only when logged
         self.prior_wall_s = start_time_s
         self.evaluations: list[dict] = []
         self.last_checkpoint = time.monotonic()
+        self.next_eval = start_step + config.log.eval_interval_steps
         self.time_to_target_s: float | None = None
 
     def payload(self) -> dict:
@@ -109,16 +147,27 @@ class RunSession:
         if time.monotonic() - self.last_checkpoint >= self.config.runtime.checkpoint_every_s:
             self.checkpoint()
 
+    def after_update(self, evaluate) -> bool:
+        """Between updates: the periodic checkpoint, and an evaluation every
+        ``log.eval_interval_steps``; True when it reached the target."""
+        self.maybe_checkpoint()
+        if self.monitor.step < self.next_eval:
+            return False
+        self.next_eval += self.config.log.eval_interval_steps
+        return self.evaluate_and_check(evaluate)
+
     def evaluate_and_check(self, evaluate) -> bool:
         """Evaluate greedily, log, checkpoint with the score; True when the target is reached.
 
         ``evaluate(config, model, episodes) -> dict`` runs the episodes (the caller picks
-        the device and process it runs in).
+        the device and process it runs in). A stop signal during the episodes raises
+        :class:`TrainingInterrupted` (evaluation changes no training state).
         """
         episodes = self.config.log.eval_episodes
         if episodes <= 0:
             return False
-        result = evaluate(self.config, self.model, episodes)
+        with self.signals.interruptible():
+            result = evaluate(self.config, self.model, episodes)
         result = {k: v for k, v in result.items() if not isinstance(v, list)}
         result.update(step=self.monitor.step, wall_s=round(self.wall_s(), 2))
         self.evaluations.append(result)
@@ -136,12 +185,77 @@ class RunSession:
             self.time_to_target_s = result["wall_s"]
         return reached
 
+    def stop_requested(self) -> str | None:
+        """``interrupted (SIGNAL)`` once a stop signal arrived, else None (poll between updates)."""
+        return f"interrupted ({self.signals.received})" if self.signals.received else None
+
+    def run(self, loop: Callable[[], str], evaluate) -> dict:
+        """Run ``loop() -> reason`` and end the session whatever happens; returns the summary.
+
+        Stop signals are recorded for the loop to poll from the start until the summary
+        is written, so none can land inside the final checkpoint. The loop ends with
+        ``budget`` or ``target``; a :class:`TrainingInterrupted` ends it as interrupted.
+        Any exception gets a best-effort final checkpoint and a summary saying what
+        happened (see :meth:`abort`), then propagates.
+        """
+        with self.signals:
+            try:
+                try:
+                    reason = loop()
+                except TrainingInterrupted as stop:
+                    reason = f"interrupted ({stop})"
+                return self.finish(reason, evaluate)
+            except Exception as err:  # from the loop, or from the final evaluation
+                self.abort(err)
+                raise
+
+    def consistent(self) -> bool:
+        """Whether parameters, optimizer and counters are from the same update.
+
+        The loops record every update right after the learner makes it; an exception
+        between the two (inside the update) leaves the learner one update ahead.
+        """
+        return self.learner.updates - self._learner_start == self.monitor.updates - self.monitor_start_updates
+
+    def abort(self, err: BaseException) -> dict:
+        """End the session after ``err``: final checkpoint if the state is consistent, summary.
+
+        The summary's ``stopped`` is ``err.reason`` when the exception has one (e.g. an
+        env hang, an actor failure), else ``error (Type: message)``; ``error`` holds the
+        message and ``final_checkpoint`` the step saved (None when none could be).
+        """
+        first_line = (str(err).strip().splitlines() or [""])[0]
+        reason = getattr(err, "reason", None) or f"error ({type(err).__name__}: {first_line})"
+        saved = None
+        try:
+            if self.consistent():
+                self.checkpoint()
+                saved = self.monitor.step
+            else:
+                self.monitor.message("the error came inside an update: no final checkpoint "
+                                     "(the latest periodic one is kept)")
+        except Exception as save_err:  # best effort: the summary and the original error still matter
+            self.monitor.message(f"the final checkpoint failed: {save_err}")
+        self.monitor.close()
+        summary = {**self.summary(reason), "error": f"{type(err).__name__}: {first_line}", "final_checkpoint": saved}
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        self.logger.close()
+        err.run_summary = summary  # tells the command line that training had started
+        return summary
+
     def finish(self, reason: str, evaluate) -> dict:
-        """Final evaluation (unless one just ran), checkpoint, summary.json; returns the summary."""
+        """Final evaluation (unless one just ran), checkpoint, summary.json; returns the summary.
+
+        A stop signal during the final evaluation skips it (the reason becomes
+        ``interrupted``); the checkpoint and the summary are still written.
+        """
         interrupted = reason.startswith("interrupted")
         fresh = self.evaluations and self.evaluations[-1]["step"] == self.monitor.step
         if not interrupted and not fresh:
-            self.evaluate_and_check(evaluate)
+            try:
+                self.evaluate_and_check(evaluate)
+            except TrainingInterrupted as stop:
+                reason = f"interrupted ({stop})"
         if not (self.evaluations and self.evaluations[-1]["step"] == self.monitor.step):
             self.checkpoint()  # interrupted, or evaluation is off: the final state still gets saved
         self.monitor.close()

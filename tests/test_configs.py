@@ -151,3 +151,62 @@ def test_numbers_in_exponent_form_and_integral_floats():
     for bad in ("train.total_steps=1.5", "train.lr=fast", "train.lr_decay=1"):
         with pytest.raises(ConfigError, match=bad.split("=")[0]):
             load_config(None, [bad])
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.segment_length=0", "train.segment_length"),
+    ("train.threads=-1", "train.threads"),
+    ("train.device=tpu", "train.device"),
+    ("train.total_steps=-5", "train.total_steps"),
+    ("runtime.actors=-1", "runtime.actors"),
+    ("runtime.keep_checkpoints=0", "runtime.keep_checkpoints"),
+    ("runtime.step_timeout_s=-1", "runtime.step_timeout_s"),
+    ("env.num_envs=0", "env.num_envs"),
+    ("train.lr=0", "train.lr"),
+    ("train.gamma=1.5", "train.gamma"),
+    ("train.gamma=.nan", "train.gamma"),
+    ("log.eval_interval_steps=0", "log.eval_interval_steps"),
+    ("runtime.actors=3", "env.num_envs"),  # 128 streams do not split over 3 actors
+])
+def test_invalid_numbers_exit_2_naming_the_key_before_anything_is_written(tmp_path, capsys, override, key):
+    from rtrl_rl.cli import main
+
+    run_dir = tmp_path / "run"
+    assert main(["train", f"run_dir={run_dir}", "log.progress=false", override]) == 2
+    assert f"'{key}'" in capsys.readouterr().err
+    assert not run_dir.exists()
+
+
+def test_every_default_obeys_its_own_rules():
+    # build_config checks every key it merges: the defaults, merged explicitly, must pass
+    assert to_dict(build_config(to_dict(Config()))) == to_dict(Config())
+
+
+def test_the_removed_runtime_device_names_its_replacement():
+    with pytest.raises(ConfigError, match="'runtime.device' was removed: 'train.device' replaces it"):
+        load_config(None, ["runtime.device=cuda"])
+    # a stored config (a resumed run) that still names it goes on once train.device is given
+    stored = {**to_dict(Config()), "runtime": {**to_dict(Config())["runtime"], "device": "auto"}}
+    with pytest.raises(ConfigError, match="train.device"):
+        build_config(stored)
+    assert build_config(stored, {"train": {"device": "auto"}}).train.device == "auto"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("actors", [0, 2])
+def test_an_unavailable_device_exits_2_in_both_trainers(tmp_path, capsys, actors):
+    from rtrl_rl.cli import main
+
+    run_dir = tmp_path / "run"
+    code = main(["train", f"run_dir={run_dir}", "train.device=cuda:1", f"runtime.actors={actors}",
+                 "env.num_envs=4", "log.progress=false"])
+    assert code == 2 and "CUDA is not available" in capsys.readouterr().err
+    assert not run_dir.exists()
+    # the trainers themselves check it too (for library users)
+    from rtrl_rl.runtime import train_with_actors
+    from rtrl_rl.trainer import train
+
+    config = load_config(None, [f"run_dir={run_dir}", "train.device=cuda", f"runtime.actors={actors}", "env.num_envs=4"])
+    with pytest.raises(ConfigError, match="train.device=cuda"):
+        (train_with_actors if actors else train)(config)
+    assert not run_dir.exists()

@@ -132,15 +132,28 @@ def test_actor_crash_stops_the_run_with_its_traceback(tmp_path):
     assert_clean_end(run_dir, seen, "interrupted (actor failure)")
 
 
-def test_a_hung_actor_is_killed_and_the_run_stops(tmp_path, monkeypatch):
-    # In this process, with the silence limit cut from 600 s to 1 s.
-    monkeypatch.setattr(run, "STALL_S", 1.0)
+@pytest.mark.parametrize("unreachable, message", [
+    (False, "runtime.step_timeout_s"),  # the actor's own timer ends the step and reports it
+    (True, "killed by SIGKILL"),  # the timer cannot fire: the learner kills the silent actor
+])
+def test_a_hung_actor_stops_the_run(tmp_path, unreachable, message):
+    # In this process, with runtime.step_timeout_s cut from 120 s to 0.5 s: the learner's
+    # silence limit is then 0.5 s x (5 steps + 1) = 3 s.
     run_dir = tmp_path / "run"
-    config = load_config(None, overrides(run_dir, "env.options={workers: 0, hang_at: 30}"))
+    config = load_config(None, overrides(run_dir, "runtime.step_timeout_s=0.5",
+                                         f"env.options={{workers: 0, hang_at: 30, unreachable: {unreachable}}}"))
     started = time.monotonic()
-    with pytest.raises(ActorFailure, match="killed by SIGKILL"):
+    with pytest.raises(ActorFailure, match=message):
         run.train_with_actors(config)
     assert time.monotonic() - started < 60
     assert json.loads((run_dir / "summary.json").read_text())["stopped"] == "interrupted (actor failure)"
     actors = [p for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
     assert actors == []
+
+
+def test_slow_steps_within_the_timeout_are_no_hang(tmp_path):
+    # 0.2 s per step of each env (2 envs per actor: 0.4 s per vector step) against a 1 s timeout.
+    run_dir = tmp_path / "run"
+    config = load_config(None, overrides(run_dir, "runtime.step_timeout_s=1", "train.total_steps=40",
+                                         "env.options={workers: 0, step_s: 0.2}"))
+    assert run.train_with_actors(config)["stopped"] == "budget"

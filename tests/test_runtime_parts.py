@@ -12,10 +12,12 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
+from rtrl_rl.config import build_config
 from rtrl_rl.runtime.actor import StopFlag
 from rtrl_rl.runtime.batches import ERROR, SEGMENT, Batch, Batcher, OrderCheck, OrderError, gather
 from rtrl_rl.runtime.params import SharedParams
-from rtrl_rl.runtime.slots import ACTING, FULL, LEARNING, allocate_slots, slots_per_actor
+from rtrl_rl.runtime.slots import ACTING, FREE, FULL, LEARNING, allocate_slots, slots_per_actor
+from rtrl_rl.runtime.supervisor import Supervisor
 
 OBS, ACT = gym.spaces.Box(0, 1, (3,)), gym.spaces.Discrete(2)
 
@@ -29,7 +31,7 @@ def test_slots_split_streams_evenly_and_live_in_shared_memory():
     pool.mark(2, ACTING)
     pool.mark(3, FULL, seq=7, version=2)
     assert pool.info(3)["seq"] == 7 and pool.info(3)["actor"] == 1
-    assert pool.recoverable(1) == [2]  # the full slot is still on its way to the learner
+    assert pool.recoverable(1, on_the_way={3}) == [2]  # the full slot reached the learner's pending list
     with pytest.raises(ValueError, match="multiple of runtime.actors"):
         allocate_slots(OBS, ACT, length=4, num_streams=5, actors=2, slots_per_actor=2)
     assert slots_per_actor(0, 2) == 3 and slots_per_actor(0, 16) == 2 and slots_per_actor(12, 3) == 4
@@ -174,3 +176,37 @@ def test_a_reader_in_another_process_never_sees_a_torn_publication():
     child.join(timeout=10)
     have, torn, checked = result
     assert torn == 0 and checked > 0 and have <= version
+
+
+class _DeadProcess:
+    """Stands in for an actor process that has exited."""
+
+    exitcode = -9
+
+    def join(self, timeout=None) -> None:
+        pass
+
+
+def test_a_restart_reclaims_full_slots_whose_index_was_never_sent(monkeypatch):
+    # Actor 0 owns slots 0-2: slot 0 full and in the learner's pending list, slot 1 marked
+    # full by an actor killed before it sent the index, slot 2 half written. Its
+    # replacement must get slots 1 and 2 back (before, slot 1 was lost for good: two such
+    # losses starve an actor with 2 slots), and slot 0 stays with the learner.
+    config = build_config({"env": {"num_envs": 2}, "runtime": {"actors": 1, "restart_actors": True}})
+    pool = allocate_slots(OBS, ACT, length=4, num_streams=2, actors=1, slots_per_actor=3)
+    batcher = Batcher(num_actors=1)
+    supervisor = Supervisor(config, pool, params=None, batcher=batcher)
+    monkeypatch.setattr(supervisor, "_spawn", lambda actor: None)  # no real process
+    supervisor.procs[0] = _DeadProcess()
+    pool.mark(0, FULL, seq=0)
+    pool.mark(1, FULL, seq=1)
+    pool.mark(2, ACTING)
+    batcher.pending[0].append((0, []))
+    supervisor._restart(0)
+    handed = sorted(supervisor.free[0].get(timeout=5) for _ in range(2))
+    assert handed == [1, 2] and supervisor.free[0].empty()
+    assert [pool.info(i)["state"] for i in range(3)] == [FULL, FREE, FREE]
+    assert supervisor.generation[0] == 1
+    for q in supervisor.free:
+        q.cancel_join_thread()
+        q.close()

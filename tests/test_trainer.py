@@ -105,3 +105,15 @@ def test_unsupported_action_space_is_refused(tmp_path, capsys):
     spec = "tests/assets/trainer_envs.py:MultiBinaryActionEnv"
     code = main(["train", f"env.id={spec}", "env.num_envs=2", f"run_dir={tmp_path}", *QUIET])
     assert code == 2 and "MultiBinary" in capsys.readouterr().err
+
+
+def test_resuming_a_stored_config_with_the_removed_device_key_names_its_replacement(tmp_path, capsys):
+    # Runs written before train.device served both trainers stored runtime.device.
+    train(small(tmp_path, "train.total_steps=640", "log.eval_episodes=0"))
+    payload = load_checkpoint(tmp_path)
+    payload["config"]["runtime"]["device"] = "auto"
+    torch.save(payload, tmp_path / "model.pt")
+    assert main(["train", "--resume", str(tmp_path), "train.total_steps=1280", *QUIET]) == 2
+    assert "'runtime.device' was removed: 'train.device' replaces it" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path), "train.total_steps=1280", "train.device=cpu", *QUIET]) == 0
+    assert load_checkpoint(tmp_path)["step"] == 1280

@@ -122,3 +122,19 @@ def test_built_in_suites_need_no_trust(spec):
 ])
 def test_code_references_name_every_way_a_config_imports_code(override, key):
     assert key in code_references(load_config(None, ["env.id=gym:CartPole-v1", override]))
+
+
+def test_resume_of_a_config_only_run_refuses_code_it_names(crafted, capsys):
+    """A run that stopped before its first checkpoint restarts from its config.yaml: the
+    same rule holds, since that file came from the run directory, not from the user."""
+    import yaml
+
+    run_dir, marker = crafted(id=crafted.entry, options={})
+    shutil.rmtree(run_dir / "checkpoints")
+    (run_dir / "model.pt").unlink(missing_ok=True)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["env"].update(id=crafted.entry, options={})
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", "--resume", str(run_dir), *QUIET]) == 2
+    assert not marker.exists()
+    assert "env.id=" in capsys.readouterr().err

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="timed part of each training run")
     parser.add_argument("--warmup", type=int, default=1, help="updates before the timing starts")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--device", default="auto", help="learner device (runtime.device)")
+    parser.add_argument("--device", default="auto", help="learner device (train.device)")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="more config overrides")
 
@@ -69,7 +69,7 @@ def _config(args, mode: str, run_dir: str):
 
     return load_config(_resolve(args.config), [
         f"agent.learning={mode}", f"runtime.actors={args.actors}", f"env.num_envs={args.num_envs}",
-        f"runtime.device={args.device}", "train.total_steps=1000000000000", "train.target_success=0",
+        f"train.device={args.device}", "train.total_steps=1000000000000", "train.target_success=0",
         "runtime.checkpoint_every_s=1e12", "log.progress=false", "log.tensorboard=false",
         "log.eval_episodes=0", f"run_dir={run_dir}", *args.overrides,
     ])

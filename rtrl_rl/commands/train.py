@@ -2,15 +2,21 @@
 
 With no arguments it trains the embedded default (``configs/default.yaml``: recall with
 distractors, RTRL eLSTM) and stops once greedy success reaches the target.
+
+Exit codes: 0 done, 2 bad input (found before anything is written or trained), 130
+stopped by a signal, 1 stopped by a failure during training (the environment raised or
+hung, an actor died); the run directory then still holds a final checkpoint (when the
+state allowed one) and ``summary.json`` saying why.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
+from pathlib import Path
 
-from rtrl_rl.checkpoint import CheckpointError
-from rtrl_rl.config import ConfigError, load_config
+from rtrl_rl.config import ConfigError, load_config, resolve_device
 
 
 def register(subparsers) -> None:
@@ -22,7 +28,11 @@ def register(subparsers) -> None:
         "agent.learning=tbptt env.num_envs=64 train.total_steps=1000000",
     )
     parser.add_argument("--config", help="YAML config file, or a name under configs/ such as atari/pong")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest "
+                        "checkpoint (a run that stopped before its first checkpoint starts again from "
+                        "step 0 with its config.yaml)")
+    parser.add_argument("--overwrite", action="store_true", help="start a new run in run_dir even if it "
+                        "holds one: the earlier run's files (config, checkpoints, logs, summary) are deleted")
     parser.add_argument("--trust-config", action="store_true",
                         help="with --resume: import the code that the checkpoint's config names "
                         "(env.id entry point, env.imports); only for runs you trust")
@@ -38,30 +48,84 @@ def _resolve(name: str | None):
     return resolve_config_path(name)
 
 
+def _say(text: str) -> None:
+    print(f"rtrl-rl train: {text}", file=sys.stderr)
+
+
+def _prepare(args: argparse.Namespace):
+    """The validated config and the run directory to resume from (None: a fresh run).
+
+    Deletes an earlier run only once the new config is known to be valid: with
+    ``--overwrite``, or for ``--resume`` of a run that holds no checkpoint yet.
+    """
+    from rtrl_rl.session import clear_run_dir, has_config_only
+
+    if args.overwrite and args.resume:
+        raise ConfigError("--overwrite starts a new run and --resume continues one: pass only one")
+    resume, restart = args.resume, False
+    if resume and has_config_only(Path(resume)):
+        from rtrl_rl.resume import restart_config
+
+        config = restart_config(resume, args.overrides, trust_config=args.trust_config)
+        resume, restart = None, True
+    elif resume:
+        from rtrl_rl.resume import resume_config
+
+        config = resume_config(resume, args.overrides, trust_config=args.trust_config)
+    else:
+        config = load_config(_resolve(args.config), args.overrides)
+    resolve_device(config.train.device)
+    if restart:
+        clear_run_dir(Path(config.run_dir))
+        _say(f"{args.resume} holds a config but no checkpoint (the run stopped before its first one): "
+             "starting it again from step 0 with its config.yaml")
+    elif args.overwrite and config.run_dir:
+        deleted = clear_run_dir(Path(config.run_dir))
+        if deleted:
+            _say(f"--overwrite: deleted the earlier run in {config.run_dir} ({', '.join(deleted)})")
+    return config, resume
+
+
 def run(args: argparse.Namespace) -> int:
     """Parse the config, train (or resume), print the summary; exit 2 on bad input."""
-    try:
-        if args.resume:
-            from rtrl_rl.resume import resume_config
+    from rtrl_rl.checkpoint import CheckpointError
 
-            config = resume_config(args.resume, args.overrides, trust_config=args.trust_config)
-        else:
-            config = load_config(_resolve(args.config), args.overrides)
+    try:
+        config, resume = _prepare(args)
     except (ConfigError, CheckpointError, FileNotFoundError) as err:
-        print(f"rtrl-rl train: {err}", file=sys.stderr)
+        _say(str(err))
         return 2
     from rtrl_rl.runtime import ActorFailure
+    from rtrl_rl.stopping import EnvHang, exit_quietly
 
+    exit_quietly()
     try:
-        summary = _dispatch(config, args.resume)
-    except (ConfigError, ValueError, ImportError) as err:
-        print(f"rtrl-rl train: {err}", file=sys.stderr)
-        return 2
-    except ActorFailure as err:  # the actor's traceback is already in the log
-        print(f"rtrl-rl train: stopped: {str(err).splitlines()[0]} (final checkpoint written)", file=sys.stderr)
+        summary = _dispatch(config, resume)
+    except KeyboardInterrupt:  # a Ctrl-C before the run had started: nothing was trained
+        _say("interrupted before training started")
+        return 130
+    except Exception as err:
+        if not hasattr(err, "run_summary"):  # it happened before training: bad input
+            if isinstance(err, (ValueError, ImportError)):
+                _say(str(err))
+                return 2
+            raise
+        if not isinstance(err, (ActorFailure, EnvHang)):  # the actor's traceback is in the log already
+            traceback.print_exception(err)
+        _say(f"stopped: {_failure_line(err)}")
         return 1
     print_summary(summary)
     return 130 if summary.get("stopped", "").startswith("interrupted") else 0
+
+
+def _failure_line(err: Exception) -> str:
+    """The first line of ``err`` and what the run directory now holds."""
+    summary = err.run_summary
+    saved = summary.get("final_checkpoint")
+    where = (f"final checkpoint at step {saved:,}" if saved is not None
+             else "no final checkpoint (the latest periodic one is kept)")
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return f"{first} ({where}; summary.json in {summary['run_dir']})"
 
 
 def _dispatch(config, resume_dir):

@@ -11,6 +11,9 @@ from __future__ import annotations
 class ActorFailure(RuntimeError):
     """An actor (or its environment) crashed and the run cannot go on."""
 
+    #: the run's ``stopped`` reason in summary.json
+    reason = "interrupted (actor failure)"
+
 
 def train_with_actors(config, resume_from: str | None = None) -> dict:
     """Train with actor processes; see :func:`rtrl_rl.runtime.run.train_with_actors`."""

@@ -28,7 +28,7 @@ import torch
 
 from rtrl_rl.config import Config
 from rtrl_rl.rollout import Collector
-from rtrl_rl.runtime.batches import ERROR, SEGMENT
+from rtrl_rl.runtime.batches import ERROR, READY, SEGMENT
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import ACTING, FULL, SlotPool
 
@@ -119,6 +119,7 @@ def run_actor(spec: ActorSpec, channels: Channels) -> None:
         version = -1
         while version < 0:  # the learner published before starting us; this cannot spin long
             version = channels.params.pull(model, have=version)
+        channels.out.send((READY,))  # from now on the learner expects a segment per step budget
         collector = Collector(venv, model, config.train.segment_length)
         seq = 0
         while (slot := _next_free_slot(spec, channels)) is not None:

@@ -28,8 +28,9 @@ import torch
 from rtrl_rl.rollout import Segment
 from rtrl_rl.runtime.slots import LEARNING, SlotPool
 
-#: messages an actor sends: ("segment", slot, episodes) or ("error", traceback text)
-SEGMENT, ERROR = "segment", "error"
+#: messages an actor sends: ("ready",) once it has built its environments and model,
+#: then ("segment", slot, episodes) per segment, or ("error", traceback text)
+READY, SEGMENT, ERROR = "ready", "segment", "error"
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Batcher:
         self.readers: list[Connection | None] = [None] * num_actors
         self.reports: dict[int, str] = {}
         self.last_seen = [time.monotonic()] * num_actors
+        self.ready = [False] * num_actors
 
     def attach(self, actor: int, reader: Connection) -> None:
         """Read ``actor``'s messages from ``reader`` from now on; its silence clock restarts.
@@ -65,11 +67,14 @@ class Batcher:
         self.readers[actor] = reader
         self.reports.pop(actor, None)
         self.last_seen[actor] = time.monotonic()
+        self.ready[actor] = False
 
-    def waiting_for(self, seconds: float) -> list[int]:
-        """Actors the next batch waits for that have sent nothing for ``seconds`` (stuck?)."""
+    def waiting_for(self, seconds: float, starting_s: float) -> list[int]:
+        """Actors the next batch waits for that look stuck: silent for ``seconds`` since
+        their last message, or for ``starting_s`` while they start (before ``ready``)."""
         now = time.monotonic()
-        return [a for a, fifo in enumerate(self.pending) if not fifo and now - self.last_seen[a] > seconds]
+        return [a for a, fifo in enumerate(self.pending)
+                if not fifo and now - self.last_seen[a] > (seconds if self.ready[a] else starting_s)]
 
     def next(self, timeout: float) -> Batch | None:
         """The next batch, or None if it is not complete within ``timeout`` seconds.
@@ -90,6 +95,10 @@ class Batcher:
             slots=[slot for slot, _ in heads],
             episodes=[ep for _, episodes in heads for ep in episodes],
         )
+
+    def pending_slots(self, actor: int) -> set[int]:
+        """The slots of ``actor`` that arrived and wait to be batched."""
+        return {slot for slot, _ in self.pending[actor]}
 
     def report(self, actor: int) -> str:
         """Read what a dead ``actor`` left in its pipe; its traceback ('' if it sent none).
@@ -126,7 +135,9 @@ class Batcher:
             self._close(actor)
             return
         self.last_seen[actor] = time.monotonic()
-        if message[0] == SEGMENT:
+        if message[0] == READY:
+            self.ready[actor] = True
+        elif message[0] == SEGMENT:
             self.pending[actor].append(message[1:])
         elif message[0] == ERROR:
             self.reports[actor] = message[1]

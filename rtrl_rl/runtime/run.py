@@ -1,18 +1,16 @@
 """The learner process of the actor-learner runtime: ``train_with_actors``.
 
-Read it top to bottom: build the model and learner (on CUDA when available and
-``runtime.device`` allows), the shared slots and parameters, start the actors; then
-repeat (wait for one full slot from every actor, update on all streams, free the slots,
-publish the parameters, report) until the step budget is spent, greedy evaluation
-reaches the target, a signal arrives, or an actor fails. The maths is the synchronous
-trainer's: the same :class:`rtrl_rl.agents.Learner`, the same :class:`~rtrl_rl.session.RunSession`
-for progress, TensorBoard, checkpoints, evaluation and the summary.
+Read it top to bottom: build the model and learner (on ``train.device``), the shared
+slots and parameters, start the actors; then repeat (wait for one full slot from every
+actor, update on all streams, free the slots, publish the parameters, report) until the
+step budget is spent, greedy evaluation reaches the target, a signal arrives, or an
+actor fails. The maths is the synchronous trainer's: the same
+:class:`rtrl_rl.agents.Learner`, the same :class:`~rtrl_rl.session.RunSession` for
+progress, TensorBoard, checkpoints, evaluation, stopping and the summary.
 """
 
 from __future__ import annotations
 
-import copy
-import signal
 from pathlib import Path
 
 import torch
@@ -22,62 +20,27 @@ from rtrl_rl.config import Config
 from rtrl_rl.runtime.batches import Batcher, OrderCheck, gather
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import allocate_slots, slots_per_actor
-from rtrl_rl.runtime.supervisor import ActorFailure, Supervisor
+from rtrl_rl.runtime.supervisor import Supervisor
 from rtrl_rl.session import RunSession, check_run_dir
-from rtrl_rl.trainer import (
-    TrainingInterrupted,
-    default_run_dir,
-    evaluate_now,
-    make_env,
-    seed_everything,
-    stop_on_signals,
-)
+from rtrl_rl.trainer import default_run_dir, evaluate_on_cpu, learner_device, make_env, seed_everything
 
 #: seconds the learner waits for slots before it checks signals and actor liveness again
 POLL_S = 0.2
-#: an actor that sends no segment for this long while the learner waits for it counts as
-#: hung and is killed (then restarted or the run fails); generous, for slow env start-ups
-STALL_S = 600.0
+#: seconds an actor may take to start (spawn, imports, building its environments) before
+#: it counts as hung; generous, for slow environment start-ups
+START_S = 600.0
 
 
-class StopSignals:
-    """While active, SIGINT and SIGTERM only record their name in :attr:`received`.
+def silence_limit_s(config: Config) -> float:
+    """How long an actor the learner waits for may send nothing before it is killed as hung.
 
-    The learner loop checks it between updates, so a signal never lands in the middle of
-    slot bookkeeping or a parameter publication.
+    Counted from the actor's last message once it is ready (its start gets ``START_S``).
+    An actor's own env calls time out after ``runtime.step_timeout_s`` (it then reports
+    the hang and exits); this limit catches what that cannot interrupt (an env stuck in C
+    code that holds the GIL, a stuck model copy): one timeout per step of a segment, plus
+    one for a reset. 0 (never) when the timeout is off.
     """
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self._previous: dict = {}
-
-    def _handler(self, signum, frame) -> None:
-        self.received = signal.Signals(signum).name
-
-    def __enter__(self) -> "StopSignals":
-        self._previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._previous.items():
-            signal.signal(sig, old)
-
-
-def runtime_device(config: Config) -> torch.device:
-    """The learner device: ``runtime.device`` (auto picks CUDA when available)."""
-    name = config.runtime.device
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"runtime.device={config.runtime.device} but CUDA is not available; use auto or cpu")
-    return torch.device(name)
-
-
-def evaluate_on_cpu(config: Config, model, episodes: int) -> dict:
-    """Greedy evaluation in this process with a CPU copy of ``model`` (it may live on CUDA)."""
-    if model.device.type != "cpu":
-        model = copy.deepcopy(model).to("cpu")
-    return evaluate_now(config, model, episodes)
+    return config.runtime.step_timeout_s * (config.train.segment_length + 1)
 
 
 def _spaces(config: Config):
@@ -105,11 +68,13 @@ def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
     Writes the same run directory as the synchronous trainer and returns its summary.
     A SIGINT or SIGTERM ends the run with a final checkpoint (``stopped`` starts with
     "interrupted"). Raises :class:`ActorFailure` (after a final checkpoint) when an actor
-    crashes and ``runtime.restart_actors`` is off.
+    crashes and ``runtime.restart_actors`` is off; any other exception also propagates
+    after a final checkpoint and the summary (see ``RunSession.abort``).
     """
     actors = config.runtime.actors
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
     check_run_dir(run_dir, resume_from)
+    device = learner_device(config)
     config.run_dir = str(run_dir)
     seed_everything(config.train.seed)
     if config.train.threads:
@@ -119,54 +84,43 @@ def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
         obs_space, act_space, config.train.segment_length, config.env.num_envs, actors,
         slots_per_actor(config.runtime.slots, actors),
     )
-    model = ActorCritic(obs_space, act_space, config.agent).to(runtime_device(config))
+    model = ActorCritic(obs_space, act_space, config.agent).to(device)
     learner = Learner(model, config.train, num_streams=config.env.num_envs)
     resumed = _restore(resume_from, model, learner)
     session = RunSession(config, model, learner, start_step=resumed["step"], start_updates=resumed["update"],
                          start_time_s=resumed["wall_s"])
     params = SharedParams(model)
     params.publish(model)
-    with StopSignals() as signals:
-        # Tracebacks hold "[...]", which rich would read as markup: print them verbatim.
-        log = lambda text: session.monitor.console.print(text, markup=False, highlight=False)  # noqa: E731
-        batcher = Batcher(actors)
-        supervisor = Supervisor(config, pool, params, batcher, log=log, seed_salt=resumed["step"])
+    # Tracebacks hold "[...]", which rich would read as markup: print them verbatim.
+    log = lambda text: session.monitor.console.print(text, markup=False, highlight=False)  # noqa: E731
+    batcher = Batcher(actors)
+    supervisor = Supervisor(config, pool, params, batcher, log=log, seed_salt=resumed["step"])
+
+    def loop() -> str:
         try:
             supervisor.start()
-            reason = _learn(config, learner, session, supervisor, batcher, signals)
-        except ActorFailure:
-            supervisor.stop()
-            _finish(session, "interrupted (actor failure)")
-            raise
+            return _learn(config, learner, session, supervisor, batcher)
         finally:
-            supervisor.stop()
-    return _finish(session, reason)
+            supervisor.stop()  # before the final evaluation and checkpoint
+
+    return session.run(loop, evaluate_on_cpu)
 
 
-def _finish(session: RunSession, reason: str) -> dict:
-    """The session's final evaluation, checkpoint and summary; a signal during the final
-    evaluation skips it and still writes the checkpoint and summary."""
-    try:
-        with stop_on_signals():
-            return session.finish(reason, evaluate_on_cpu)
-    except TrainingInterrupted as stop:
-        return session.finish(f"interrupted ({stop})", evaluate_on_cpu)
-
-
-def _learn(config: Config, learner: Learner, session: RunSession, supervisor: Supervisor, batcher: Batcher,
-           signals: StopSignals) -> str:
+def _learn(config: Config, learner: Learner, session: RunSession, supervisor: Supervisor,
+           batcher: Batcher) -> str:
     """The learner loop; returns why it stopped (budget, target or interrupted (SIGNAL))."""
     pool, params, monitor = supervisor.pool, supervisor.params, session.monitor
     order = OrderCheck(supervisor.num_actors)
     steps_per_batch = config.train.segment_length * config.env.num_envs
-    next_eval = monitor.step + config.log.eval_interval_steps
+    silence_s = silence_limit_s(config)
     while monitor.step < config.train.total_steps:
-        if signals.received:
-            return f"interrupted ({signals.received})"
+        if stop := session.stop_requested():
+            return stop
         supervisor.check()  # restarts dead actors (or raises ActorFailure)
         batch = batcher.next(timeout=POLL_S)
         if batch is None:
-            supervisor.kill_stuck(batcher.waiting_for(STALL_S), STALL_S)
+            if silence_s > 0:
+                supervisor.kill_stuck(batcher.waiting_for(silence_s, START_S))
             continue
         lags = []
         for actor, slot in zip(batch.actors, batch.slots):
@@ -181,13 +135,6 @@ def _learn(config: Config, learner: Learner, session: RunSession, supervisor: Su
         params.publish(learner.model)
         monitor.record_episodes(batch.episodes)
         monitor.record_update(steps_per_batch, {**metrics, "runtime/policy_lag": sum(lags) / len(lags)})
-        session.maybe_checkpoint()
-        if monitor.step >= next_eval:
-            next_eval += config.log.eval_interval_steps
-            try:
-                with stop_on_signals():
-                    if session.evaluate_and_check(evaluate_on_cpu):
-                        return "target"
-            except TrainingInterrupted as stop:
-                return f"interrupted ({stop})"
+        if session.after_update(evaluate_on_cpu):
+            return "target"
     return "budget"

@@ -60,13 +60,16 @@ class SlotPool:
         """The slot's meta row as a dict."""
         return dict(zip(META_FIELDS, self.meta[slot].tolist()))
 
-    def recoverable(self, actor: int) -> list[int]:
-        """Slots of ``actor`` that no queue or learner holds: free ones and one being written.
+    def recoverable(self, actor: int, on_the_way: set[int] = frozenset()) -> list[int]:
+        """Slots of a dead ``actor`` to hand to its replacement: all but those ``on_the_way``.
 
-        After the actor died these are safe to hand to its replacement; full slots are
-        still on their way to the learner, which frees them as usual.
+        Call it between updates (no slot is being learned from), after reading everything
+        the dead actor sent: ``on_the_way`` are its full slots that reached the learner's
+        pending list, which frees them as usual after using them. Every other slot was
+        free, being written, or marked full by an actor killed before it sent the index:
+        nobody else will ever free those, so they go back to the replacement.
         """
-        return [i for i in self.slots_of(actor) if int(self.meta[i, STATE]) in (FREE, ACTING)]
+        return [i for i in self.slots_of(actor) if i not in on_the_way]
 
 
 def allocate_slots(

@@ -96,12 +96,13 @@ class Supervisor:
         self.pool.mark(slot, FREE)
         self.free[self.pool.owner[slot]].put(slot)
 
-    def kill_stuck(self, actors: list[int], silent_s: float) -> None:
-        """Kill actors that sent no segment for ``silent_s`` seconds; :meth:`check` then
-        handles them like any dead actor (restart or failure), so a hung environment
-        cannot hang the run."""
+    def kill_stuck(self, actors: list[int]) -> None:
+        """Kill ``actors`` (the learner found them silent for too long); :meth:`check`
+        then handles them like any dead actor (restart or failure), so a hung
+        environment cannot hang the run."""
         for actor in actors:
-            self.log(f"actor {actor} sent no segment for {silent_s:.0f} s; killing it")
+            silent_s = time.monotonic() - self.batcher.last_seen[actor]
+            self.log(f"actor {actor} sent nothing for {silent_s:.0f} s (runtime.step_timeout_s); killing it")
             self.procs[actor].kill()
             self.procs[actor].join(timeout=TERMINATE_GRACE_S)
 
@@ -137,11 +138,12 @@ class Supervisor:
         """Replace a dead actor: new generation, fresh free queue holding its idle slots."""
         self.procs[actor].join(timeout=0)
         self.generation[actor] += 1
-        # The old queue may hold slots the dead actor never took; rebuild from slot states.
+        # The old queue may hold slots the dead actor never took, and a slot it marked full
+        # may never have been sent: give the replacement every slot the learner does not hold.
         old, self.free[actor] = self.free[actor], self.ctx.Queue()
         old.cancel_join_thread()
         old.close()
-        for slot in self.pool.recoverable(actor):
+        for slot in self.pool.recoverable(actor, self.batcher.pending_slots(actor)):
             self.release(slot)
         self._spawn(actor)
         self.log(f"restarted actor {actor} (generation {self.generation[actor]}); its streams start new episodes")

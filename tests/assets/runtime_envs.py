@@ -9,6 +9,7 @@ an episode, so any reordering or lost segment shows. It can also crash on purpos
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import gymnasium as gym
@@ -21,14 +22,19 @@ class CounterEnv(gym.Env):
     ``crash_at``: raise in the ``crash_at``-th call of ``step`` of this instance. With
     ``marker`` (a file path), only the first instance anywhere to get there crashes: it
     creates the marker atomically, and every later one sees it and carries on.
-    ``hang_at``: sleep for ever in the ``hang_at``-th call of ``step`` instead.
+    ``hang_at``: sleep for ever in the ``hang_at``-th call of ``step`` instead; with
+    ``unreachable``, block the run's hang signal first, like an env stuck in C code that
+    no signal handler can interrupt.
+    ``step_s``: sleep that long in every ``step`` (a slow but live env).
     """
 
     observation_space = gym.spaces.Box(-1.0, 1e6, shape=(2,), dtype=np.float32)
     action_space = gym.spaces.Discrete(2)
 
-    def __init__(self, length: int = 7, crash_at: int = 0, marker: str = "", hang_at: int = 0) -> None:
+    def __init__(self, length: int = 7, crash_at: int = 0, marker: str = "", hang_at: int = 0,
+                 unreachable: bool = False, step_s: float = 0.0) -> None:
         self.length, self.crash_at, self.marker, self.hang_at = length, crash_at, marker, hang_at
+        self.unreachable, self.step_s = unreachable, step_s
         self.calls = 0
         self.episode, self.t = 0.0, 0
 
@@ -44,8 +50,14 @@ class CounterEnv(gym.Env):
         self.calls += 1
         if self.crash_at and self.calls == self.crash_at and self._claim_crash():
             raise RuntimeError("CounterEnv crashed on purpose (runtime fault test)")
+        if self.hang_at and self.calls >= self.hang_at and self.unreachable:
+            from rtrl_rl.stopping import HANG_SIGNAL
+
+            signal.pthread_sigmask(signal.SIG_BLOCK, {HANG_SIGNAL})
         while self.hang_at and self.calls >= self.hang_at:
             time.sleep(1.0)
+        if self.step_s:
+            time.sleep(self.step_s)
         self.t += 1
         reward = 1.0 if int(action) == 1 else 0.0
         return self._obs(), reward, self.t >= self.length, False, {}
