@@ -89,6 +89,19 @@ def evaluate_now(config: Config, model, episodes: int) -> dict:
         return run_episodes(venv, model, episodes, greedy=True)
 
 
+def prepare_run(config: Config, resume_from: str | Path | None = None) -> None:
+    """Check and fill in ``config.run_dir``, seed everything and set the torch threads
+    (shared by the trainers and the process runtime)."""
+    from rtrl_rl.session import check_run_dir
+
+    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
+    check_run_dir(run_dir, resume_from)
+    config.run_dir = str(run_dir)
+    seed_everything(config.train.seed)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+
+
 def train(config: Config, resume_from: str | Path | None = None) -> dict:
     """Train the agent that ``config`` describes and return the run summary.
 
@@ -98,14 +111,9 @@ def train(config: Config, resume_from: str | Path | None = None) -> dict:
     Raises ValueError when ``run_dir`` holds another run (see ``session.check_run_dir``).
     """
     from rtrl_rl.resume import restore_run
-    from rtrl_rl.session import RunSession, check_run_dir
+    from rtrl_rl.session import RunSession
 
-    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
-    check_run_dir(run_dir, resume_from)
-    config.run_dir = str(run_dir)
-    seed_everything(config.train.seed)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
+    prepare_run(config, resume_from)
     venv = make_env(config, config.train.seed)
     try:
         model, learner = build_agent(config, venv.single_observation_space, venv.single_action_space)
@@ -124,16 +132,28 @@ def _train_loop(config: Config, venv, model, learner, session) -> dict:
     collector = Collector(venv, model, T)
     segment = allocate_segment(venv.single_observation_space, venv.single_action_space, T, B)
     stream_ids = torch.arange(B)
+
+    def advance() -> tuple[int, dict, list]:
+        collector.collect(segment)
+        losses = learner.update(segment, stream_ids)
+        return T * B, losses, collector.episodes.drain()
+
+    return drive(config, session, advance)
+
+
+def drive(config: Config, session, advance) -> dict:
+    """Call ``advance() -> (env steps, losses, finished episodes)`` until the budget is spent
+    or evaluation reaches the target; record, checkpoint and evaluate around each call.
+    Shared by the segment trainer and the streaming trainer. Returns the run summary."""
     monitor = session.monitor
     next_eval = monitor.step + config.log.eval_interval_steps
     reason = "budget"
     try:
         with stop_on_signals():
             while monitor.step < config.train.total_steps:
-                collector.collect(segment)
-                losses = learner.update(segment, stream_ids)
-                monitor.record_episodes(collector.episodes.drain())
-                monitor.record_update(T * B, losses)
+                steps, losses, episodes = advance()
+                monitor.record_episodes(episodes)
+                monitor.record_update(steps, losses)
                 session.maybe_checkpoint()
                 if monitor.step >= next_eval:
                     next_eval += config.log.eval_interval_steps

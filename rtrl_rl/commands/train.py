@@ -61,6 +61,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dispatch(config, resume_dir):
+    if config.agent.algorithm == "stream":
+        if resume_dir:
+            raise ConfigError("agent.algorithm=stream cannot resume yet: start a new run")
+        from rtrl_rl.stream_trainer import train_stream
+
+        return train_stream(config)
     if config.runtime.actors > 0:
         from rtrl_rl.runtime import train_with_actors
 

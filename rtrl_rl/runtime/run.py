@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import signal
-from pathlib import Path
 
 import torch
 
@@ -23,13 +22,12 @@ from rtrl_rl.runtime.batches import Batcher, OrderCheck, gather
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import allocate_slots, slots_per_actor
 from rtrl_rl.runtime.supervisor import ActorFailure, Supervisor
-from rtrl_rl.session import RunSession, check_run_dir
+from rtrl_rl.session import RunSession
 from rtrl_rl.trainer import (
     TrainingInterrupted,
-    default_run_dir,
     evaluate_now,
     make_env,
-    seed_everything,
+    prepare_run,
     stop_on_signals,
 )
 
@@ -108,12 +106,7 @@ def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
     crashes and ``runtime.restart_actors`` is off.
     """
     actors = config.runtime.actors
-    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
-    check_run_dir(run_dir, resume_from)
-    config.run_dir = str(run_dir)
-    seed_everything(config.train.seed)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
+    prepare_run(config, resume_from)
     obs_space, act_space = _spaces(config)
     pool = allocate_slots(
         obs_space, act_space, config.train.segment_length, config.env.num_envs, actors,
