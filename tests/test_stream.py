@@ -168,3 +168,17 @@ def test_one_stream_learns_a_small_memory_task_above_chance(tmp_path):
         "log.progress=false", "log.tensorboard=false", f"run_dir={tmp_path / 'run'}"])
     summary = train_stream(cfg)
     assert summary["steps"] == 800 and summary["success_rate"] >= 0.8
+
+
+@pytest.mark.parametrize("agent", [["agent.core=elstm"], ["agent.core=mingru"], ["agent.learning=tbptt"],
+                                   ["agent.core=none", "agent.learning=none"]])
+def test_every_core_and_the_baselines_run_with_several_streams(tmp_path, agent):
+    from rtrl_rl.stream_trainer import train_stream
+
+    cfg = load_config(None, ["agent.algorithm=stream", "env.num_envs=3", "env.options.delay=2",
+                             "agent.hidden_size=8", "agent.encoder_size=8", "train.total_steps=60",
+                             "log.eval_episodes=4", "log.progress=false", "log.tensorboard=false",
+                             f"run_dir={tmp_path / 'run'}", *agent])
+    summary = train_stream(cfg)
+    assert summary["steps"] == 60 and summary["updates"] == 20
+    assert (tmp_path / "run" / "model.pt").exists()
