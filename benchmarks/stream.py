@@ -166,7 +166,7 @@ def measure(args: argparse.Namespace) -> dict:
     """Run the learning grid, the drift and the memory measurements; the results JSON."""
     from rtrl_rl.experiments.cli import machine, versions
 
-    started, runs = time.time(), []
+    started, runs, machine_start, versions_start = time.time(), [], machine(), versions()
     eval_every = max(args.steps // 5, 1)
     with _pool(args.jobs) as pool:
         futures = [pool.submit(run_one, task, rule, seed, args.steps, eval_every, 100, str(args.work))
@@ -182,8 +182,8 @@ def measure(args: argparse.Namespace) -> dict:
         memory_rows = [f.result() for f in memory]
     cmd = (f"python -m benchmarks.stream --steps {args.steps} --seeds {' '.join(map(str, args.seeds))} "
            f"--tasks {' '.join(args.tasks)} --jobs {args.jobs}")
-    return {"meta": {"command": cmd, "wall_s": round(time.time() - started, 1), "machine": machine(),
-                     "versions": versions(), "load_end": " / ".join(f"{x:.2f}" for x in os.getloadavg())},
+    return {"meta": {"command": cmd, "wall_s": round(time.time() - started, 1), "machine": machine_start,
+                     "versions": versions_start, "load_end": " / ".join(f"{x:.2f}" for x in os.getloadavg())},
             "tasks": {t: {"overrides": o, "chance": c} for t, (o, c) in TASKS.items() if t in args.tasks},
             "rules": {r: {"label": label, "overrides": o} for r, (label, o) in RULES.items()},
             "model": MODEL, "steps": args.steps, "seeds": args.seeds, "runs": runs,

@@ -80,7 +80,9 @@ def render(data: dict, plot_name: str) -> list[str]:
               "parameters. Each step of a one-stream run (recall-blank, RTRL eLSTM), the online gradient of "
               "V(s_t) for the core's parameters is compared with the exact gradient under the current "
               "parameters (plain autograd through the episode so far); relative error |g − g*| / |g*|, over the "
-              "steps that are not an episode's first:", "",
+              "steps that are not an episode's first. Where ObGD's bound is active the step "
+              "α / (α κ max(|δ|,1) ‖z‖₁) does not depend on α = `stream.lr`, so rows with the same mean step are "
+              "the same run:", "",
               "| stream.lr | mean ObGD step | median | 90th percentile | max | steps |", "|---|---|---|---|---|---|"]
     for d in data["drift"]:
         lines.append(f"| {d['lr']} | {d['mean_effective_step']:.4f} | {d['median_rel_error']:.2e} | "
