@@ -88,6 +88,11 @@ class AgentConfig:
     forget_bias: float = _doc(3.0, "initial forget-gate bias: sigma(3)=0.95 keeps memory alive at init")
     prev_action: bool = _doc(True, "feed the previous action (one-hot) to the core")
     prev_reward: bool = _doc(True, "feed the previous (clipped) reward to the core")
+    algorithm: str = _choice(
+        "segment", ("segment", "stream"),
+        "segment: V-trace on segments of many streams; stream: stream AC(lambda), one update per step "
+        "(settings under stream.*, docs/stream.md)",
+    )
 
 
 @dataclass
@@ -156,6 +161,21 @@ class LogConfig:
 
 
 @dataclass
+class StreamConfig:
+    """Streaming actor-critic, stream AC(lambda) (agent.algorithm=stream; docs/stream.md)."""
+
+    lr: float = _doc(1.0, "ObGD step size alpha (bounded per step by kappa)")
+    trace_lambda: float = _doc(0.8, "eligibility-trace decay lambda (traces decay by gamma * lambda)")
+    kappa_value: float = _doc(2.0, "ObGD bound of the value update")
+    kappa_policy: float = _doc(3.0, "ObGD bound of the policy update")
+    entropy_cost: float = _doc(0.01, "entropy weight tau, signed by the TD error")
+    sparse_init: float = _doc(0.9, "fraction of each unit's input weights set to 0 at init; 0 = dense init")
+    layer_norm: bool = _doc(True, "LayerNorm (no affine) on the encoder and core outputs")
+    obs_norm: bool = _doc(True, "normalise float Box observations by their running mean and std")
+    reward_scale: bool = _doc(True, "divide rewards by the running std of the discounted return")
+
+
+@dataclass
 class Config:
     """A whole run. ``run_dir`` empty means ``runs/<env>-<timestamp>``."""
 
@@ -164,6 +184,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
     run_dir: str = _doc("", "where checkpoints, logs and the summary go; must not hold another run "
                             "(continue one with --resume)")
 

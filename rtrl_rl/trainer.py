@@ -92,6 +92,23 @@ def acting_model(model: ActorCritic) -> ActorCritic:
     return model if model.device.type == "cpu" else copy.deepcopy(model).to("cpu")
 
 
+def prepare_run(config: Config, resume_from: str | Path | None = None) -> torch.device:
+    """Check and fill in ``config.run_dir``, check the learner's device, seed everything and
+    set the torch threads (shared by both trainers, the process runtime and the streaming
+    trainer). Returns the learner's device. Raises ValueError when ``run_dir`` holds
+    another run, ConfigError for an unknown or unavailable ``train.device``."""
+    from rtrl_rl.session import check_run_dir
+
+    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
+    check_run_dir(run_dir, resume_from)
+    device = learner_device(config)
+    config.run_dir = str(run_dir)
+    seed_everything(config.train.seed)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    return device
+
+
 def train(config: Config, resume_from: str | Path | None = None) -> dict:
     """Train the agent that ``config`` describes and return the run summary.
 
@@ -104,15 +121,9 @@ def train(config: Config, resume_from: str | Path | None = None) -> dict:
     ``summary.json`` (see ``RunSession.abort``).
     """
     from rtrl_rl.resume import restore_run
-    from rtrl_rl.session import RunSession, check_run_dir
+    from rtrl_rl.session import RunSession
 
-    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
-    check_run_dir(run_dir, resume_from)
-    device = learner_device(config)
-    config.run_dir = str(run_dir)
-    seed_everything(config.train.seed)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
+    device = prepare_run(config, resume_from)
     venv = make_env(config, config.train.seed)
     try:
         model, learner = build_agent(config, venv.single_observation_space, venv.single_action_space, device)
@@ -128,26 +139,36 @@ def train(config: Config, resume_from: str | Path | None = None) -> dict:
 
 
 def _train_loop(config: Config, venv, model, learner, session) -> str:
-    """Collect, update, report until the budget or the target; returns why it stopped.
-
-    A stop signal is noticed between updates (or ends an env step or evaluation at once),
-    so the parameters, optimizer and counters always come from the same update.
-    """
+    """Collect, update, report until the budget or the target (see :func:`drive`)."""
     T, B = config.train.segment_length, venv.num_envs
     acting = acting_model(model)
     collector = Collector(venv, acting, T)
     segment = allocate_segment(venv.single_observation_space, venv.single_action_space, T, B)
     stream_ids = torch.arange(B)
+
+    def advance() -> tuple[int, dict, list]:
+        collector.collect(segment)
+        losses = learner.update(segment, stream_ids)
+        if acting is not model:
+            acting.load_state_dict(model.state_dict())
+        return T * B, losses, collector.episodes.drain()
+
+    return drive(config, session, advance)
+
+
+def drive(config: Config, session, advance) -> str:
+    """Call ``advance() -> (env steps, losses, finished episodes)`` until the budget is spent,
+    evaluation reaches the target or a stop signal arrives; record, checkpoint and evaluate
+    after each call. Returns why it stopped. Shared by the segment trainer and the streaming
+    trainer; a stop signal is noticed between calls, so the parameters, optimizer and
+    counters always come from the same update."""
     monitor = session.monitor
     while monitor.step < config.train.total_steps:
         if stop := session.stop_requested():
             return stop
-        collector.collect(segment)
-        losses = learner.update(segment, stream_ids)
-        monitor.record_episodes(collector.episodes.drain())
-        monitor.record_update(T * B, losses)
-        if acting is not model:
-            acting.load_state_dict(model.state_dict())
+        steps, losses, episodes = advance()
+        monitor.record_episodes(episodes)
+        monitor.record_update(steps, losses)
         if session.after_update(evaluate_on_cpu):
             return "target"
     return "budget"

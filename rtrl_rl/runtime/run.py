@@ -11,7 +11,6 @@ progress, TensorBoard, checkpoints, evaluation, stopping and the summary.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 
@@ -21,8 +20,8 @@ from rtrl_rl.runtime.batches import Batcher, OrderCheck, gather
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import allocate_slots, slots_per_actor
 from rtrl_rl.runtime.supervisor import Supervisor
-from rtrl_rl.session import RunSession, check_run_dir
-from rtrl_rl.trainer import default_run_dir, evaluate_on_cpu, learner_device, make_env, seed_everything
+from rtrl_rl.session import RunSession
+from rtrl_rl.trainer import evaluate_on_cpu, make_env, prepare_run
 
 #: seconds the learner waits for slots before it checks signals and actor liveness again
 POLL_S = 0.2
@@ -72,13 +71,7 @@ def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
     after a final checkpoint and the summary (see ``RunSession.abort``).
     """
     actors = config.runtime.actors
-    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
-    check_run_dir(run_dir, resume_from)
-    device = learner_device(config)
-    config.run_dir = str(run_dir)
-    seed_everything(config.train.seed)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
+    device = prepare_run(config, resume_from)
     obs_space, act_space = _spaces(config)
     pool = allocate_slots(
         obs_space, act_space, config.train.segment_length, config.env.num_envs, actors,

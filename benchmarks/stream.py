@@ -1,0 +1,194 @@
+"""``python -m benchmarks.stream [--steps N] [--seeds 0 1 2] [--jobs 2]``: the streaming report.
+
+Writes ``docs/results_stream.md``, ``docs/results/stream.json`` and
+``docs/results/stream_curves.png``. Three measurements:
+
+1. learning: one stream per run (``agent.algorithm=stream``) with each exact core, the
+   one-step truncated core and the feed-forward baseline, and the segment agent with 128
+   streams at the same number of environment steps, on small memory tasks, per seed;
+2. drift: how far the online RTRL gradient (parameters changing every step) is from the
+   exact gradient of the same value under the current parameters;
+3. memory: peak resident memory of one-stream runs whose episodes differ in length.
+
+Each run is a fresh process (one torch thread), two at a time by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+MODEL = ["agent.hidden_size=16", "agent.encoder_size=16"]
+TASKS = {  # name -> (overrides, chance)
+    "recall-blank": (["env.id=memory:recall", "env.options.num_symbols=2", "env.options.delay=4",
+                      "env.options.distractors=false"], 0.5),
+    "recall-distractors": (["env.id=memory:recall", "env.options.num_symbols=2", "env.options.delay=4",
+                            "env.options.distractors=true"], 0.5),
+    "tmaze": (["env.id=memory:tmaze", "env.options.length=4"], 0.5),
+}
+STREAM = ["agent.algorithm=stream", "env.num_envs=1"]
+RULES = {  # name -> (label, overrides)
+    "stream-rtrl-elstm": ("stream, RTRL eLSTM", [*STREAM, "agent.core=elstm", "agent.learning=rtrl"]),
+    "stream-rtrl-mingru": ("stream, RTRL minGRU", [*STREAM, "agent.core=mingru", "agent.learning=rtrl"]),
+    "stream-truncated-elstm": ("stream, one-step truncated eLSTM", [*STREAM, "agent.core=elstm",
+                                                                    "agent.learning=tbptt"]),
+    "stream-feedforward": ("stream, feed-forward", [*STREAM, "agent.core=none", "agent.learning=none"]),
+    "segment-rtrl-elstm-128": ("segment agent, RTRL eLSTM, 128 streams, T=10",
+                               ["env.num_envs=128", "agent.core=elstm", "agent.learning=rtrl",
+                                "train.segment_length=10"]),
+}
+
+
+def run_one(task: str, rule: str, seed: int, steps: int, eval_every: int, episodes: int, work: str) -> dict:
+    """One training run in this (fresh) process; its figures and peak memory."""
+    from rtrl_rl.config import load_config
+
+    overrides = [*TASKS[task][0], *RULES[rule][1], *MODEL, f"train.total_steps={steps}", f"train.seed={seed}",
+                 "train.target_success=0", f"log.eval_interval_steps={eval_every}", f"log.eval_episodes={episodes}",
+                 "log.progress=false", "log.tensorboard=false"]
+    config = load_config(None, [*overrides, f"run_dir={work}/{task}-{rule}-s{seed}-{time.time_ns()}"])
+    if config.agent.algorithm == "stream":
+        from rtrl_rl.stream_trainer import train_stream as train
+    else:
+        from rtrl_rl.trainer import train
+    start = time.perf_counter()
+    summary = train(config)
+    return {"task": task, "rule": rule, "seed": seed, "command": "rtrl-rl train " + " ".join(overrides),
+            "steps": summary["steps"], "wall_s": round(time.perf_counter() - start, 2), "sps": summary["sps"],
+            "success_rate": summary.get("success_rate"), "max_rss_mib": _rss_mib(),
+            "evaluations": [{"step": e["step"], "success_rate": e.get("success_rate")} for e in summary["evaluations"]]}
+
+
+def _rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def measure_drift(lr: float, steps: int, seed: int = 0) -> dict:
+    """Relative error of the online RTRL gradient of V(s_t) for the core's parameters
+    against the exact gradient under the current parameters (plain autograd through the
+    episode so far), one stream of recall-blank, eLSTM, stream.lr = ``lr``."""
+    import torch
+
+    from rtrl_rl.config import load_config
+    from rtrl_rl.gradcheck import relative_error
+    from rtrl_rl.stream_trainer import build_stream_agent
+    from rtrl_rl.trainer import make_env, seed_everything
+
+    torch.set_num_threads(1)
+    config = load_config(None, [*TASKS["recall-blank"][0], *STREAM, *MODEL, f"stream.lr={lr}", f"train.seed={seed}"])
+    seed_everything(seed)
+    venv = make_env(config, seed)
+    model, learner = build_stream_agent(config, venv.single_observation_space, venv.single_action_space)
+    core_params = list(model.core.parameters())
+    index = [i for i, p in enumerate(learner.params) if any(p is q for q in core_params)]
+    batch, episode, errors, steps_taken = venv.reset(), [], [], []
+    inputs = (torch.as_tensor(batch.obs), torch.zeros(1, dtype=torch.int64), torch.zeros(1),
+              torch.as_tensor(batch.first))
+    for _ in range(steps):
+        episode = [inputs] if bool(inputs[3][0]) else episode + [inputs]
+        action = learner.act(*inputs)
+        online = [learner._grads(learner._pending[0][0])[i] for i in index]
+        obs, prev_a, prev_r, first = (torch.stack(part) for part in zip(*episode))
+        with torch.no_grad():
+            x = model.core_input(obs, prev_a, prev_r, first)
+        y = model.core.reference_forward(x, torch.zeros(1, model.core.hidden_size), first)
+        if config.stream.layer_norm:
+            y = torch.nn.functional.layer_norm(y, y.shape[-1:])
+        exact = torch.autograd.grad(model.value_head(y[-1])[0], core_params)
+        flat = lambda gs: torch.cat([g.reshape(-1) for g in gs])
+        if len(episode) > 1:  # at an episode's first step both are the same-step gradient
+            errors.append(relative_error(flat(online), flat(exact)))
+        batch = venv.step(action.numpy())
+        reward = torch.as_tensor(batch.reward, dtype=torch.float32)
+        done = torch.as_tensor(batch.terminated | batch.truncated)
+        stats = learner.learn(reward, torch.as_tensor(batch.terminated), done, torch.as_tensor(batch.obs))
+        steps_taken.append(stats["loss/step_value"])
+        first = torch.as_tensor(batch.first)
+        inputs = (torch.as_tensor(batch.obs), action * ~first, reward * ~first, first)
+    venv.close()
+    return {"lr": lr, "steps": steps, "median_rel_error": statistics.median(errors),
+            "p90_rel_error": sorted(errors)[int(0.9 * len(errors))], "max_rel_error": max(errors),
+            "mean_effective_step": statistics.fmean(steps_taken)}
+
+
+def measure_memory(delay: int, steps: int) -> dict:
+    """Peak RSS of a one-stream eLSTM run on recall with ``delay`` blank steps."""
+    from rtrl_rl.config import load_config
+    from rtrl_rl.stream_trainer import train_stream
+
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"stream-memory-{delay}-{time.time_ns()}"
+    config = load_config(None, [*STREAM, *MODEL, "env.options.num_symbols=2", f"env.options.delay={delay}",
+                                "env.options.distractors=false", f"train.total_steps={steps}", "log.eval_episodes=0",
+                                "log.progress=false", "log.tensorboard=false", f"run_dir={work}"])
+    summary = train_stream(config)
+    return {"delay": delay, "episode_length": delay + 2, "steps": summary["steps"], "max_rss_mib": _rss_mib()}
+
+
+def _pool(jobs: int) -> ProcessPoolExecutor:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), max_tasks_per_child=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="streaming actor-critic report")
+    parser.add_argument("--steps", type=int, default=5000, help="environment steps per run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("docs/results"))
+    parser.add_argument("--md", type=Path, default=Path("docs/results_stream.md"))
+    parser.add_argument("--work", type=Path, default=Path("runs/stream-bench"))
+    parser.add_argument("--drift-steps", type=int, default=600)
+    parser.add_argument("--report-only", action="store_true", help="rebuild the page from the saved JSON")
+    args = parser.parse_args(argv)
+    json_path = args.out / "stream.json"
+    if args.report_only:
+        data = json.loads(json_path.read_text())
+    else:
+        data = measure(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(data, indent=1) + "\n")
+    from benchmarks.stream_report import write_report
+
+    write_report(data, args.out, args.md)
+    print(f"wrote {json_path}, {args.md} and {args.out / 'stream_curves.png'}")
+    return 0
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Run the learning grid, the drift and the memory measurements; the results JSON."""
+    from rtrl_rl.experiments.cli import machine, versions
+
+    started, runs, machine_start, versions_start = time.time(), [], machine(), versions()
+    eval_every = max(args.steps // 5, 1)
+    with _pool(args.jobs) as pool:
+        futures = [pool.submit(run_one, task, rule, seed, args.steps, eval_every, 100, str(args.work))
+                   for rule in RULES for task in args.tasks for seed in args.seeds]
+        drift = [pool.submit(measure_drift, lr, args.drift_steps) for lr in (1.0, 0.1, 0.01)]
+        memory = [pool.submit(measure_memory, delay, 3000) for delay in (10, 100, 1000)]
+        for future in as_completed(futures):
+            runs.append(future.result())
+            r = runs[-1]
+            print(f"{r['task']:20s} {r['rule']:24s} seed {r['seed']}: success {r['success_rate']}, "
+                  f"{r['wall_s']:.0f} s", flush=True)
+        drift_rows = [f.result() for f in drift]
+        memory_rows = [f.result() for f in memory]
+    cmd = (f"python -m benchmarks.stream --steps {args.steps} --seeds {' '.join(map(str, args.seeds))} "
+           f"--tasks {' '.join(args.tasks)} --jobs {args.jobs}")
+    return {"meta": {"command": cmd, "wall_s": round(time.time() - started, 1), "machine": machine_start,
+                     "versions": versions_start, "load_end": " / ".join(f"{x:.2f}" for x in os.getloadavg())},
+            "tasks": {t: {"overrides": o, "chance": c} for t, (o, c) in TASKS.items() if t in args.tasks},
+            "rules": {r: {"label": label, "overrides": o} for r, (label, o) in RULES.items()},
+            "model": MODEL, "steps": args.steps, "seeds": args.seeds, "runs": runs,
+            "drift": drift_rows, "memory": memory_rows}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
