@@ -49,8 +49,11 @@ class EnvConfig:
 class AgentConfig:
     """The model: encoder -> recurrent core -> policy and value heads."""
 
-    core: str = _choice("elstm", ("elstm", "mingru", "lstm", "none"), "recurrent core; none = feed-forward")
-    learning: str = _choice("rtrl", ("rtrl", "tbptt", "none"), "how the core is trained; none = feed-forward")
+    core: str = _choice("elstm", ("elstm", "mingru", "lstm", "rnn", "gru", "none"),
+                        "recurrent core; none = feed-forward")
+    learning: str = _choice("rtrl", ("rtrl", "tbptt", "snap1", "uoro", "kfrtrl", "none"),
+                            "how the core is trained; snap1/uoro/kfrtrl: approximate RTRL for the dense "
+                            "cores (rnn, gru, lstm); none = feed-forward")
     hidden_size: int = _doc(64, "units of the recurrent core")
     encoder: str = _choice(
         "auto", ("auto", "mlp", "impala", "identity"), "observation encoder; auto: impala for images, mlp otherwise"

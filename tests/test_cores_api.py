@@ -14,9 +14,9 @@ def _core(name="elstm", learning="rtrl"):
 
 
 def test_unknown_core_lists_available():
-    with pytest.raises(ValueError, match="elstm.*lstm.*mingru"):
+    with pytest.raises(ValueError, match="elstm.*gru.*lstm.*mingru.*rnn"):
         make_core("gru9", 3, 4)
-    assert available_cores() == ["elstm", "lstm", "mingru"]
+    assert available_cores() == ["elstm", "gru", "lstm", "mingru", "rnn"]
 
 
 @pytest.mark.parametrize("options, match", [
@@ -30,9 +30,9 @@ def test_bad_options(options, match):
         make_core("elstm", 3, 4, **options)
 
 
-def test_lstm_refuses_rtrl():
-    with pytest.raises(ValueError, match="dense"):
-        make_core("lstm", 3, 4, learning="rtrl")
+def test_lstm_refuses_rtrl_above_the_dense_size_limit():
+    with pytest.raises(ValueError, match="exact dense RTRL"):
+        make_core("lstm", 64, 128, learning="rtrl")
 
 
 @pytest.mark.parametrize("name", ["elstm", "mingru", "lstm"])

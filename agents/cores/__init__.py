@@ -1,21 +1,26 @@
-"""Recurrent cores: element-wise cores learned by exact RTRL, and an nn.LSTM baseline.
+"""Recurrent cores: element-wise cores learned by exact RTRL, an nn.LSTM baseline, and
+dense cores (rnn, gru, lstm) learned by tbptt, exact RTRL or its approximations.
 
-``make_core(name, input_size, hidden_size, learning="rtrl"|"tbptt", **options)`` builds
-one; see ``docs/cores.md``.
+``make_core(name, input_size, hidden_size, learning=..., **options)`` builds one; see
+``docs/cores.md`` and ``docs/approximations.md``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from rtrl_rl.agents.cores.base import ElementwiseCore, RecurrentCore
 from rtrl_rl.agents.cores.carry import Carry
+from rtrl_rl.agents.cores.dense import DENSE_LEARNING, DenseCore, DenseGRU, DenseLSTM, DenseRNN
 from rtrl_rl.agents.cores.elstm import ELSTM
 from rtrl_rl.agents.cores.lstm import LSTM
 from rtrl_rl.agents.cores.mingru import MinGRU
 
 #: core name -> class
 CORES: dict[str, type[RecurrentCore]] = {"elstm": ELSTM, "mingru": MinGRU, "lstm": LSTM}
+CORES.update(rnn=DenseRNN, gru=DenseGRU)
+#: core name -> the dense class used when it learns by anything but its default
+DENSE_CORES: dict[str, type[DenseCore]] = {"rnn": DenseRNN, "gru": DenseGRU, "lstm": DenseLSTM}
 
 
 def available_cores() -> list[str]:
@@ -28,17 +33,28 @@ def elementwise_cores() -> list[str]:
     return sorted(name for name, cls in CORES.items() if issubclass(cls, ElementwiseCore))
 
 
-def make_core(name: str, input_size: int, hidden_size: int, learning: str = "rtrl", **options: Any) -> RecurrentCore:
+def make_core(name: str, input_size: int, hidden_size: int, learning: Optional[str] = None,
+              **options: Any) -> RecurrentCore:
     """Build the core ``name`` for inputs of size d = ``input_size`` and n = ``hidden_size`` units.
 
     ``learning``: "rtrl" (exact untruncated gradient through carried sensitivities) or
-    "tbptt" (gradient truncated at the segment start). ``options`` go to the core class,
-    e.g. ``forget_bias`` (all cores), ``input_grad`` and ``rtrl_path`` (element-wise cores).
+    "tbptt" (gradient truncated at the segment start); the dense cores (rnn, gru, lstm) also
+    take "snap1", "uoro" and "kfrtrl". None: the core's default (rtrl for the element-wise
+    cores, tbptt for the dense ones; lstm with tbptt is ``nn.LSTM``). ``options`` go to the
+    core class, e.g. ``forget_bias`` (all cores), ``input_grad`` and ``rtrl_path``
+    (element-wise cores), ``seed`` (dense cores: the uoro/kfrtrl noise).
     """
     if name not in CORES:
         raise ValueError(f"unknown core {name!r}; available cores: {', '.join(available_cores())}")
+    if learning is None:
+        return CORES[name](input_size, hidden_size, **options)
+    if name in DENSE_CORES and learning != "tbptt":
+        return DENSE_CORES[name](input_size, hidden_size, learning=learning, **options)
+    if learning in DENSE_LEARNING and name not in DENSE_CORES and learning not in ("rtrl", "tbptt"):
+        raise ValueError(f"learning={learning!r} approximates RTRL for the dense cores "
+                         f"({', '.join(sorted(DENSE_CORES))}); the {name} core learns by exact 'rtrl' or 'tbptt'")
     return CORES[name](input_size, hidden_size, learning=learning, **options)
 
 
-__all__ = ["Carry", "CORES", "ELSTM", "LSTM", "MinGRU", "RecurrentCore", "ElementwiseCore",
-           "available_cores", "elementwise_cores", "make_core"]
+__all__ = ["Carry", "CORES", "DENSE_CORES", "DENSE_LEARNING", "DenseCore", "ELSTM", "LSTM", "MinGRU",
+           "RecurrentCore", "ElementwiseCore", "available_cores", "elementwise_cores", "make_core"]

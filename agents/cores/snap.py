@@ -1,0 +1,51 @@
+"""SnAp-1 (Menick et al., ICLR 2021) for the dense cores: the influence entries that one
+step makes non-zero, and only those.
+
+One step's influence I_t is non-zero only where the state unit and the parameter's unit
+agree (ds_{k,i}/dW_{(g,i'),j} with i = i'). SnAp-1 keeps exactly that pattern, K*G*n*m
+entries per stream (like an element-wise core's sensitivities), and propagates it with the
+unit-diagonal blocks of J_t only:
+
+    M̂_t[k,g,i,j] = Σ_l J_t[(k,i),(l,i)] M̂_{t-1}[l,g,i,j] + I_t[k,g,i,j]
+
+It drops the paths through other units: biased, deterministic (zero variance), O(n^2) per
+step like the forward pass. It equals exact RTRL when J is unit-diagonal (a diagonal W_hh)
+and for the first two one-step segments from a zero carry (M_1 = I_1 has the pattern).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from rtrl_rl.agents.cores.influence import InfluenceRule, StepTerms, add_immediate, jacobian_blocks
+
+KEY = "ds/dW:snap1"
+
+
+class SnAp1(InfluenceRule):
+    """SnAp-1: the influence restricted to its one-step sparsity pattern."""
+
+    name = "snap1"
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """(K, G, n, m) per stream: entry [k,g,i,j] is ds_{k,i}/dW_{(g,i),j}."""
+        return {KEY: (self.K, self.G, self.n, self.m)}
+
+    def step(self, carry: dict[str, Tensor], terms: StepTerms, generator: Optional[torch.Generator]) -> dict[str, Tensor]:
+        """Propagate by the diagonal blocks of J, then add I_t."""
+        m_prev = carry[KEY]
+        blocks = jacobian_blocks(terms)                                    # (B, K, K, n)
+        if self.K == 1:
+            new = m_prev * blocks[:, :, :, None, :, None].squeeze(2)
+        else:
+            new = torch.einsum("bkli,blgij->bkgij", blocks, m_prev)
+        add_immediate(new, terms)
+        return {KEY: new}
+
+    def carry_gradient(self, carry: dict[str, Tensor], c0: Tensor) -> Tensor:
+        """Σ_b Σ_k c0[b,k,i] M̂[b,k,g,i,j] as (G*n, m)."""
+        flat = torch.einsum("bki,bkgij->gij", c0, carry[KEY])
+        return flat.reshape(self.G * self.n, self.m)
