@@ -47,9 +47,7 @@ class CarryTerm(torch.autograd.Function):
         core = ctx.core
         with torch.no_grad():
             flat = core.rule.carry_gradient(dict(zip(ctx.keys, ctx.saved_tensors)), c0)   # (G*n, m)
-        d, n = core.input_size, core.hidden_size
-        grads = (flat[:, :d], flat[:, d].contiguous(), flat[:, d + 1:d + 1 + n], flat[:, -1].contiguous())
-        return (None, c0, *grads) + (None,) * len(ctx.keys)
+        return (None, c0, *core.split_gate_gradient(flat)) + (None,) * len(ctx.keys)
 
 
 class DenseCore(RecurrentCore):
@@ -102,6 +100,11 @@ class DenseCore(RecurrentCore):
     def sensitivity_shapes(self) -> dict[str, tuple[int, ...]]:
         """The rule's influence entries (none for tbptt)."""
         return self.rule.shapes() if self.rule is not None else {}
+
+    def split_gate_gradient(self, flat: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(G*n, m) columns [W_ih | b_ih | W_hh | b_hh] -> gradients of weight_ih, bias_ih, weight_hh, bias_hh."""
+        d, n = self.input_size, self.hidden_size
+        return flat[:, :d], flat[:, d].contiguous(), flat[:, d + 1:d + 1 + n], flat[:, -1].contiguous()
 
     def noise_generator(self) -> Optional[torch.Generator]:
         """The CPU generator that feeds a random rule, seeded with ``seed`` when first used."""
