@@ -9,6 +9,7 @@ import torch
 
 from rtrl_rl.agents.cores import DENSE_CORES, LSTM, DenseCore, make_core
 from rtrl_rl.agents.cores.carry import Carry
+from rtrl_rl.bench.gradients import bptt_gradient, stream_gradient
 from rtrl_rl.gradcheck import random_resets, relative_error, run_protocol
 
 F64 = torch.float64
@@ -34,23 +35,7 @@ def _data(T, B, d, n, seed=0, segment=3):
 
 
 def _stream_gradient(core, x, reset, w, length):
-    """Gradient summed over consecutive segments of ``length`` steps from a zero carry."""
-    core.zero_grad()
-    carry = core.initial_carry(x.shape[1])
-    for start in range(0, x.shape[0], length):
-        rows = slice(start, start + length)
-        y, carry = core(x[rows], carry, reset[rows])
-        (w[rows] * y).sum().backward()
-    return torch.cat([p.grad.flatten() for p in core.parameters()]), carry
-
-
-def _bptt_gradient(core, x, reset, w):
-    core.zero_grad()
-    zero = {p: torch.zeros(x.shape[1], core.hidden_size, dtype=F64) for p in core.cell.parts}
-    (w * core.reference_forward(x, zero, reset)).sum().backward()
-    grad = torch.cat([p.grad.flatten() for p in core.parameters()])
-    core.zero_grad()
-    return grad
+    return stream_gradient(core, x, w, reset, length)
 
 
 @pytest.mark.parametrize("name, torch_cell", [("rnn", torch.nn.RNNCell), ("gru", torch.nn.GRUCell),
@@ -109,7 +94,7 @@ def test_snap1_equals_exact_rtrl_for_a_diagonal_recurrent_matrix(core):
     g_snap, _ = _stream_gradient(snap, x, reset, w, 4)
     g_exact, _ = _stream_gradient(exact, x, reset, w, 4)
     assert relative_error(g_snap, g_exact) < 1e-12
-    assert relative_error(g_exact, _bptt_gradient(exact, x, reset, w)) < 1e-12
+    assert relative_error(g_exact, bptt_gradient(exact, x, w, reset)) < 1e-12
 
 
 @pytest.mark.parametrize("core", DENSE)

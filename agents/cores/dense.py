@@ -158,15 +158,24 @@ class DenseCore(RecurrentCore):
     @torch.no_grad()
     def _propagate(self, entries: dict[str, Tensor], x: Tensor, prevs: list[Tensor], saved: list[Any],
                    keep: Tensor) -> dict[str, Tensor]:
-        """The rule's entries after the segment: per step, zeroed where the stream resets, then updated."""
-        B, w_hh, generator = x.shape[1], self.weight_hh.detach(), self.noise_generator()
-        ones = x.new_ones(B, 1)
-        for t, (prev, values) in enumerate(zip(prevs, saved)):
-            prev = prev.detach()
-            dp, dq, e = self.cell.coefficients(values, prev)
-            u = torch.cat([x[t].detach(), ones, prev[:, 0], ones], 1)
-            entries = {k: v * keep[t].view(B, *(1,) * (v.dim() - 1)) for k, v in entries.items()}
-            entries = self.rule.step(entries, StepTerms(dp, dq, e, u, w_hh, self.input_size), generator)
+        """The rule's entries after the segment: per step, zeroed where the stream resets, then updated.
+
+        The coefficients are element-wise, so they are computed for all T steps at once
+        (streams and steps flattened into one batch); only the rule's recursion is per step.
+        """
+        T, B, d = x.shape
+        w_hh, generator = self.weight_hh.detach(), self.noise_generator()
+        prev = torch.stack(prevs).detach()                                   # (T, B, K, n)
+        values = [torch.stack(v).flatten(0, 1) for v in zip(*saved)]          # the cell's values, (T*B, ...)
+        dp, dq, e = (c.unflatten(0, (T, B)) for c in self.cell.coefficients(values, prev.flatten(0, 1)))
+        ones = x.new_ones(T, B, 1)
+        u = torch.cat([x.detach(), ones, prev[:, :, 0], ones], 2)             # (T, B, m)
+        resets = (keep == 0).any(1).tolist()   # mask only the steps where some stream resets
+        for t in range(T):
+            if resets[t]:
+                entries = {k: v * keep[t].view(B, *(1,) * (v.dim() - 1)) for k, v in entries.items()}
+            terms = StepTerms(dp[t], dq[t], e[t], u[t], w_hh, d)
+            entries = self.rule.step(entries, terms, generator)
         return entries
 
     def reference_forward(self, x: Tensor, s0: Tensor | Mapping[str, Tensor], reset: Tensor) -> Tensor:

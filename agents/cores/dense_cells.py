@@ -37,11 +37,14 @@ class DenseCell:
     shared_coefficients = True
 
     def step(self, p: Tensor, q: Tensor, prev: Tensor) -> tuple[Tensor, Any]:
-        """One step in autograd: p, q (B,G,n), prev (B,K,n) -> state (B,K,n), values for coefficients."""
+        """One step in autograd: p, q (B,G,n), prev (B,K,n) -> state (B,K,n) and a tuple of
+        (B, n) values for ``coefficients``."""
         raise NotImplementedError
 
     def coefficients(self, saved: Any, prev: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """dp, dq (B,K,G,n) and e (B,K,K,n) from ``step``'s saved values (detached) and prev."""
+        """dp, dq (B,K,G,n) and e (B,K,K,n) from ``step``'s saved values (detached) and prev.
+
+        Element-wise in the batch: the dense core passes T steps of B streams as T*B rows."""
         raise NotImplementedError
 
 
@@ -52,10 +55,10 @@ class RNNCell(DenseCell):
 
     def step(self, p: Tensor, q: Tensor, prev: Tensor) -> tuple[Tensor, Any]:
         h = torch.tanh(p[:, 0] + q[:, 0])
-        return h.unsqueeze(1), h
+        return h.unsqueeze(1), (h,)
 
     def coefficients(self, saved: Any, prev: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        h = saved.detach()
+        h = saved[0].detach()
         dp = (1 - h * h).view(h.shape[0], 1, 1, -1)
         return dp, dp, h.new_zeros(h.shape[0], 1, 1, h.shape[-1])
 

@@ -67,7 +67,7 @@ def add_immediate(target: Tensor, terms: StepTerms, weight: Optional[Tensor] = N
     for coef, cols in ((terms.dp, slice(None, split)), (terms.dq, slice(split, None))):
         if weight is not None:
             coef = (coef * weight.unsqueeze(2)).sum(1, keepdim=True)
-        target[..., cols] += coef.unsqueeze(-1) * terms.u[:, None, None, None, cols]
+        target[..., cols].addcmul_(coef.unsqueeze(-1), terms.u[:, None, None, None, cols])
 
 
 class InfluenceRule:

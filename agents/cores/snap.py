@@ -38,10 +38,11 @@ class SnAp1(InfluenceRule):
         """Propagate by the diagonal blocks of J, then add I_t."""
         m_prev = carry[KEY]
         blocks = jacobian_blocks(terms)                                    # (B, K, K, n)
-        if self.K == 1:
-            new = m_prev * blocks[:, :, :, None, :, None].squeeze(2)
-        else:
-            new = torch.einsum("bkli,blgij->bkgij", blocks, m_prev)
+        # Σ_l over K <= 2 parts as broadcast products: einsum would permute M̂ into a bmm layout
+        factors = blocks[:, :, :, None, :, None]                            # (B, K, K, 1, n, 1)
+        new = factors[:, :, 0] * m_prev[:, :1]
+        for part in range(1, self.K):
+            new.addcmul_(factors[:, :, part], m_prev[:, part:part + 1])
         add_immediate(new, terms)
         return {KEY: new}
 
