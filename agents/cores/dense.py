@@ -167,14 +167,16 @@ class DenseCore(RecurrentCore):
         w_hh, generator = self.weight_hh.detach(), self.noise_generator()
         prev = torch.stack(prevs).detach()                                   # (T, B, K, n)
         values = [torch.stack(v).flatten(0, 1) for v in zip(*saved)]          # the cell's values, (T*B, ...)
-        dp, dq, e = (c.unflatten(0, (T, B)) for c in self.cell.coefficients(values, prev.flatten(0, 1)))
+        dp, dq, e = self.cell.coefficients(values, prev.flatten(0, 1))
+        shared = dq is dp   # the rules skip the second factor when the cell shares it
+        dp, dq, e = (c.unflatten(0, (T, B)) for c in (dp, dq, e))
         ones = x.new_ones(T, B, 1)
         u = torch.cat([x.detach(), ones, prev[:, :, 0], ones], 2)             # (T, B, m)
         resets = (keep == 0).any(1).tolist()   # mask only the steps where some stream resets
         for t in range(T):
             if resets[t]:
                 entries = {k: v * keep[t].view(B, *(1,) * (v.dim() - 1)) for k, v in entries.items()}
-            terms = StepTerms(dp[t], dq[t], e[t], u[t], w_hh, d)
+            terms = StepTerms(dp[t], dp[t] if shared else dq[t], e[t], u[t], w_hh, d)
             entries = self.rule.step(entries, terms, generator)
         return entries
 

@@ -42,12 +42,25 @@ class StepTerms:
 def jacobian_product(terms: StepTerms, v: Tensor) -> Tensor:
     """J_t v for v (B,K,n,r): dq * (W_hh v_h) summed over gates, plus e * v. Returns (B,K,n,r).
 
-    Never forms J (S x S): the cost is one (G*n, n) x (n, r) product per stream.
+    Never forms J (S x S). W_hh v_h is one matrix product: for few columns (UORO's vector,
+    KF-RTRL's H̃) over all streams at once, without repeating W_hh per stream; for many
+    (exact RTRL's M) per stream. The sums over gates and state parts (G <= 4, K <= 2) are
+    broadcast multiply-adds, which need no permuted copy of the (large) operands.
     """
     B, K, G, n = terms.dq.shape
-    dq_v = torch.matmul(terms.w_hh, v[:, 0]).view(B, G, n, -1)   # dq_{g,i} per column
-    out = torch.einsum("bkgi,bgir->bkir", terms.dq, dq_v)
-    return out + torch.einsum("bkli,blir->bkir", terms.e, v)
+    v_h, r = v[:, 0], v.shape[-1]
+    if r < n:
+        wv = (terms.w_hh @ v_h.transpose(0, 1).reshape(n, B * r)).view(G, n, B, r).permute(2, 0, 1, 3)
+    else:
+        wv = torch.matmul(terms.w_hh, v_h).view(B, G, n, r)
+    dq = terms.dq.unsqueeze(-1)                                        # (B, K, G, n, 1)
+    out = dq[:, :, 0] * wv[:, None, 0]
+    for g in range(1, G):
+        out.addcmul_(dq[:, :, g], wv[:, None, g])
+    e = terms.e.unsqueeze(-1)                                          # (B, K, K, n, 1)
+    for part in range(K):
+        out.addcmul_(e[:, :, part], v[:, None, part])
+    return out
 
 
 def jacobian_blocks(terms: StepTerms) -> Tensor:
@@ -59,14 +72,11 @@ def jacobian_blocks(terms: StepTerms) -> Tensor:
     return blocks
 
 
-def add_immediate(target: Tensor, terms: StepTerms, weight: Optional[Tensor] = None) -> None:
-    """target (B,K',G,n,m) += coef[...,None] * u (in place), with the columns' coefficient:
-    dp for the [x; 1] columns, dq for the [h; 1] ones. ``weight`` (B,K,n), if given, sums
-    the coefficient over the state parts first (K' = 1): Σ_k weight_k coef_k, as UORO needs."""
+def add_immediate(target: Tensor, terms: StepTerms) -> None:
+    """target (B,K,G,n,m) += coef[...,None] * u in place, with the columns' coefficient:
+    dp for the [x; 1] columns, dq for the [h; 1] ones."""
     split = terms.d + 1
     for coef, cols in ((terms.dp, slice(None, split)), (terms.dq, slice(split, None))):
-        if weight is not None:
-            coef = (coef * weight.unsqueeze(2)).sum(1, keepdim=True)
         target[..., cols].addcmul_(coef.unsqueeze(-1), terms.u[:, None, None, None, cols])
 
 

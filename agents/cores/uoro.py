@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from rtrl_rl.agents.cores.influence import InfluenceRule, StepTerms, add_immediate, jacobian_product, ratio_scale, signs
+from rtrl_rl.agents.cores.influence import InfluenceRule, StepTerms, jacobian_product, ratio_scale, signs
 
 STATE_KEY, PARAM_KEY = "uoro/s", "uoro/w"
 
@@ -35,17 +35,24 @@ class UORO(InfluenceRule):
     def step(self, carry: dict[str, Tensor], terms: StepTerms, generator: Optional[torch.Generator]) -> dict[str, Tensor]:
         """One UORO update (the noise is drawn per stream)."""
         s, w = carry[STATE_KEY], carry[PARAM_KEY]
-        B = s.shape[0]
+        B, split = s.shape[0], terms.d + 1
         js = jacobian_product(terms, s.unsqueeze(-1)).squeeze(-1)           # (B, K, n)
         nu = signs(tuple(s.shape), s, generator)
-        nu_i = w.new_zeros(B, 1, self.G, self.n, self.m)
-        add_immediate(nu_i, terms, weight=nu)
-        nu_i = nu_i.view(B, self.G * self.n, self.m)
+        # νᵀI_t = [a_p ⊗ (x; 1), a_q ⊗ (h; 1)] with a = Σ_k ν_k coef_k (B, G, n): its norm
+        # comes from the factors, and it is written once, straight into the new w̃
+        a_p = (terms.dp * nu.unsqueeze(2)).sum(1)
+        a_q = a_p if terms.dq is terms.dp else (terms.dq * nu.unsqueeze(2)).sum(1)
+        u_x, u_h = terms.u[:, :split], terms.u[:, split:]
+        sq = lambda v: v.flatten(1).pow(2).sum(1)
+        nu_i_norm = (sq(a_p) * sq(u_x) + sq(a_q) * sq(u_h)).sqrt()
         norm = lambda v: v.flatten(1).norm(dim=1)
         rho0 = ratio_scale(norm(w), norm(js))
-        rho1 = ratio_scale(norm(nu_i), norm(nu))
-        new_s = js * rho0.view(B, 1, 1) + nu * rho1.view(B, 1, 1)
-        new_w = w / rho0.view(B, 1, 1) + nu_i / rho1.view(B, 1, 1)
+        rho1 = ratio_scale(nu_i_norm, norm(nu))
+        inv1 = (1 / rho1).view(B, 1, 1)
+        new_w = torch.cat([(a_p * inv1).unsqueeze(-1) * u_x[:, None, None],
+                           (a_q * inv1).unsqueeze(-1) * u_h[:, None, None]], -1).view_as(w)
+        new_w.addcmul_(w, (1 / rho0).view(B, 1, 1))
+        new_s = torch.addcmul(nu * rho1.view(B, 1, 1), js, rho0.view(B, 1, 1))
         return {STATE_KEY: new_s, PARAM_KEY: new_w}
 
     def carry_gradient(self, carry: dict[str, Tensor], c0: Tensor) -> Tensor:
