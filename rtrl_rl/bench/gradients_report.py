@@ -87,6 +87,9 @@ def _command(args: argparse.Namespace) -> str:
                                  ("--batch", args.batch, 8), ("--seed", args.seed, 0)):
         if value != default:
             parts.append(f"{flag} {value}")
+    for flag, value in (("--json", args.json), ("--doc", args.doc)):
+        if value:
+            parts.append(f"{flag} {value}")
     return " ".join(parts)
 
 
