@@ -72,11 +72,14 @@ def jacobian_blocks(terms: StepTerms) -> Tensor:
     return blocks
 
 
-def add_immediate(target: Tensor, terms: StepTerms) -> None:
-    """target (B,K,G,n,m) += coef[...,None] * u in place, with the columns' coefficient:
-    dp for the [x; 1] columns, dq for the [h; 1] ones."""
+def add_immediate(target: Tensor, terms: StepTerms, unit_first: bool = False) -> None:
+    """target += coef[...,None] * u in place, with the columns' coefficient: dp for the
+    [x; 1] columns, dq for the [h; 1] ones. target (B,K,G,n,m), or (B,n,K,G,m) when
+    ``unit_first`` (SnAp-1's layout)."""
     split = terms.d + 1
     for coef, cols in ((terms.dp, slice(None, split)), (terms.dq, slice(split, None))):
+        if unit_first:
+            coef = coef.permute(0, 3, 1, 2)
         target[..., cols].addcmul_(coef.unsqueeze(-1), terms.u[:, None, None, None, cols])
 
 

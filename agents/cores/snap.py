@@ -31,22 +31,27 @@ class SnAp1(InfluenceRule):
     name = "snap1"
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        """(K, G, n, m) per stream: entry [k,g,i,j] is ds_{k,i}/dW_{(g,i),j}."""
-        return {KEY: (self.K, self.G, self.n, self.m)}
+        """(n, K, G, m) per stream: entry [i,k,g,j] is ds_{k,i}/dW_{(g,i),j}."""
+        return {KEY: (self.n, self.K, self.G, self.m)}
 
     def step(self, carry: dict[str, Tensor], terms: StepTerms, generator: Optional[torch.Generator]) -> dict[str, Tensor]:
         """Propagate by the diagonal blocks of J, then add I_t."""
         m_prev = carry[KEY]
-        blocks = jacobian_blocks(terms)                                    # (B, K, K, n)
-        # Σ_l over K <= 2 parts as broadcast products: einsum would permute M̂ into a bmm layout
-        factors = blocks[:, :, :, None, :, None]                            # (B, K, K, 1, n, 1)
-        new = factors[:, :, 0] * m_prev[:, :1]
-        for part in range(1, self.K):
-            new.addcmul_(factors[:, :, part], m_prev[:, part:part + 1])
-        add_immediate(new, terms)
+        K = m_prev.shape[2]
+        blocks = jacobian_blocks(terms).permute(0, 3, 1, 2)                # (B, n, K, K)
+        # Σ_l over K <= 2 parts as broadcast multiply-adds (measured faster than a batched
+        # matrix product of 2 x 2 blocks)
+        factors = blocks[..., None, None]                                  # (B, n, K, K, 1, 1)
+        new = factors[:, :, :, 0] * m_prev[:, :, :1]
+        for part in range(1, K):
+            new.addcmul_(factors[:, :, :, part], m_prev[:, :, part:part + 1])
+        add_immediate(new, terms, unit_first=True)
         return {KEY: new}
 
     def carry_gradient(self, carry: dict[str, Tensor], c0: Tensor) -> Tensor:
-        """Σ_b Σ_k c0[b,k,i] M̂[b,k,g,i,j] as (G*n, m)."""
-        flat = torch.einsum("bki,bkgij->gij", c0, carry[KEY])
-        return flat.reshape(self.G * self.n, self.m)
+        """Σ_b Σ_k c0[b,k,i] M̂[b,i,k,g,j] as (G*n, m)."""
+        m_hat = carry[KEY]
+        B, n, K = m_hat.shape[:3]
+        # a broadcast product and a sum read M̂ once; einsum would first permute it for a bmm
+        flat = (c0.transpose(1, 2).reshape(B, n, K, 1, 1) * m_hat).sum((0, 2))   # (n, G, m)
+        return flat.transpose(0, 1).reshape(self.G * self.n, self.m)

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--draws", type=int, default=None, help="noise draws for uoro/kfrtrl (default 32)")
     parser.add_argument("--batch", type=int, default=8, help="streams B for the cost (default 8)")
     parser.add_argument("--input-size", type=int, default=16, help="input size d for the cost (default 16)")
-    parser.add_argument("--repeats", type=int, default=3, help="timing repetitions, median taken (default 3)")
+    parser.add_argument("--repeats", type=int, default=7, help="timing repetitions, median taken (default 7)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     parser.add_argument("--doc", metavar="FILE", help="write the markdown page with tables and plots (PNGs "
