@@ -61,11 +61,13 @@ class EnvConfig:
 class AgentConfig:
     """The model: encoder -> recurrent core -> policy and value heads."""
 
-    core: str = _choice("elstm", ("elstm", "mingru", "lru", "rtu", "rtu_nonlinear", "lstm", "none"),
+    core: str = _choice("elstm", ("elstm", "mingru", "lru", "rtu", "rtu_nonlinear", "lstm", "rnn", "gru", "none"),
                         "recurrent core; none = feed-forward")
     core_layers: int = _doc(1, "layers of the core; > 1 stacks them (per-layer RTRL, inter-layer gradient "
                                "at the same step only: docs/cores.md)")
-    learning: str = _choice("rtrl", ("rtrl", "tbptt", "none"), "how the core is trained; none = feed-forward")
+    learning: str = _choice("rtrl", ("rtrl", "tbptt", "snap1", "uoro", "kfrtrl", "none"),
+                            "how the core is trained; snap1/uoro/kfrtrl: approximate RTRL for the dense "
+                            "cores (rnn, gru, lstm); none = feed-forward")
     hidden_size: int = _doc(64, "units of the recurrent core", at_least=1)
     encoder: str = _choice(
         "auto", ("auto", "mlp", "impala", "identity"), "observation encoder; auto: impala for images, mlp otherwise"

@@ -60,23 +60,28 @@ def random_resets(steps: int, batch: int, segment_length: int, generator: torch.
 def run_protocol(core: str, segments: int = 3, length: int = 5, batch: int = 3, input_size: int = 4,
                  hidden_size: int = 5, seed: int = 0, rtrl_path: str = "auto",
                  dtype: torch.dtype = torch.float64, **options: Any) -> GradcheckReport:
-    """Run the protocol for one element-wise core and return the errors."""
+    """Run the protocol for one core learning by exact RTRL (element-wise or dense) and return the errors."""
     gen = torch.Generator().manual_seed(seed)
-    model = make_core(core, input_size, hidden_size, learning="rtrl", rtrl_path=rtrl_path, **options).to(dtype)
+    if rtrl_path != "auto":  # the element-wise cores' option (auto is their default)
+        options["rtrl_path"] = rtrl_path
+    model = make_core(core, input_size, hidden_size, learning="rtrl", **options).to(dtype)
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(0.5 * torch.randn(p.shape, generator=gen, dtype=dtype))
     steps = segments * length
     x = torch.randn(steps, batch, input_size, generator=gen, dtype=dtype)
     reset = random_resets(steps, batch, length, gen)
-    s0 = torch.randn(batch, *model.state_shapes()[model.state_key], generator=gen, dtype=dtype)
+    # one random start per state part (h; h and c for the lstm)
+    start = {k: torch.randn((batch, *shape), generator=gen, dtype=dtype) for k, shape in model.state_shapes().items()}
+    s0 = next(iter(start.values())) if len(start) == 1 else start
     weights = torch.randn(2, steps, batch, model.output_size, generator=gen, dtype=dtype)
 
     def loss(y: Tensor, rows: slice) -> Tensor:
         return (weights[0, rows] * y + weights[1, rows] * y * y).sum()
 
     carry = model.initial_carry(batch)
-    carry[model.state_key].copy_(s0)
+    for key, value in start.items():
+        carry[key].copy_(value)
     outputs = []
     for k in range(segments):
         rows = slice(k * length, (k + 1) * length)
@@ -94,7 +99,7 @@ def run_protocol(core: str, segments: int = 3, length: int = 5, batch: int = 3, 
     return report
 
 
-def _bptt_gradients(model, x: Tensor, s0: Tensor, reset: Tensor, loss) -> tuple[dict[str, Tensor], Tensor]:
+def _bptt_gradients(model, x: Tensor, s0, reset: Tensor, loss) -> tuple[dict[str, Tensor], Tensor]:
     """Autograd BPTT over the whole stream through the core's plain-autograd reference."""
     model.zero_grad()
     y = model.reference_forward(x, s0, reset)

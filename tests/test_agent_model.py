@@ -151,12 +151,12 @@ def test_bfloat16_encoder_runs_under_autocast_and_hands_the_core_float32():
 def test_bad_configs_and_spaces_are_refused():
     with pytest.raises(ValueError, match="encoder_precision"):
         ActorCritic(VEC, spaces.Discrete(3), config(encoder_precision="float16"))
-    with pytest.raises(ValueError, match="lstm core cannot learn by RTRL"):
-        ActorCritic(VEC, spaces.Discrete(3), config(core="lstm", learning="rtrl"))
+    with pytest.raises(ValueError, match="exact dense RTRL"):
+        ActorCritic(VEC, spaces.Discrete(3), config(core="lstm", learning="rtrl", hidden_size=128))
     with pytest.raises(ValueError, match="encoder_grad"):
         ActorCritic(VEC, spaces.Discrete(3), config(encoder_grad="none"))
     with pytest.raises(ValueError, match="unknown core"):
-        ActorCritic(VEC, spaces.Discrete(3), config(core="gru"))
+        ActorCritic(VEC, spaces.Discrete(3), config(core="gru9"))
     with pytest.raises(ValueError, match="unsupported action space"):
         ActorCritic(VEC, spaces.MultiBinary(2), config())
     with pytest.raises(ValueError, match="unsupported observation space"):

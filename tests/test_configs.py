@@ -91,8 +91,8 @@ def test_unknown_key_in_a_file_names_the_key_and_the_valid_ones(tmp_path):
 
 
 @pytest.mark.parametrize("override, pattern", [
-    ("agent.core=gru", r"'agent\.core' must be one of \['elstm'"),
-    ("agent.learning=bptt", r"'agent\.learning' must be one of \['rtrl', 'tbptt', 'none'\]"),
+    ("agent.core=gru9", r"'agent\.core' must be one of \['elstm'"),
+    ("agent.learning=bptt", r"'agent\.learning' must be one of \['rtrl', 'tbptt', 'snap1', 'uoro', 'kfrtrl', 'none'\]"),
     ("train.total_steps=lots", r"'train\.total_steps' expects int"),
     ("env.num_envs=true", r"'env\.num_envs' expects int"),
     ("agent=big", r"'agent' is a section"),

@@ -14,9 +14,9 @@ def _core(name="elstm", learning="rtrl"):
 
 
 def test_unknown_core_lists_available():
-    with pytest.raises(ValueError, match="elstm.*lru.*lstm.*mingru.*rtu"):
+    with pytest.raises(ValueError, match="elstm.*gru.*lru.*lstm.*mingru.*rnn.*rtu"):
         make_core("gru9", 3, 4)
-    assert available_cores() == ["elstm", "lru", "lstm", "mingru", "rtu", "rtu_nonlinear"]
+    assert available_cores() == ["elstm", "gru", "lru", "lstm", "mingru", "rnn", "rtu", "rtu_nonlinear"]
 
 
 @pytest.mark.parametrize("name", ["elstm", "lru", "rtu", "rtu_nonlinear"])
@@ -70,9 +70,9 @@ def test_ring_initialisation(name):
         torch.testing.assert_close(torch.exp(default.gamma).detach(), torch.sqrt(1 - radius ** 2))
 
 
-def test_lstm_refuses_rtrl():
-    with pytest.raises(ValueError, match="dense"):
-        make_core("lstm", 3, 4, learning="rtrl")
+def test_lstm_refuses_rtrl_above_the_dense_size_limit():
+    with pytest.raises(ValueError, match="exact dense RTRL"):
+        make_core("lstm", 64, 128, learning="rtrl")
 
 
 @pytest.mark.parametrize("name", ["elstm", "mingru", "lru", "rtu", "rtu_nonlinear", "lstm"])

@@ -102,7 +102,7 @@ def test_linear_model_learns_a_linear_map():
     ({"optimizer": "rmsprop"}, "optimizer"),
     ({"dtype": torch.int64}, "dtype"),
     ({"core": "gru9"}, "unknown core"),
-    ({"core": "lstm"}, "dense"),
+    ({"core": "lstm", "learning": "snap1"}, "learning"),
 ])
 def test_bad_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):

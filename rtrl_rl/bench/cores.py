@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 
 from rtrl_rl.agents.cores import make_core
+from rtrl_rl.bench.table import print_table
 
 #: (core, n, d, B, T); the first row is the CPU target row (docs/performance.md)
 CPU_GRID = [("elstm", 256, 256, 16, 50), ("mingru", 256, 256, 16, 50), ("lru", 256, 256, 16, 50),
@@ -156,20 +157,7 @@ def _print_table(rows: list[dict], title: str) -> None:
     head = ["core", "n", "d", "B", "T", *variants, *(k.replace("forward_step", "fwd_step") for k in rows[0]["ratios"])]
     body = [[r["core"], *(str(r[k]) for k in "ndBT"), *(f"{r['ms'].get(v, float('nan')):.2f}" for v in variants),
              *(f"{r['ratios'].get(k, float('nan')):.2f}" for k in rows[0]["ratios"])] for r in rows]
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        print(title)
-        for line in [head, *body]:
-            print(" | ".join(line))
-        return
-    table = Table(title=title)
-    for h in head:
-        table.add_column(h, justify="right")
-    for line in body:
-        table.add_row(*line)
-    Console(width=260).print(table)
+    print_table(title, head, body)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""``rtrl-rl bench {cores,envs,runtime}``: the benchmarks, one module each in :mod:`rtrl_rl.bench`."""
+"""``rtrl-rl bench {cores,envs,gradients,runtime}``: the benchmarks, one module each in :mod:`rtrl_rl.bench`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import importlib
 TARGETS = {
     "cores": ("rtrl_rl.bench.cores", "recurrent cores: RTRL vs TBPTT vs per-step vs nn.LSTM, ms per segment"),
     "envs": ("rtrl_rl.bench.envs", "environment stepping throughput"),
+    "gradients": ("rtrl_rl.bench.gradients", "dense cores: gradient quality and cost of tbptt, snap1, uoro, "
+                                             "kfrtrl beside exact RTRL"),
     "runtime": ("rtrl_rl.bench.runtime", "end-to-end training throughput"),
 }
 

@@ -32,7 +32,8 @@ class OnlineLearner(nn.Module):
 
     ``input_size`` d and ``output_size`` k: one step takes x of shape (d,) for one
     stream, or (streams, d), and predicts (k,) or (streams, k). ``core``: a name for
-    :func:`rtrl_rl.make_core` ("elstm", "mingru"; "lstm" with ``learning="tbptt"``), or
+    :func:`rtrl_rl.make_core` ("elstm", "mingru", "lru", "rtu", ...; the dense "rnn", "gru",
+    "lstm" learn by exact dense RTRL at small sizes), or
     None for a linear model y = A x + c. ``update_every`` k: parameters are updated
     after every k-th learning step from the mean of those k steps' gradients (for
     tbptt, k is the truncation window). ``optimizer``: "adam", "sgd" or a callable
