@@ -114,6 +114,15 @@ class RuntimeConfig:
     slots: int = _doc(0, "shared-memory rollout slots; 0 = 2 per actor plus 2")
     checkpoint_every_s: float = _doc(300.0, "seconds between checkpoints")
     keep_checkpoints: int = _doc(3, "how many recent checkpoints to keep (the best is kept too)")
+    backend: str = _choice(
+        "local", ("local", "ray"), "actors as local processes, or as Ray actors (see docs/distributed.md)"
+    )
+    ray_address: str = _doc("", "ray backend: cluster to join (auto or host:port); empty starts a local Ray instance")
+    ray_actor_resources: dict = _doc({"num_cpus": 1}, "ray backend: Ray resources of each actor, e.g. {num_cpus: 1}")
+    ray_learner_resources: dict = _doc(
+        {}, "ray backend: empty runs the learner in this process; else in a Ray actor with these resources, "
+            "e.g. {num_gpus: 1}"
+    )
 
 
 @dataclass

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dispatch(config, resume_dir):
-    if config.runtime.actors > 0:
+    if config.runtime.actors > 0 or config.runtime.backend == "ray":  # ray checks its actor count
         from rtrl_rl.runtime import train_with_actors
 
         return train_with_actors(config, resume_from=resume_dir)
