@@ -120,6 +120,17 @@ def test_every_stream_arrives_in_order_across_an_env_crash(ray_instance, tmp_pat
     assert check_order(learner_events, restarted_actors=1) in ({0, 1}, {2, 3})
 
 
+@needs_ray
+def test_an_env_crash_stops_the_run_without_restarts(ray_instance, tmp_path):
+    config = on_ray(counter_config(tmp_path, crash_at=3 * T + 2))
+    config.train.total_steps *= 100
+    with pytest.raises(ActorFailure, match="CounterEnv crashed on purpose"):
+        train_with_actors(config)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stopped"] == "interrupted (actor failure)"
+    assert load_checkpoint(tmp_path / "run")["step"] == summary["steps"] > 0
+
+
 @pytest.fixture
 def kill_an_actor(monkeypatch):
     """SIGKILL actor 1's process once 3 batches went through; returns the pids killed."""
@@ -185,3 +196,22 @@ def test_a_signal_checkpoints_and_leaves_no_ray_process(tmp_path, sig, group):
         time.sleep(0.1)
     assert alive(seen) == [], "Ray processes left behind"
 
+
+
+def test_bench_runtime_puts_the_backends_side_by_side(capsys):
+    import argparse
+
+    from rtrl_rl.bench.runtime import add_arguments, print_table, summarize
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(SystemExit) as bad:
+        parser.parse_args(["--backend", "local,mpi"])
+    assert bad.value.code == 2 and "takes local, ray" in capsys.readouterr().err
+    args = parser.parse_args(["--backend", "local"])
+    assert args.backend == ["local"]
+    rates = {"raw env": [1000.0], "rtrl (local)": [100.0, 120.0, 110.0], "rtrl (ray)": [90.0, 80.0, 100.0]}
+    result = summarize(args, rates)
+    assert result["ray_over_local"] == {"rtrl": pytest.approx(90.0 / 110.0)}
+    print_table(result)
+    assert "rtrl: ray / local 0.82" in capsys.readouterr().out

@@ -99,9 +99,12 @@ def ray_instance(config: Config):
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         ray.init(**init_options(config))
-    finally:
+    except BaseException:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        raise
     try:
+        # A Ctrl-C during start-up is delivered here, so Ray is still shut down.
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
         if not config.runtime.ray_address:
             _check_fits(ray, config)
         yield ray
