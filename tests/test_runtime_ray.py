@@ -10,7 +10,6 @@ checks: per-stream order across a restart, the final checkpoint, no process behi
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -28,7 +27,12 @@ from test_runtime_faults import alive, run_train, train_args
 from test_runtime_order import T, check_within, counter_config, learner_events, per_stream_segments  # noqa: F401
 from test_runtime_train import SCALARS, evaluate, memory_config, policy_lags, scalar_tags
 
-HAVE_RAY = importlib.util.find_spec("ray") is not None
+try:  # a broken install counts as missing, as it does for the backend
+    import ray  # noqa: F401
+
+    HAVE_RAY = True
+except ImportError:
+    HAVE_RAY = False
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason='Ray is not installed (pip install -e ".[ray]")')
 
 
