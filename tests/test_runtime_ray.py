@@ -73,6 +73,20 @@ def test_bad_ray_settings_exit_2_before_anything_starts(tmp_path, capsys):
 
 
 @needs_ray
+def test_a_local_instance_refuses_resources_it_lacks(ray_instance):
+    from rtrl_rl.runtime.ray_backend import _check_fits
+
+    config = build_config({"runtime": {"actors": 2, "backend": "ray", "ray_actor_resources": {"cpu_node": 1}}})
+    with pytest.raises(ValueError, match="asks for {'cpu_node': 2"):
+        _check_fits(ray_instance, config)
+    if not torch.cuda.is_available():  # runtime.device=cuda without local CUDA asks Ray for a GPU
+        config = build_config({"runtime": {"actors": 2, "backend": "ray", "device": "cuda"}})
+        with pytest.raises(ValueError, match="asks for {'GPU': 1"):
+            _check_fits(ray_instance, config)
+    _check_fits(ray_instance, build_config({"runtime": {"actors": 2, "backend": "ray"}}))  # CPUs only: fits
+
+
+@needs_ray
 def test_train_evaluate_resume_with_the_learner_in_a_ray_actor(ray_instance, tmp_path, capsys):
     # First session: learner in this process. Resumed session: learner in a Ray actor.
     run_dir = tmp_path / "run"
@@ -116,12 +130,17 @@ def check_order(events: list[tuple], restarted_actors: int) -> set[int]:
 
 
 @needs_ray
-def test_every_stream_arrives_in_order_across_an_env_crash(ray_instance, tmp_path, learner_events):
+def test_every_stream_arrives_in_order_across_an_env_crash(ray_instance, tmp_path, learner_events, monkeypatch):
+    puts = []  # parameters go through the object store once per version: one put each
+    put = ray_instance.put
+    monkeypatch.setattr(ray_instance, "put", lambda value, **kw: puts.append(type(value)) or put(value, **kw))
     config = on_ray(counter_config(tmp_path, crash_at=3 * T + 2, marker=str(tmp_path / "crashed")))
     config.runtime.restart_actors = True
-    assert train_with_actors(config)["stopped"] == "budget"
+    summary = train_with_actors(config)
+    assert summary["stopped"] == "budget"
     assert (tmp_path / "crashed").exists(), "the env never crashed; the test proves nothing"
     assert check_order(learner_events, restarted_actors=1) in ({0, 1}, {2, 3})
+    assert puts == [dict] * (summary["updates"] + 1)  # the first version, then one per update
 
 
 @needs_ray

@@ -130,6 +130,9 @@ class RayFleet:
         self.top_up()
         heads = [fifo[0] if fifo else None for fifo in self.pending]
         refs = [ref for ref in heads if ref is not None]
+        if not refs:  # every actor is restarting
+            time.sleep(timeout)
+            return None
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout, fetch_local=True)
         done = set(ready)
         results = {}
