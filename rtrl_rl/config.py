@@ -147,6 +147,15 @@ class RuntimeConfig:
         120.0, "seconds one step (or reset) of the environment may take before the run counts it as hung "
         "and stops with a checkpoint; 0 = never", at_least=0,
     )
+    backend: str = _choice(
+        "local", ("local", "ray"), "actors as local processes, or as Ray actors (see docs/distributed.md)"
+    )
+    ray_address: str = _doc("", "ray backend: cluster to join (auto or host:port); empty starts a local Ray instance")
+    ray_actor_resources: dict = _doc({"num_cpus": 1}, "ray backend: Ray resources of each actor, e.g. {num_cpus: 1}")
+    ray_learner_resources: dict = _doc(
+        {}, "ray backend: empty runs the learner in this process; else in a Ray actor with these resources, "
+            "e.g. {num_gpus: 1}"
+    )
 
 
 @dataclass

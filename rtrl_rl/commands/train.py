@@ -74,7 +74,8 @@ def _prepare(args: argparse.Namespace):
         config = resume_config(resume, args.overrides, trust_config=args.trust_config)
     else:
         config = load_config(_resolve(args.config), args.overrides)
-    resolve_device(config.train.device)
+    if config.runtime.backend != "ray":  # with Ray the learner may run on another node: checked there
+        resolve_device(config.train.device)
     if restart:
         clear_run_dir(Path(config.run_dir))
         _say(f"{args.resume} holds a config but no checkpoint (the run stopped before its first one): "
@@ -135,7 +136,7 @@ def _dispatch(config, resume_dir):
         from rtrl_rl.stream_trainer import train_stream
 
         return train_stream(config)
-    if config.runtime.actors > 0:
+    if config.runtime.actors > 0 or config.runtime.backend == "ray":  # ray checks its actor count
         from rtrl_rl.runtime import train_with_actors
 
         return train_with_actors(config, resume_from=resume_dir)
