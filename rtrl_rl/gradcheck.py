@@ -120,6 +120,10 @@ def format_report(report: GradcheckReport) -> list[str]:
 
 def check_all(cores: list[str], segments: int, length: int, paths: Optional[list[str]] = None,
               seed: int = 0) -> list[GradcheckReport]:
-    """Run the protocol for each core and each RTRL path (default: segment and step)."""
+    """Run the protocol for each core and each RTRL path (default: segment and step; the
+    dense cores, whose exact RTRL has one path, once)."""
+    from rtrl_rl.agents.cores import elementwise_cores
+
     paths = paths or ["segment", "step"]
-    return [run_protocol(c, segments=segments, length=length, rtrl_path=p, seed=seed) for c in cores for p in paths]
+    return [run_protocol(c, segments=segments, length=length, rtrl_path=p, seed=seed)
+            for c in cores for p in (paths if c in elementwise_cores() else ["auto"])]

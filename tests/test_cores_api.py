@@ -137,8 +137,16 @@ def test_gradcheck_command_checks_the_complex_cores(capsys, name):
     assert f"{name} (path=segment" in out and f"{name} (path=step" in out and "nu" in out and "FAIL" not in out
 
 
-def test_gradcheck_command_rejects_lstm(capsys):
-    assert cli.main(["gradcheck", "--core", "lstm"]) == 2
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
+def test_gradcheck_command_checks_exact_dense_rtrl(capsys, name):
+    assert cli.main(["gradcheck", "--core", name, "--segments", "3", "--length", "3"]) == 0
+    out = capsys.readouterr().out
+    assert f"{name} (path=auto" in out and "PASS" in out and "FAIL" not in out
+
+
+def test_gradcheck_command_rejects_an_unknown_core(capsys):
+    assert cli.main(["gradcheck", "--core", "gru9"]) == 2
+    assert "cores with exact RTRL" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", ["mingru", "rtu"])

@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "gradcheck", help="check RTRL gradients against full-stream BPTT in float64",
         description="Runs the verification protocol of docs/rtrl.md in float64 and prints the max relative error per "
                     f"parameter; exits 1 if any error exceeds {TOLERANCE:g} or resets do not matter.")
-    parser.add_argument("--core", default=None, help="element-wise core to check (default: all)")
+    parser.add_argument("--core", default=None, help="core to check: an element-wise core, or a dense one "
+                        "(rnn, gru, lstm: exact dense RTRL) (default: all)")
     parser.add_argument("--segments", type=int, default=3, help="number of segments K (>= 3 recommended)")
     parser.add_argument("--length", type=int, default=5, help="segment length T (>= 1)")
     parser.add_argument("--seed", type=int, default=0)
@@ -22,13 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the protocol and print one block per (core, path); return the exit code."""
-    from rtrl_rl.agents.cores import available_cores, elementwise_cores
+    from rtrl_rl.agents.cores import DENSE_CORES, available_cores, elementwise_cores
     from rtrl_rl.gradcheck import check_all, format_report
 
-    cores = elementwise_cores() if args.core is None else [args.core]
+    checkable = elementwise_cores() + sorted(DENSE_CORES)
+    cores = checkable if args.core is None else [args.core]
     for core in cores:
-        if core not in elementwise_cores():
-            print(f"error: {core!r} has no RTRL to check; element-wise cores: {', '.join(elementwise_cores())} "
+        if core not in checkable:
+            print(f"error: {core!r} has no RTRL to check; cores with exact RTRL: {', '.join(checkable)} "
                   f"(all cores: {', '.join(available_cores())})")
             return 2
     if args.segments < 1 or args.length < 1:
