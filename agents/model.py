@@ -24,7 +24,7 @@ from rtrl_rl.agents.cores import Carry, elementwise_cores, make_core
 from rtrl_rl.agents.encoders import make_encoder
 from rtrl_rl.agents.heads import ValueHead, make_policy_head
 
-Observation = torch.Tensor | dict[str, torch.Tensor]
+Observation = torch.Tensor | dict[str, torch.Tensor] | tuple[torch.Tensor, ...]
 
 #: what agent.encoder_precision accepts
 ENCODER_PRECISIONS = ("float32", "bfloat16")
@@ -80,6 +80,9 @@ def agent_options(config: Any) -> dict:
 
 
 def _map_obs(obs: Observation, fn) -> Observation:
+    """``fn`` on every leaf; a tuple (Tuple space) comes back as the dict keyed "0", "1"... the encoder reads."""
+    if isinstance(obs, (tuple, list)):
+        obs = {str(i): o for i, o in enumerate(obs)}
     return {k: fn(v) for k, v in obs.items()} if isinstance(obs, dict) else fn(obs)
 
 

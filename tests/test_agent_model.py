@@ -160,4 +160,4 @@ def test_bad_configs_and_spaces_are_refused():
     with pytest.raises(ValueError, match="unsupported action space"):
         ActorCritic(VEC, spaces.MultiBinary(2), config())
     with pytest.raises(ValueError, match="unsupported observation space"):
-        ActorCritic(spaces.Tuple([VEC]), spaces.Discrete(3), config())
+        ActorCritic(spaces.Tuple([VEC, spaces.Text(4)]), spaces.Discrete(3), config())
