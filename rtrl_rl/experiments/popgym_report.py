@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from rtrl_rl.experiments.popgym import PEER, PEER_LABEL, WINDOW_STEPS, aggregate, window_means
@@ -84,6 +85,32 @@ def _recall(data: dict) -> list[str]:
     return lines + [""]
 
 
+def full_grid_estimate(agg: dict, jobs: int, runs_per_rule: int, steps: int) -> dict[str, float]:
+    """Hours the full grid would take per rule at the mean throughput measured here (None: not measured).
+
+    ``runs_per_rule`` runs of ``steps`` each, ``jobs`` at a time; throughput varies across
+    tasks (episode lengths, env cost), so this is an order of magnitude, not a forecast.
+    """
+    out = {}
+    for rule in dict.fromkeys(r for cells in agg.values() for r in cells):
+        rates = [cells[rule]["sps"] for cells in agg.values() if rule in cells]
+        out[rule] = runs_per_rule * steps / statistics.fmean(rates) / jobs / 3600
+    return out
+
+
+def _estimate_line(data: dict, agg: dict) -> list[str]:
+    from rtrl_rl.experiments.popgym import TASKS
+
+    hours = full_grid_estimate(agg, data["meta"]["jobs"], 3 * len(TASKS), 3_000_000)
+    if not hours:
+        return []
+    labels = _labels(data)
+    parts = ", ".join(f"{labels.get(r, r)} {h:.1f} h" for r, h in hours.items())
+    return [f"At the throughputs measured here, the full grid (13 tasks x 3 seeds x 3M steps) would take about "
+            f"{sum(hours.values()):.0f} h with {data['meta']['jobs']} runs at a time on this machine under this "
+            f"load: {parts}.", ""]
+
+
 def write_page(data: dict, out: Path, md: Path) -> list[Path]:
     """Write both plots and the page; return their paths."""
     g, m = data["grid"], data["meta"]
@@ -121,6 +148,7 @@ def write_page(data: dict, out: Path, md: Path) -> list[Path]:
         "## Commands", "",
         *sorted({f"- `{r['command']}`" for r in data["runs"] if "command" in r}), "",
         *(["## Not measured here", "", *[f"- {n}" for n in m["not_measured"]], ""] if m.get("not_measured") else []),
+        *_estimate_line(data, agg),
     ]
     failed = [r for r in data["runs"] if "error" in r]
     if failed:
