@@ -91,7 +91,8 @@ def test_report_from_a_tiny_saved_result(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [(["--rtrl-cores", "nope"], "unknown core"),
-                                           (["--tasks", "Nope"], "invalid choice"), (["--steps", "0"], "must be positive")])
+                                           (["--tasks", "Nope"], "invalid choice"), (["--steps", "0"], "must be positive"),
+                                           (["--rules", "tbptt-gru"], "unknown rule")])
 def test_cli_refuses_bad_input_before_running(tmp_path, capsys, args, message):
     from rtrl_rl.experiments.popgym_cli import main
 

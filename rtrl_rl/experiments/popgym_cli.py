@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(sb3_missing())
     if args.jobs < 1 or (args.steps is not None and args.steps < 1):
         parser.error("--jobs and --steps must be positive")
+    known = set(pg.rules(args.rtrl_cores))
+    if args.rules and not set(args.rules) <= known:
+        parser.error(f"unknown rule(s) {sorted(set(args.rules) - known)}; choose from {sorted(known)}")
     return args
 
 
@@ -72,11 +75,7 @@ def build_grid(args: argparse.Namespace) -> pg.Grid:
     if args.steps:
         grid.total_steps = args.steps
     if args.rules:
-        unknown = set(args.rules) - set(grid.rules)
-        if unknown:
-            raise SystemExit(f"python -m benchmarks.popgym: error: unknown rule(s) {sorted(unknown)}; "
-                             f"choose from {sorted(grid.rules)}")
-        grid.rules = {k: v for k, v in grid.rules.items() if k in args.rules}
+        grid.rules = {k: v for k, v in pg.rules(args.rtrl_cores).items() if k in args.rules}
     return grid
 
 
