@@ -127,9 +127,10 @@ def test_peer_adapter_on_a_few_hundred_steps():
     pytest.importorskip("popgym", reason='popgym is not installed: pip install "rtrl-rl[popgym]"')
     from rtrl_rl.experiments.peers import run_recurrent_ppo
 
-    result = run_recurrent_ppo("popgym:AutoencodeEasy", 256, seed=0, eval_episodes=2, n_steps=32, batch_size=64,
-                               n_epochs=1)  # the Tuple observation, flattened for SB3
-    assert result["steps"] >= 256 and result["evaluations"][-1]["episodes"] == 2
+    for name in ("AutoencodeEasy", "CountRecallEasy"):  # Tuple and MultiDiscrete observations, flattened for SB3
+        result = run_recurrent_ppo(f"popgym:{name}", 256, seed=0, eval_episodes=2, n_steps=32, batch_size=64,
+                                   n_epochs=1)
+        assert result["steps"] >= 256 and result["evaluations"][-1]["episodes"] == 2
     recall = run_recurrent_ppo("memory:recall", 256, options={"delay": 2}, eval_episodes=8, eval_interval_steps=256,
                                target_success=0.95, n_steps=32, batch_size=64, n_epochs=1)
     assert recall["curve"] and 0.0 <= recall["evaluations"][0]["success_rate"] <= 1.0

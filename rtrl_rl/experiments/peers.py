@@ -35,9 +35,10 @@ def sb3_missing() -> str | None:
 def make_env(spec: str, options: dict | None = None) -> gym.Env:
     """One gymnasium env for ``spec`` (``popgym:<Name>`` or ``memory:<task>``), Monitor-wrapped.
 
-    A Tuple observation (POPGym Autoencode), which SB3's policies do not take, is flattened
-    by gymnasium's ``FlattenObservation`` (the concatenated one-hots the library's agent
-    also reads).
+    A Tuple observation (POPGym Autoencode), which SB3's policies do not take, and a
+    MultiDiscrete one (CountRecall, Concentration: SB3 2.9 sizes its LSTM input with a numpy
+    integer there, which torch refuses) are flattened by gymnasium's ``FlattenObservation``
+    (the concatenated one-hots SB3 and the library's agent would build themselves).
     """
     from stable_baselines3.common.monitor import Monitor
 
@@ -52,7 +53,7 @@ def make_env(spec: str, options: dict | None = None) -> gym.Env:
         env = MemoryEnv(parsed.name, **(options or {}))
     else:
         raise ValueError(f"the peer adapter runs popgym: and memory: specs, got {spec!r}")
-    if isinstance(env.observation_space, gym.spaces.Tuple):
+    if isinstance(env.observation_space, (gym.spaces.Tuple, gym.spaces.MultiDiscrete)):
         env = gym.wrappers.FlattenObservation(env)
     return Monitor(env)
 
