@@ -1,4 +1,4 @@
-"""Observation encoders: IMPALA ResNet for images, an MLP for vectors, identity, and Dict.
+"""Observation encoders: IMPALA ResNet for images, an MLP for vectors, identity, and Dict/Tuple.
 
 Every encoder maps a batch of observations (N, ...) — or a dict of such tensors for a Dict
 space — to float features (N, output_size) in the encoder's dtype. The learner folds time
@@ -15,6 +15,8 @@ from torch import nn
 
 IMPALA_CHANNELS = (16, 32, 32)
 IMPALA_OUTPUT = 256
+#: the leaf spaces an encoder reads (Dict and Tuple hold these)
+FLAT_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
 
 class _DtypeProbe(nn.Module):
@@ -29,18 +31,31 @@ class _DtypeProbe(nn.Module):
 
 
 class IdentityEncoder(_DtypeProbe):
-    """The raw observation, flattened to (N, prod(shape)) floats; Discrete becomes one-hot."""
+    """The raw observation as the flat float vector of ``gymnasium.spaces.flatten``.
+
+    (N, ...) -> (N, flatdim(space)): Box and MultiBinary flattened, Discrete one-hot,
+    MultiDiscrete the concatenated one-hots of its components (``start`` subtracted), so a
+    symbol index is never read as a magnitude. tests/test_agent_encoders.py checks it
+    against gymnasium's own ``flatten`` on samples of each space.
+    """
 
     def __init__(self, space: spaces.Space) -> None:
         super().__init__()
-        self.discrete = space.n if isinstance(space, spaces.Discrete) else None
-        self.output_size = int(self.discrete or math.prod(space.shape))
+        self.kind = type(space).__name__
+        self.output_size = int(spaces.flatdim(space))
+        if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
+            nvec = torch.as_tensor(space.nvec if isinstance(space, spaces.MultiDiscrete) else space.n).reshape(-1)
+            offsets = torch.cumsum(nvec, 0) - nvec  # where each component's one-hot begins
+            self.register_buffer("start", torch.as_tensor(space.start).reshape(-1), persistent=False)
+            self.register_buffer("offsets", offsets, persistent=False)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """(N, ...) -> (N, output_size)."""
-        if self.discrete is not None:
-            return self._float(nn.functional.one_hot(obs.long().reshape(-1), self.discrete))
-        return self._float(obs.reshape(obs.shape[0], -1))
+        if self.kind not in ("Discrete", "MultiDiscrete"):
+            return self._float(obs.reshape(obs.shape[0], -1))
+        index = obs.long().reshape(obs.shape[0], -1) - self.start + self.offsets
+        hot = torch.zeros(obs.shape[0], self.output_size, dtype=self._probe.dtype, device=obs.device)
+        return hot.scatter_(1, index, 1.0)
 
 
 class MLPEncoder(nn.Module):
@@ -129,19 +144,28 @@ class ImpalaEncoder(nn.Module):
         return torch.relu(self.fc(x))
 
 
-class DictEncoder(nn.Module):
-    """Encodes each key of a Dict observation with its own encoder and concatenates (sorted keys)."""
+def _members(space: spaces.Dict | spaces.Tuple) -> dict[str, spaces.Space]:
+    """A Dict's entries, or a Tuple's as ``{"0": ..., "1": ...}`` (how the env suites pass a Tuple on)."""
+    if isinstance(space, spaces.Tuple):
+        return {str(i): s for i, s in enumerate(space.spaces)}
+    return dict(space.spaces)
 
-    def __init__(self, space: spaces.Dict, kind: str, size: int, mlp_layers: int = 1) -> None:
+
+class DictEncoder(nn.Module):
+    """Encodes each entry of a Dict (or Tuple) observation with its own encoder and concatenates
+    (sorted keys; a Tuple's element i has the key ``"i"``)."""
+
+    def __init__(self, space: spaces.Dict | spaces.Tuple, kind: str, size: int, mlp_layers: int = 1) -> None:
         super().__init__()
-        self.keys = sorted(space.spaces)
-        self.encoders = nn.ModuleDict(
-            {k: make_encoder(space.spaces[k], kind, size, mlp_layers) for k in self.keys}
-        )
+        members = _members(space)
+        self.keys = sorted(members)
+        self.encoders = nn.ModuleDict({k: make_encoder(members[k], kind, size, mlp_layers) for k in self.keys})
         self.output_size = sum(e.output_size for e in self.encoders.values())
 
-    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """{key: (N, ...)} -> (N, sum of the keys' output sizes)."""
+    def forward(self, obs: dict[str, torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """{key: (N, ...)} (or a tuple, element i for key "i") -> (N, sum of the output sizes)."""
+        if isinstance(obs, (tuple, list)):
+            obs = {str(i): o for i, o in enumerate(obs)}
         return torch.cat([self.encoders[k](obs[k]) for k in self.keys], dim=-1)
 
 
@@ -155,17 +179,17 @@ def make_encoder(
     """The encoder for ``observation_space``; the module has ``output_size``.
 
     kind: "auto" (IMPALA for rank-3 Boxes, an MLP of ``mlp_layers`` layers of ``size``
-    for anything else), "impala", "mlp" or "identity". Supported spaces: Box, Discrete (one-hot), MultiBinary, and Dict of those
-    (each key encoded by the same rule, then concatenated). Others raise ValueError.
+    for anything else), "impala", "mlp" or "identity". Supported spaces: Box, Discrete
+    (one-hot), MultiDiscrete (concatenated one-hots), MultiBinary, and a Dict or Tuple of
+    those (each entry encoded by the same rule, then concatenated). Others raise ValueError.
     """
     if kind not in ("auto", "mlp", "impala", "identity"):
         raise ValueError(f"unknown encoder {kind!r}; choose one of auto, mlp, impala, identity")
-    if isinstance(observation_space, spaces.Dict):
+    if isinstance(observation_space, (spaces.Dict, spaces.Tuple)):
         return DictEncoder(observation_space, kind, size, mlp_layers)
-    if not isinstance(observation_space, (spaces.Box, spaces.Discrete, spaces.MultiBinary)):
-        raise ValueError(
-            f"unsupported observation space {observation_space}: use Box, Discrete, MultiBinary or a Dict of them"
-        )
+    if not isinstance(observation_space, FLAT_SPACES):
+        raise ValueError(f"unsupported observation space {observation_space}: use Box, Discrete, MultiDiscrete, "
+                         "MultiBinary or a Dict or Tuple of them")
     if kind == "impala" or (kind == "auto" and _is_image(observation_space)):
         if not _is_image(observation_space):
             raise ValueError(f"the impala encoder needs a rank-3 image Box, got {observation_space}")

@@ -1,6 +1,7 @@
 """The actor-critic: encoder -> recurrent core -> policy and value heads.
 
-Core input at each step: [encoded observation ; previous reward ; previous action], where
+Core input at each step: [encoded observation ; previous reward ; previous action ; start
+flag], the start flag (1 where ``first``, else 0) only with ``start_flag``, where
 the previous reward is clipped to [-reward_clip, reward_clip] when ``reward_clip > 0`` and
 the previous action is encoded by the policy head (one-hot, concatenated one-hots, or the
 raw Box vector). Both extras are zeroed where ``first`` is True, so the first step of an
@@ -24,7 +25,7 @@ from rtrl_rl.agents.cores import Carry, elementwise_cores, make_core
 from rtrl_rl.agents.encoders import make_encoder
 from rtrl_rl.agents.heads import ValueHead, make_policy_head
 
-Observation = torch.Tensor | dict[str, torch.Tensor]
+Observation = torch.Tensor | dict[str, torch.Tensor] | tuple[torch.Tensor, ...]
 
 #: what agent.encoder_precision accepts
 ENCODER_PRECISIONS = ("float32", "bfloat16")
@@ -42,6 +43,7 @@ _AGENT_DEFAULTS = {
     "forget_bias": 3.0,
     "prev_action": True,
     "prev_reward": True,
+    "start_flag": False,
 }
 
 
@@ -81,6 +83,9 @@ def agent_options(config: Any) -> dict:
 
 
 def _map_obs(obs: Observation, fn) -> Observation:
+    """``fn`` on every leaf; a tuple (Tuple space) comes back as the dict keyed "0", "1"... the encoder reads."""
+    if isinstance(obs, (tuple, list)):
+        obs = {str(i): o for i, o in enumerate(obs)}
     return {k: fn(v) for k, v in obs.items()} if isinstance(obs, dict) else fn(obs)
 
 
@@ -107,7 +112,8 @@ class ActorCritic(nn.Module):
         self.encoder_autocast = opts["encoder_precision"] == "bfloat16"
         self.policy = make_policy_head(action_space, opts["hidden_size"])
         self.use_prev_action, self.use_prev_reward = bool(opts["prev_action"]), bool(opts["prev_reward"])
-        input_size = self.encoder.output_size + int(self.use_prev_reward)
+        self.use_start_flag = bool(opts["start_flag"])
+        input_size = self.encoder.output_size + int(self.use_prev_reward) + int(self.use_start_flag)
         input_size += self.policy.action_input_size if self.use_prev_action else 0
         self.core = self._make_core(opts, input_size)
         if self.core.output_size != opts["hidden_size"]:  # e.g. rtu: 2n outputs (the pair per unit)
@@ -153,7 +159,7 @@ class ActorCritic(nn.Module):
     def core_input(
         self, obs: Observation, prev_action: torch.Tensor, prev_reward: torch.Tensor, first: torch.Tensor
     ) -> torch.Tensor:
-        """[encoded obs ; prev reward ; prev action] for inputs with leading dims L = first.shape.
+        """[encoded obs ; prev reward ; prev action ; start flag] for inputs with leading dims L = first.shape.
 
         obs (*L, ...) or a dict of such; prev_action (*L, ...); prev_reward, first (*L,).
         Returns (*L, input_size).
@@ -173,6 +179,8 @@ class ActorCritic(nn.Module):
             parts.append(keep * (torch.clamp(r, -clip, clip) if clip > 0 else r))
         if self.use_prev_action:
             parts.append(keep * self.policy.encode_action(prev_action.to(dev), self.dtype))
+        if self.use_start_flag:
+            parts.append(1.0 - keep)
         return torch.cat(parts, dim=-1)
 
     def unroll(

@@ -67,6 +67,9 @@ def resolve_id(suite: str, name: str, imports: list[str]) -> str:
     """Import what registers the id, then return the registered id (closest names if not)."""
     for module in imports:
         importlib.import_module(module)
+    if suite == "popgym":  # its own names, and a clear refusal of the Labyrinths without mazelib
+        from rtrl_rl.envs.popgym import resolve_popgym
+        return resolve_popgym(name)
     if suite in OPTIONAL:
         package, pattern = OPTIONAL[suite]
         try:
@@ -80,16 +83,37 @@ def resolve_id(suite: str, name: str, imports: list[str]) -> str:
     return name
 
 
+def tuple_as_dict(space: spaces.Tuple) -> spaces.Dict:
+    """A Tuple space as the Dict the pipeline carries: element i under the key ``"i"``."""
+    return spaces.Dict({str(i): s for i, s in enumerate(space.spaces)})
+
+
+class TupleToDict(gym.ObservationWrapper):
+    """Tuple observations as dicts keyed ``"0"``, ``"1"``...: buffers, segments and the
+    agent's DictEncoder handle flat Dicts of arrays, and a Tuple is one with ordered keys."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.observation_space = tuple_as_dict(env.observation_space)
+
+    def observation(self, observation: tuple) -> dict:
+        """(a, b, ...) -> {"0": a, "1": b, ...}."""
+        return {str(i): v for i, v in enumerate(observation)}
+
+
 def array_space(space: gym.Space) -> gym.Space:
-    """The observation space we pass on: array leaves only (Dict keys like Text dropped)."""
+    """The observation space we pass on: array leaves only (Dict keys like Text dropped);
+    a Tuple of array spaces becomes a Dict keyed by position (see :class:`TupleToDict`)."""
     if isinstance(space, ARRAY_SPACES):
         return space
+    if isinstance(space, spaces.Tuple) and all(isinstance(s, ARRAY_SPACES) for s in space.spaces):
+        return tuple_as_dict(space)
     if isinstance(space, spaces.Dict):
         kept = {k: s for k, s in space.spaces.items() if isinstance(s, ARRAY_SPACES)}
         if kept:
             return spaces.Dict(kept)
     raise ValueError(f"observation space {space} is not supported: use Box, Discrete, "
-                     "MultiDiscrete, MultiBinary, or a flat Dict of those")
+                     "MultiDiscrete, MultiBinary, or a flat Dict or Tuple of those")
 
 
 @dataclass
@@ -106,7 +130,8 @@ class EnvFactory:
         for module in self.imports:
             importlib.import_module(module)
         if self.kind == "gym":
-            return gym.make(self.target, **self.kwargs)
+            env = gym.make(self.target, **self.kwargs)
+            return TupleToDict(env) if isinstance(env.observation_space, spaces.Tuple) else env
         if self.kind == "memory":
             from rtrl_rl.envs.memory import MemoryEnv
             return MemoryEnv(self.target, **self.kwargs)

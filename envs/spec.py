@@ -19,7 +19,7 @@ SUITES: dict[str, str] = {
     "dmlab": "dmlab:rooms_watermaze (DMLab-30 levels; deepmind_lab built from source)",
     "memory": "memory:recall, memory:tmaze (built in)",
     "gym": "gym:CartPole-v1 (any registered gymnasium id; imports=[module,...])",
-    "popgym": "popgym:RepeatPreviousEasy or popgym:popgym-RepeatPreviousEasy-v0",
+    "popgym": "popgym:RepeatPreviousEasy or popgym:popgym-RepeatPreviousEasy-v0 (the 42 of popgym.envs.ALL)",
     "minigrid": "minigrid:Empty-5x5 or minigrid:MiniGrid-Empty-5x5-v0",
 }
 ENTRY_POINT = "entry"

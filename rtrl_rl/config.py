@@ -90,6 +90,7 @@ class AgentConfig:
     forget_bias: float = _doc(3.0, "initial forget-gate bias: sigma(3)=0.95 keeps memory alive at init")
     prev_action: bool = _doc(True, "feed the previous action (one-hot) to the core")
     prev_reward: bool = _doc(True, "feed the previous (clipped) reward to the core")
+    start_flag: bool = _doc(False, "feed 1 at the first step of an episode, else 0, to the core (POPGym's baselines do)")
     algorithm: str = _choice(
         "segment", ("segment", "stream"),
         "segment: V-trace on segments of many streams; stream: stream AC(lambda), one update per step "

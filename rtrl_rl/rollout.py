@@ -43,10 +43,11 @@ def _obs_layout(space: gym.Space) -> dict[str, tuple[tuple[int, ...], torch.dtyp
     """Segment keys for the observation: ``obs`` for a Box, ``obs.<key>`` per Dict entry."""
     if isinstance(space, gym.spaces.Dict):
         return {OBS_PREFIX + k: _obs_layout(s)["obs"] for k, s in space.spaces.items()}
-    if isinstance(space, (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary)):
+    if isinstance(space, (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
         dtype = torch.from_numpy(np.zeros(0, dtype=space.dtype)).dtype
         return {"obs": (tuple(space.shape), dtype)}
-    raise ValueError(f"unsupported observation space {space}: use Box or Dict of Box")
+    raise ValueError(f"unsupported observation space {space}: use Box, Discrete, MultiDiscrete, MultiBinary "
+                     "or a Dict of them")
 
 
 def segment_layout(

@@ -116,6 +116,12 @@ def test_reward_clip_and_input_options():
     assert model.core.input_size == 8 + 1 + 3
     bare = ActorCritic(VEC, spaces.Discrete(3), config(prev_action=False, prev_reward=False))
     assert bare.core.input_size == 8
+    flagged = ActorCritic(VEC, spaces.Discrete(3), config(start_flag=True)).double()
+    assert flagged.core.input_size == 8 + 1 + 3 + 1
+    first = torch.tensor([True, False])
+    x = flagged.core_input(torch.zeros(2, 3), torch.tensor([2, 2]), torch.tensor([1.0, 1.0]), first)
+    assert x[:, -1].tolist() == [1.0, 0.0]  # the flag marks the episode's first step only
+    assert x[0, 8:-1].abs().sum() == 0 and x[1, 8:-1].abs().sum() > 0  # prev reward/action still hidden at first
 
 
 def test_core_choices_and_encoder_gradient_option():
@@ -160,4 +166,4 @@ def test_bad_configs_and_spaces_are_refused():
     with pytest.raises(ValueError, match="unsupported action space"):
         ActorCritic(VEC, spaces.MultiBinary(2), config())
     with pytest.raises(ValueError, match="unsupported observation space"):
-        ActorCritic(spaces.Tuple([VEC]), spaces.Discrete(3), config())
+        ActorCritic(spaces.Tuple([VEC, spaces.Text(4)]), spaces.Discrete(3), config())

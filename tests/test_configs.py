@@ -12,7 +12,7 @@ from rtrl_rl.configs import available_configs, config_dir, resolve_config_path
 
 READY = ["default", "memory/recall", "memory/tmaze", "atari/pong", "atari/breakout",
          "procgen/coinrun", "procgen/starpilot", "dmlab/rooms_watermaze",
-         "dmlab/rooms_select_nonmatching_object"]
+         "dmlab/rooms_select_nonmatching_object", "popgym/easy"]
 #: suites that use the reference implementation's hyperparameters (Irie et al., ICLR 2024)
 REFERENCE = [n for n in READY if n.split("/")[0] in ("atari", "procgen", "dmlab")]
 
@@ -120,7 +120,7 @@ def test_changing_the_env_drops_the_memory_task_options():
 
 
 #: config -> the optional package its suite needs (skipped where it is not installed)
-_NEEDS = {"atari": "ale_py", "procgen": "procgen", "dmlab": "deepmind_lab"}
+_NEEDS = {"atari": "ale_py", "procgen": "procgen", "dmlab": "deepmind_lab", "popgym": "popgym"}
 @pytest.mark.parametrize("name", READY)
 def test_every_config_trains_for_a_few_steps(name, tmp_path):
     """Two updates of each ready config as written (segment length, core, encoder,

@@ -149,6 +149,7 @@ def run_one(spec: dict, work_dir: str) -> dict:
     fresh_run_dir(run_dir)  # a rerun into the same --work-dir replaces that grid point's run
     result = {k: spec[k] for k in ("task", "length", "rule", "seed")}
     result["command"] = train_command(spec["overrides"])
+    result["run_dir"] = str(run_dir)
     start = time.perf_counter()
     with open(run_dir / "train.log", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
@@ -166,9 +167,12 @@ def run_one(spec: dict, work_dir: str) -> dict:
 
 
 def run_grid(grid: Grid, work_dir: str | Path, jobs: int = 2,
-             on_result: Callable[[dict], None] | None = None) -> list[dict]:
+             on_result: Callable[[dict], None] | None = None,
+             runner: Callable[[dict, str], dict] = run_one) -> list[dict]:
     """Run every spec of ``grid`` on ``jobs`` worker processes; results in completion order.
 
+    ``grid`` is anything with ``specs()``; ``runner(spec, work_dir)`` (a module-level
+    function, so spawned workers can import it) trains one spec, :func:`run_one` by default.
     Workers are spawned (not forked) with one OpenMP thread each: forked torch processes can
     deadlock, and two-thread runs would fight over the cores the other run needs.
     """
@@ -176,7 +180,7 @@ def run_grid(grid: Grid, work_dir: str | Path, jobs: int = 2,
     specs = grid.specs()
     results: list[dict] = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_one, spec, str(work_dir)) for spec in specs]
+        futures = [pool.submit(runner, spec, str(work_dir)) for spec in specs]
         for future in as_completed(futures):
             results.append(future.result())
             if on_result is not None:

@@ -45,7 +45,7 @@ def success_vs_length(data: dict, path: Path) -> Path:
         ax.set_xlabel("delay / corridor length L (steps)")
         ax.set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel("final greedy success")
-    return _save(fig, path, axes[0])
+    return save_with_legend(fig, path, axes[0])
 
 
 def learning_curves(data: dict, task: str, path: Path) -> Path:
@@ -67,10 +67,10 @@ def learning_curves(data: dict, task: str, path: Path) -> Path:
         ax.set_xlabel("frames (millions)")
         ax.set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel("greedy success")
-    return _save(fig, path, axes[0])
+    return save_with_legend(fig, path, axes[0])
 
 
-def _save(fig, path: Path, axes) -> Path:
+def save_with_legend(fig, path: Path, axes) -> Path:
     """One legend for the figure (every rule that appears in any panel), then the PNG."""
     labels: dict = {}
     for ax in axes:

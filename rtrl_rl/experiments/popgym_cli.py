@@ -1,0 +1,175 @@
+"""``python -m benchmarks.popgym``: the POPGym grid (and the peer), then the page and plots.
+
+Top to bottom: record the machine and versions; run the grid on the memory experiment's
+process pool, saving the JSON after every run; write ``results_popgym.md`` and the plots.
+``--report-only`` rebuilds the page from the saved JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rtrl_rl.experiments import popgym as pg
+from rtrl_rl.experiments.cli import _load, machine, versions
+from rtrl_rl.experiments.memory import run_grid
+from rtrl_rl.experiments.popgym_report import write_page
+
+JSON_NAME = "popgym.json"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (validated before anything runs: bad input exits 2)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.popgym", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 tasks, 1 seed, 1M steps (the default is the full "
+                        "grid: 13 tasks, 3 seeds, 3M steps)")
+    parser.add_argument("--tasks", nargs="+", choices=list(pg.TASKS), help="only these tasks")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the grid's)")
+    parser.add_argument("--steps", type=int, help="environment steps per run (default: the grid's)")
+    parser.add_argument("--rtrl-cores", nargs="+", default=pg.RTRL_CORES,
+                        help=f"RTRL cores, one rule each (default {' '.join(pg.RTRL_CORES)})")
+    parser.add_argument("--rules", nargs="+", help="only these rules (names as in the JSON, e.g. rtrl-elstm)")
+    parser.add_argument("--peer", action="store_true", help="also run SB3-contrib RecurrentPPO on every task "
+                        "(needs the [peers] extra)")
+    parser.add_argument("--peer-steps", type=int, help="the peer's steps per run (default: the grid's budget)")
+    parser.add_argument("--recall", action="store_true", help="also compare wall time to 95%% greedy success "
+                        "on memory:recall (rtrl-rl train defaults against the peer)")
+    parser.add_argument("--recall-peer-steps", type=int, default=300_000, help="the peer's budget on recall")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="runs at a time")
+    parser.add_argument("--out", default="docs/results", help="folder of the JSON and the plots")
+    parser.add_argument("--md", default=None, help="the page (default: results_popgym.md beside --out)")
+    parser.add_argument("--work-dir", default=None, help="keep the run directories here (default: a temp dir)")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the page from the saved JSON")
+    parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the tests' plumbing grid
+    args = parser.parse_args(argv)
+    from rtrl_rl.agents.cores import CORES
+
+    bad = [c for c in args.rtrl_cores if c not in CORES]
+    if bad:
+        parser.error(f"unknown core(s) {bad}; choose from {sorted(CORES)}")
+    if (args.peer or args.recall) and not args.report_only:
+        from rtrl_rl.experiments.peers import sb3_missing
+
+        if sb3_missing():
+            parser.error(sb3_missing())
+    if args.jobs < 1 or (args.steps is not None and args.steps < 1):
+        parser.error("--jobs and --steps must be positive")
+    known = set(pg.rules(args.rtrl_cores))
+    if args.rules and not set(args.rules) <= known:
+        parser.error(f"unknown rule(s) {sorted(set(args.rules) - known)}; choose from {sorted(known)}")
+    return args
+
+
+def build_grid(args: argparse.Namespace) -> pg.Grid:
+    """The grid the arguments ask for."""
+    grid = pg.tiny_grid() if args.tiny else (pg.quick_grid if args.quick else pg.full_grid)(args.rtrl_cores)
+    if args.tasks:
+        grid.tasks = list(args.tasks)
+    if args.seeds:
+        grid.seeds = list(args.seeds)
+    if args.steps:
+        grid.total_steps = args.steps
+    if args.rules:
+        grid.rules = {k: v for k, v in pg.rules(args.rtrl_cores).items() if k in args.rules}
+    return grid
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as typed (what the page tells readers to run)."""
+    return " ".join(["python -m benchmarks.popgym", *argv])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure (unless ``--report-only``), then write the JSON, the page and the plots."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    out = Path(args.out)
+    md = Path(args.md) if args.md else out.parent / "results_popgym.md"
+    json_path = out / JSON_NAME
+    if args.report_only:
+        data = json.loads(json_path.read_text())
+        print("wrote", *map(str, write_page(data, out, md)))
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    grid = build_grid(args)
+    start = time.perf_counter()
+    specs = grid.specs()
+    peer_steps = args.peer_steps or grid.total_steps
+    if args.peer:
+        specs += pg.peer_specs(grid.tasks, grid.seeds, peer_steps)
+    if args.recall:
+        specs += pg.recall_specs(args.recall_peer_steps, grid.seeds[:1])
+    from rtrl_rl.experiments.peers import N_ENVS
+
+    data = {"meta": {
+        "command": command_line(argv), "report_command": f"python -m benchmarks.popgym --report-only --out {args.out}",
+        "json": str(json_path), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "jobs": args.jobs,
+        "machine": machine(), "versions": versions() | _peer_versions(),
+        "peer": f"SB3-contrib defaults (n_steps 128, batch 128, 10 epochs, lr 3e-4, LSTM 256), {N_ENVS} envs, "
+                f"{peer_steps:,} steps per run" + ("" if args.peer else " (not run in this invocation)"),
+        "recall": pg.RECALL, "not_measured": _not_measured(grid, args, peer_steps)},
+        "grid": {"name": grid.name, "tasks": grid.tasks, "seeds": grid.seeds, "total_steps": grid.total_steps,
+                 "segment_length": pg.SEGMENT_LENGTH, "window_steps": pg.WINDOW_STEPS,
+                 "rules": {r: {"label": lab, "overrides": o} for r, (lab, o) in grid.rules.items()},
+                 "episodes": {t: pg.TASKS[t].episode for t in grid.tasks}},
+        "runs": []}
+
+    def save(result: dict) -> None:
+        data["runs"].append(result)
+        status = (result.get("error", "").strip().splitlines()[-1:]
+                  or [f"MMER {result.get('mmer')}, final {result.get('final_return')}, "
+                      f"to-target {result.get('time_to_target_s')}"])
+        print(f"[{len(data['runs'])}/{len(specs)}] {result['task']} {result['rule']} seed {result['seed']}: "
+              f"{status[0]} ({result.get('wall_s') or 0:.0f} s)", flush=True)
+        json_path.write_text(json.dumps(data, indent=1))
+
+    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="popgym-grid-"))
+    work.mkdir(parents=True, exist_ok=True)
+    run_grid(_Specs(specs), work, jobs=args.jobs, on_result=save, runner=pg.run_task)
+    data["meta"].update(wall_s=time.perf_counter() - start)
+    data["meta"]["machine"]["load_end"] = _load()
+    files = write_page(data, out, md)
+    json_path.write_text(json.dumps(data, indent=1))
+    print(f"done in {data['meta']['wall_s']:.0f} s; wrote", *map(str, files))
+    return 1 if any("error" in r for r in data["runs"]) else 0
+
+
+class _Specs:
+    """A ready spec list in the shape ``run_grid`` takes (anything with ``specs()``)."""
+
+    def __init__(self, specs: list[dict]) -> None:
+        self._specs = specs
+
+    def specs(self) -> list[dict]:
+        return self._specs
+
+
+def _peer_versions() -> dict:
+    try:
+        import sb3_contrib
+        import stable_baselines3
+    except ImportError:
+        return {}
+    return {"sb3_contrib": sb3_contrib.__version__, "stable_baselines3": stable_baselines3.__version__}
+
+
+def _not_measured(grid: pg.Grid, args: argparse.Namespace, peer_steps: int) -> list[str]:
+    notes = []
+    if grid.name != "full" or grid.tasks != list(pg.TASKS):
+        notes.append("The full grid (13 tasks x every rule x 3 seeds x 3M steps: `python -m benchmarks.popgym "
+                     "--peer --recall`) is not on this page.")
+    if not args.peer:
+        notes.append("The peer (SB3-contrib RecurrentPPO) did not run on the POPGym tasks in this invocation "
+                     "(`--peer`).")
+    elif peer_steps != grid.total_steps:
+        notes.append(f"The peer ran {peer_steps:,} steps per run, not the grid's {grid.total_steps:,}: at its "
+                     "measured throughput (table) the same budget would not fit this invocation.")
+    notes.append("Sample Factory: not run. Its latest release (sample-factory 2.1.1, fetched with pip download "
+                 "--no-deps) requires gymnasium<1.0 (and numpy<2.0, wandb, opencv-python, pyglet); this library "
+                 "needs gymnasium>=1.0, so installing it would replace a core dependency.")
+    return notes

@@ -1,0 +1,159 @@
+"""The page of the POPGym benchmark (``docs/results_popgym.md``) and its plots, from popgym.json only."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from rtrl_rl.experiments.popgym import PEER, PEER_LABEL, WINDOW_STEPS, aggregate, window_means
+
+
+def _fmt(cell: dict | None, key: str) -> str:
+    if not cell or cell[key]["mean"] is None:
+        return "–"
+    m, s = cell[key]["mean"], cell[key]["std"]
+    return f"{m:.2f} ± {s:.2f}" if s is not None else f"{m:.2f}"
+
+
+def _labels(data: dict) -> dict[str, str]:
+    return {**{r: v["label"] for r, v in data["grid"]["rules"].items()}, PEER: PEER_LABEL}
+
+
+def plot_curves(data: dict, path: Path, against: str) -> Path:
+    """One panel per task: window means of the training return against steps or wall time."""
+    from rtrl_rl.experiments.plots import plt, save_with_legend
+
+    tasks = data["grid"]["tasks"]
+    cols = min(4, len(tasks))
+    rows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    labels = _labels(data)
+    for ax, task in zip(axes.flat, tasks):
+        for run in (r for r in data["runs"] if r["task"] == task and "error" not in r and r.get("curve")):
+            means = window_means(run["curve"])
+            if against == "steps":
+                xs = [s / 1e6 for s, _ in means]
+            else:  # the wall time at which each window ended
+                ends = {}
+                for step, wall, _ in run["curve"]:
+                    ends[(step - 1) // WINDOW_STEPS] = wall
+                xs = [ends[(s - 1) // WINDOW_STEPS] for s, _ in means]
+            ax.plot(xs, [v for _, v in means], label=labels.get(run["rule"], run["rule"]), lw=1)
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("env steps (millions)" if against == "steps" else "wall time (s)", fontsize=8)
+        ax.set_ylim(-1.05, 1.05)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    axes[0][0].set_ylabel(f"mean return per {WINDOW_STEPS:,} steps", fontsize=8)
+    return save_with_legend(fig, path, list(axes.flat))
+
+
+def _results_table(data: dict, agg: dict) -> list[str]:
+    labels = _labels(data)
+    rules = [r for r in [*data["grid"]["rules"], PEER] if any(r in cells for cells in agg.values())]
+    lines = ["| task | " + " | ".join(labels[r] for r in rules) + " |", "|---|" + "---|" * len(rules)]
+    for task, cells in agg.items():
+        lines.append(f"| {task} | " + " | ".join(
+            f"{_fmt(cells.get(r), 'mmer')} ({_fmt(cells.get(r), 'final_return')})" for r in rules) + " |")
+    lines += ["", "Wall time per run (s, mean over seeds) and environment steps per second:", "",
+              "| task | " + " | ".join(labels[r] for r in rules) + " |", "|---|" + "---|" * len(rules)]
+    for task, cells in agg.items():
+        lines.append(f"| {task} | " + " | ".join(
+            f"{cells[r]['wall_s']:.0f} s, {cells[r]['sps']:,.0f}/s" if r in cells else "–" for r in rules) + " |")
+    return lines
+
+
+def _recall(data: dict) -> list[str]:
+    runs = [r for r in data["runs"] if r["task"] == "memory:recall"]
+    if not runs:
+        return []
+    lines = ["## The default task: wall time to 95 % greedy success", "",
+             "`memory:recall` with distractors (K = 4, D = 40; chance 25 %). `rtrl-rl train` with its defaults "
+             "(stops at 95 %), and the peer with greedy evaluations of 256 episodes every "
+             f"{data['meta']['recall']['eval_interval_steps']:,} steps (their time counts), until 95 % or its "
+             "step budget.", "", "| rule | seed | steps | wall (s) | time to 95 % greedy (s) | last greedy success |",
+             "|---|---|---|---|---|---|"]
+    labels = _labels(data) | {"rtrl-rl-default": "rtrl-rl train (defaults: RTRL eLSTM)"}
+    for r in runs:
+        if "error" in r:
+            lines.append(f"| {labels[r['rule']]} | {r['seed']} | failed: {r['error'].splitlines()[-1]} | | | |")
+            continue
+        last = (r.get("evaluations") or [{}])[-1].get("success_rate")
+        ttt = r.get("time_to_target_s")
+        lines.append(f"| {labels[r['rule']]} | {r['seed']} | {r['steps']:,} | {r['wall_s']:.0f} | "
+                     f"{'not reached' if ttt is None else f'{ttt:.0f}'} | {'–' if last is None else f'{last:.3f}'} |")
+    return lines + [""]
+
+
+def full_grid_estimate(agg: dict, jobs: int, runs_per_rule: int, steps: int) -> dict[str, float]:
+    """Hours the full grid would take per rule at the mean throughput measured here (None: not measured).
+
+    ``runs_per_rule`` runs of ``steps`` each, ``jobs`` at a time; throughput varies across
+    tasks (episode lengths, env cost), so this is an order of magnitude, not a forecast.
+    """
+    out = {}
+    for rule in dict.fromkeys(r for cells in agg.values() for r in cells):
+        rates = [cells[rule]["sps"] for cells in agg.values() if rule in cells]
+        out[rule] = runs_per_rule * steps / statistics.fmean(rates) / jobs / 3600
+    return out
+
+
+def _estimate_line(data: dict, agg: dict) -> list[str]:
+    from rtrl_rl.experiments.popgym import TASKS
+
+    hours = full_grid_estimate(agg, data["meta"]["jobs"], 3 * len(TASKS), 3_000_000)
+    if not hours:
+        return []
+    labels = _labels(data)
+    parts = ", ".join(f"{labels.get(r, r)} {h:.1f} h" for r, h in hours.items())
+    return [f"At the throughputs measured here, the full grid (13 tasks x 3 seeds x 3M steps) would take about "
+            f"{sum(hours.values()):.0f} h with {data['meta']['jobs']} runs at a time on this machine under this "
+            f"load: {parts}.", ""]
+
+
+def write_page(data: dict, out: Path, md: Path) -> list[Path]:
+    """Write both plots and the page; return their paths."""
+    g, m = data["grid"], data["meta"]
+    agg = aggregate(data["runs"], g["tasks"], [*g["rules"], PEER])
+    data["aggregate"] = agg
+    steps_png = plot_curves(data, out / "popgym_steps.png", "steps")
+    wall_png = plot_curves(data, out / "popgym_wall.png", "wall")
+    mach, v = m["machine"], m["versions"]
+    took = f"{m['wall_s'] / 60:.1f} min" if "wall_s" in m else "interrupted before its end: the runs it finished"
+    lines = [
+        "# POPGym benchmark", "",
+        f"Generated by `{m['command']}` (started {m['started']}, {took}); rebuilt from "
+        f"`{m['json']}` by `{m['report_command']}`. **Do not edit by hand.**", "",
+        f"Machine: {mach['nproc']} cores ({mach['cpu']}), {mach['mem_gib']} GiB, load average {mach['load_start']} "
+        f"at the start and {mach.get('load_end', '?')} at the end (the machine was shared: wall times are "
+        f"upper bounds). {m['jobs']} runs at a time, one torch thread each. Versions: " +
+        ", ".join(f"{k} {val}" for k, val in v.items()) + ".", "",
+        f"Grid `{g['name']}`: tasks {', '.join(g['tasks'])}; seeds {g['seeds']}; **{g['total_steps']:,} environment "
+        f"steps per run** for every rule (the POPGym paper used 15M). Segment T = {g['segment_length']} for every "
+        "rule except the episode-long BPTT baseline, whose segment is the task's longest episode. Every run: "
+        "`configs/default.yaml` settings (128 streams, Adam 3e-3, n = 64, V-trace) with the overrides listed below.",
+        "",
+        "**Metric.** MMER, POPGym's max-mean episodic return: the training curve is, per update, the mean return "
+        f"of the episodes that ended in it; it is averaged over fixed windows of {WINDOW_STEPS:,} environment steps "
+        "and MMER is the largest window mean. In brackets: the final greedy evaluation return (256 fresh "
+        "episodes). Mean ± std over seeds (std only with more than one seed). POPGym returns lie in [-1, 1].", "",
+        "## MMER (final greedy return)", "", *_results_table(data, agg), "",
+        f"![training return against steps]({out.name}/{steps_png.name})", "",
+        f"![training return against wall time]({out.name}/{wall_png.name})", "",
+        *_recall(data),
+        "## Rules", "",
+        *[f"- **{r['label']}**: `{' '.join(r['overrides']).format(episode='<episode length>')}`" for r in g["rules"].values()],
+        "- Episode lengths (the segment of the episode-long rule): " + ", ".join(f"{t} {n}" for t, n in g["episodes"].items()) + ".",
+        "- There is no GRU core in this library, so there is no TBPTT GRU baseline.",
+        f"- **{PEER_LABEL}**: {m['peer']}", "",
+        "## Commands", "",
+        *sorted({f"- `{r['command']}`" for r in data["runs"] if "command" in r}), "",
+        *(["## Not measured here", "", *[f"- {n}" for n in m["not_measured"]], ""] if m.get("not_measured") else []),
+        *_estimate_line(data, agg),
+    ]
+    failed = [r for r in data["runs"] if "error" in r]
+    if failed:
+        lines += ["## Failed runs", "", *[f"- {r['task']} {r['rule']} seed {r['seed']}: "
+                                           f"`{r['error'].strip().splitlines()[-1]}`" for r in failed], ""]
+    md.write_text("\n".join(lines) + "\n")
+    return [md, steps_png, wall_png]

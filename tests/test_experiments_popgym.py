@@ -1,0 +1,137 @@
+"""The POPGym benchmark: MMER by hand, the grid's rules, the page from a tiny saved result, the peer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rtrl_rl.experiments import popgym as pg
+from rtrl_rl.experiments.popgym_report import write_page
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_mmer_is_the_best_window_mean_computed_by_hand():
+    # windows of 10 steps: (0, 10] holds 0.0 and 1.0 -> 0.5; (10, 20] holds -1.0 -> -1;
+    # (20, 30] is empty (skipped); (30, 40] holds 0.2, 0.4, 0.9 -> 0.5; MMER = 0.5
+    curve = [(5, 0.1, 0.0), (10, 0.2, 1.0), (15, 0.3, -1.0), (31, 0.4, 0.2), (35, 0.5, 0.4), (40, 0.6, 0.9)]
+    assert pg.window_means(curve, 10) == [(10, 0.5), (20, -1.0), (40, pytest.approx(0.5))]
+    assert pg.mmer(curve, 10) == pytest.approx(0.5)
+    assert pg.mmer([(3, 0.0, 0.7)], 10) == 0.7 and pg.mmer([], 10) is None
+    assert pg.mmer(curve, 100) == pytest.approx((0.0 + 1.0 - 1.0 + 0.2 + 0.4 + 0.9) / 6)
+
+
+def test_rules_extend_by_core_name_and_the_episode_segment_is_per_task():
+    rules = pg.rules(["elstm", "mingru", "lru"])
+    assert list(rules)[:3] == ["rtrl-elstm", "rtrl-mingru", "rtrl-lru"]
+    assert "agent.core=lru" in rules["rtrl-lru"][1]
+    grid = pg.Grid("t", ["RepeatFirstEasy", "MineSweeperEasy"], rules, [0, 1], 1000)
+    specs = grid.specs()
+    assert len(specs) == 2 * 2 * len(rules)
+    episode = {(s["task"], s["rule"]): s["length"] for s in specs}
+    assert episode[("RepeatFirstEasy", "tbptt-lstm-episode")] == 51
+    assert episode[("MineSweeperEasy", "tbptt-lstm-episode")] == 14
+    assert episode[("MineSweeperEasy", "tbptt-lstm")] == pg.SEGMENT_LENGTH
+    assert set(pg.TASKS) >= set(pg.quick_grid().tasks) and len(pg.TASKS) == 13
+
+
+def test_episode_lengths_match_popgym():
+    pytest.importorskip("popgym", reason='popgym is not installed: pip install "rtrl-rl[popgym]"')
+    import gymnasium as gym
+
+    from rtrl_rl.envs.popgym import resolve_popgym
+
+    for task in pg.TASKS.values():
+        env = gym.make(resolve_popgym(task.name)).unwrapped
+        if getattr(env, "max_episode_length", None):
+            assert env.max_episode_length == task.episode, task.name
+
+
+def _tiny_result() -> dict:
+    curve = [(1280 * i, 0.5 * i, -0.5 + 0.1 * i) for i in range(1, 4)]
+    run = {"task": "RepeatPreviousEasy", "seed": 0, "steps": 3840, "wall_s": 2.0, "sps": 1920.0, "curve": curve,
+           "mmer": pg.mmer(curve), "final_return": -0.25, "command": "rtrl-rl train ..."}
+    rules = {r: {"label": lab, "overrides": o} for r, (lab, o) in pg.rules().items()}
+    return {
+        "meta": {"command": "python -m benchmarks.popgym --tiny", "report_command": "python -m benchmarks.popgym "
+                 "--report-only", "json": "x/popgym.json", "started": "now", "wall_s": 60.0, "jobs": 2,
+                 "machine": {"nproc": 2, "cpu": "cpu", "mem_gib": 1, "load_start": "1", "load_end": "2"},
+                 "versions": {"torch": "2"}, "peer": "defaults", "recall": pg.RECALL, "not_measured": ["the rest"]},
+        "grid": {"name": "tiny", "tasks": ["RepeatPreviousEasy"], "seeds": [0, 1], "total_steps": 3840,
+                 "segment_length": 10, "window_steps": pg.WINDOW_STEPS, "rules": rules,
+                 "episodes": {"RepeatPreviousEasy": 51}},
+        "runs": [{**run, "rule": "rtrl-elstm"}, {**run, "rule": "rtrl-elstm", "seed": 1, "mmer": 0.1,
+                                                "final_return": 0.35},
+                 {**run, "rule": pg.PEER, "final_return": None},
+                 {"task": "memory:recall", "rule": "rtrl-rl-default", "seed": 0, "steps": 10, "wall_s": 50.0,
+                  "evaluations": [{"success_rate": 0.96, "wall_s": 40.0}], "time_to_target_s": 40.0},
+                 {"task": "memory:recall", "rule": pg.PEER, "seed": 0, "steps": 10, "wall_s": 90.0,
+                  "evaluations": [{"success_rate": 0.3, "wall_s": 80.0}], "time_to_target_s": None}],
+    }
+
+
+def test_report_from_a_tiny_saved_result(tmp_path):
+    data = _tiny_result()
+    md = tmp_path / "results_popgym.md"
+    files = write_page(data, tmp_path / "results", md)
+    assert all(f.is_file() and f.stat().st_size > 0 for f in files)
+    text = md.read_text()
+    mmer0 = pg.mmer(data["runs"][0]["curve"])  # one window holds all three points: mean -0.3
+    assert mmer0 == pytest.approx(-0.3)
+    # two seeds: MMER -0.3 and 0.1 -> mean -0.10 ± 0.28; final -0.25 and 0.35 -> 0.05 ± 0.42
+    assert "| RepeatPreviousEasy | -0.10 ± 0.28 (0.05 ± 0.42) |" in text
+    assert "-0.30 (–)" in text  # the peer: one seed, no final evaluation
+    assert "| 40 | 0.960 |" in text and "not reached" in text
+    assert "no TBPTT GRU baseline" in text and "the rest" in text
+    assert data["aggregate"]["RepeatPreviousEasy"]["rtrl-elstm"]["mmer"]["values"] == [pytest.approx(-0.3), 0.1]
+
+
+@pytest.mark.parametrize("args, message", [(["--rtrl-cores", "nope"], "unknown core"),
+                                           (["--tasks", "Nope"], "invalid choice"), (["--steps", "0"], "must be positive"),
+                                           (["--rules", "tbptt-gru"], "unknown rule")])
+def test_cli_refuses_bad_input_before_running(tmp_path, capsys, args, message):
+    from rtrl_rl.experiments.popgym_cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_benchmark_script_is_the_cli():
+    out = subprocess.run([sys.executable, "-m", "benchmarks.popgym", "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0 and "--quick" in out.stdout and "--peer" in out.stdout
+
+
+@pytest.mark.slow  # two spawned training processes: tens of seconds on a shared machine
+def test_the_tiny_grid_runs_end_to_end(tmp_path):
+    pytest.importorskip("popgym", reason='popgym is not installed: pip install "rtrl-rl[popgym]"')
+    from rtrl_rl.experiments.popgym_cli import main
+
+    out = tmp_path / "results"
+    assert main(["--tiny", "--tasks", "RepeatPreviousEasy", "--out", str(out), "--work-dir", str(tmp_path / "w")]) == 0
+    data = json.loads((out / "popgym.json").read_text())
+    assert {r["rule"] for r in data["runs"]} == {"rtrl-elstm", "tbptt-lstm-episode"}
+    for run in data["runs"]:
+        assert run["curve"] and run["mmer"] == pg.mmer(run["curve"]) and run["final_return"] is not None
+    assert (tmp_path / "results_popgym.md").is_file()
+
+
+def test_peer_adapter_on_a_few_hundred_steps():
+    pytest.importorskip("sb3_contrib", reason='sb3-contrib is not installed: pip install "rtrl-rl[peers]"')
+    pytest.importorskip("popgym", reason='popgym is not installed: pip install "rtrl-rl[popgym]"')
+    from rtrl_rl.experiments.peers import run_recurrent_ppo
+
+    for name in ("AutoencodeEasy", "CountRecallEasy"):  # Tuple and MultiDiscrete observations, flattened for SB3
+        result = run_recurrent_ppo(f"popgym:{name}", 256, seed=0, eval_episodes=2, n_steps=32, batch_size=64,
+                                   n_epochs=1)
+        assert result["steps"] >= 256 and result["evaluations"][-1]["episodes"] == 2
+    recall = run_recurrent_ppo("memory:recall", 256, options={"delay": 2}, eval_episodes=8, eval_interval_steps=256,
+                               target_success=0.95, n_steps=32, batch_size=64, n_epochs=1)
+    assert recall["curve"] and 0.0 <= recall["evaluations"][0]["success_rate"] <= 1.0
+    assert pg.mmer(recall["curve"]) is not None
