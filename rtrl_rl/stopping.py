@@ -34,8 +34,23 @@ _stop_requested = threading.Event()
 
 def _late_signal(signum: int, frame: Any) -> None:
     if _stop_requested.is_set():
+        _ignore_stop_signals()
         return  # the run already stops: a further Ctrl-C must not cut its exit short
     raise KeyboardInterrupt
+
+
+def _ignore_stop_signals() -> None:
+    # SIG_IGN, not a Python handler: the interpreter's shutdown resets Python handlers to
+    # the default action, and a signal landing then would kill the process (exit -2).
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def quiet_after_stop() -> None:
+    """For a command-line process about to exit: if a run was asked to stop, ignore
+    SIGINT and SIGTERM from now on (see :func:`exit_quietly`)."""
+    if _stop_requested.is_set() and in_main_thread():
+        _ignore_stop_signals()
 
 
 def exit_quietly() -> None:

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         _say(str(err))
         return 2
     from rtrl_rl.runtime import ActorFailure
-    from rtrl_rl.stopping import EnvHang, exit_quietly
+    from rtrl_rl.stopping import EnvHang, exit_quietly, quiet_after_stop
 
     exit_quietly()
     try:
@@ -115,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
             traceback.print_exception(err)
         _say(f"stopped: {_failure_line(err)}")
         return 1
+    finally:
+        quiet_after_stop()  # a late Ctrl-C must not kill the exit that follows
     print_summary(summary)
     return 130 if summary.get("stopped", "").startswith("interrupted") else 0
 
