@@ -21,13 +21,14 @@ With them the full Jacobian is ds_t/ds_{t-1} v = dq * (W_hh v_h) + e * v (see
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
 from torch import Tensor
 
 
-class DenseCell:
+class DenseCell(ABC):
     """What a dense core needs from its cell: sizes, one step, and the coefficients."""
 
     name = "cell"
@@ -36,16 +37,16 @@ class DenseCell:
     #: whether dp and dq are the same tensor (one Kronecker factor for W_ih and W_hh)
     shared_coefficients = True
 
+    @abstractmethod
     def step(self, p: Tensor, q: Tensor, prev: Tensor) -> tuple[Tensor, Any]:
         """One step in autograd: p, q (B,G,n), prev (B,K,n) -> state (B,K,n) and a tuple of
         (B, n) values for ``coefficients``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def coefficients(self, saved: Any, prev: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """dp, dq (B,K,G,n) and e (B,K,K,n) from ``step``'s saved values (detached) and prev.
 
         Element-wise in the batch: the dense core passes T steps of B streams as T*B rows."""
-        raise NotImplementedError
 
 
 class RNNCell(DenseCell):

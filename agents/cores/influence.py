@@ -17,6 +17,7 @@ part of the parameter gradient, c_0ᵀ M_0 (the rest is backpropagated inside th
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Optional
 
@@ -83,7 +84,7 @@ def add_immediate(target: Tensor, terms: StepTerms, unit_first: bool = False) ->
         target[..., cols].addcmul_(coef.unsqueeze(-1), terms.u[:, None, None, None, cols])
 
 
-class InfluenceRule:
+class InfluenceRule(ABC):
     """A learning rule that carries a representation of the influence M per stream.
 
     Subclasses give the carry entries' per-stream shapes, the per-step update and the
@@ -99,17 +100,17 @@ class InfluenceRule:
         self.K, self.G = len(cell.parts), cell.gates
         self.m = input_size + hidden_size + 2
 
+    @abstractmethod
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-stream shape of each carry entry of the rule."""
-        raise NotImplementedError
 
+    @abstractmethod
     def step(self, carry: dict[str, Tensor], terms: StepTerms, generator: Optional[torch.Generator]) -> dict[str, Tensor]:
         """The rule's entries after one step (already zeroed where the stream reset)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def carry_gradient(self, carry: dict[str, Tensor], c0: Tensor) -> Tensor:
         """Σ_b c0_bᵀ M̂_b as a (G*n, m) matrix, from c0 = dL/ds_0 (B,K,n)."""
-        raise NotImplementedError
 
 
 def signs(shape: tuple[int, ...], like: Tensor, generator: Optional[torch.Generator]) -> Tensor:
