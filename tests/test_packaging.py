@@ -9,6 +9,7 @@ the README's example from a directory whose ``agents/`` and ``envs/`` raise on i
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -74,8 +75,12 @@ def test_cli_trains_beside_user_packages(user_project: Path):
 
 def test_wheel_holds_the_namespaced_packages_and_configs(tmp_path: Path):
     pytest.importorskip("setuptools")
+    # build from a copy: setuptools writes build/ and *.egg-info into the source tree
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, symlinks=True,
+                    ignore=shutil.ignore_patterns(".git", "build", "runs", "*.egg-info", "__pycache__"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                            "-q", "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=240)
+                            "-q", "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=240)
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = tmp_path.glob("rtrl_rl-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
