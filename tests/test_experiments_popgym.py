@@ -86,13 +86,16 @@ def test_report_from_a_tiny_saved_result(tmp_path):
     assert "| RepeatPreviousEasy | -0.10 ± 0.28 (0.05 ± 0.42) |" in text
     assert "-0.30 (–)" in text  # the peer: one seed, no final evaluation
     assert "| 40 | 0.960 |" in text and "not reached" in text
-    assert "no TBPTT GRU baseline" in text and "the rest" in text
+    assert "**TBPTT GRU (T = 10)**: `agent.core=gru agent.learning=tbptt`" in text and "the rest" in text
+    # the targets section: RTRL lru was not run here, so no target can read as met
+    assert "## Targets" in text and ": met" not in text
     assert data["aggregate"]["RepeatPreviousEasy"]["rtrl-elstm"]["mmer"]["values"] == [pytest.approx(-0.3), 0.1]
 
 
 @pytest.mark.parametrize("args, message", [(["--rtrl-cores", "nope"], "unknown core"),
                                            (["--tasks", "Nope"], "invalid choice"), (["--steps", "0"], "must be positive"),
-                                           (["--rules", "tbptt-gru"], "unknown rule")])
+                                           (["--rules", "tbptt-nope"], "unknown rule"),
+                                           (["--append"], "no "), (["--report-only"], "no ")])
 def test_cli_refuses_bad_input_before_running(tmp_path, capsys, args, message):
     from rtrl_rl.experiments.popgym_cli import main
 
@@ -135,3 +138,56 @@ def test_peer_adapter_on_a_few_hundred_steps():
                                target_success=0.95, n_steps=32, batch_size=64, n_epochs=1)
     assert recall["curve"] and 0.0 <= recall["evaluations"][0]["success_rate"] <= 1.0
     assert pg.mmer(recall["curve"]) is not None
+    # a wall budget stops training long before the step budget (equal-wall-time comparisons)
+    short = run_recurrent_ppo("popgym:RepeatPreviousEasy", 10_000_000, eval_episodes=2, wall_budget_s=0.5,
+                              n_steps=32, batch_size=64, n_epochs=1)
+    assert short["steps"] < 10_000_000 and short["wall_budget_s"] == 0.5 and short["evaluations"]
+
+
+def _cell(mmer: float, wall_s: float = 100.0, steps: int = 3_000_000) -> dict:
+    return {"mmer": {"mean": mmer}, "wall_s": wall_s, "steps": steps}
+
+
+def test_targets_verdicts_by_hand():
+    from rtrl_rl.experiments.popgym_targets import verdicts
+
+    agg = {
+        # inside the segment: 0.86 is within 0.05 of 0.90; the peer is beaten
+        "RepeatPreviousEasy": {"rtrl-lru": _cell(0.86), "tbptt-lstm": _cell(0.90), pg.PEER: _cell(-0.5)},
+        # beyond the segment, LSTM below 0.9: +0.08 is not the +0.1 asked; the episode rule is matched
+        # (0.30 >= 0.40 - 0.05 fails) and costs more per step
+        "RepeatFirstEasy": {"rtrl-lru": _cell(0.30), "tbptt-lstm": _cell(0.22),
+                            "tbptt-lstm-episode": _cell(0.40, wall_s=400.0), pg.PEER: _cell(0.5)},
+        # beyond the segment but LSTM solves it (>= 0.9): the +0.1 rule does not apply
+        "CountRecallEasy": {"rtrl-lru": _cell(0.95), "tbptt-lstm": _cell(0.92)},
+        # RTRL missing: nothing is judged
+        "MineSweeperEasy": {"tbptt-lstm": _cell(0.1)},
+    }
+    v = verdicts(agg)
+    rows = v["tasks"]
+    assert rows["RepeatPreviousEasy"]["near_lstm"] is True and rows["RepeatPreviousEasy"]["beyond_segment"] is None
+    assert rows["RepeatPreviousEasy"]["beats_peer"] is True and rows["RepeatFirstEasy"]["beats_peer"] is False
+    assert rows["RepeatFirstEasy"]["beyond_segment"] is False and rows["RepeatFirstEasy"]["matches_episode"] is False
+    assert rows["RepeatFirstEasy"]["cheaper_than_episode"] is True
+    assert rows["CountRecallEasy"]["beyond_segment"] is None and rows["CountRecallEasy"]["near_lstm"] is True
+    assert all(value is None for key, value in rows["MineSweeperEasy"].items() if key not in ("lstm",))
+    assert v["summary"]["near_lstm"] == (3, 3) and v["summary"]["beyond_segment"] == (0, 1)
+    assert v["summary"]["beats_peer"] == (1, 2)
+
+
+def test_append_joins_invocations_and_replaces_reruns():
+    from rtrl_rl.experiments.popgym_cli import append_to
+
+    saved = _tiny_result()
+    fresh = _tiny_result()
+    fresh["runs"] = []
+    fresh["meta"]["command"] = "python -m benchmarks.popgym --rules tbptt-gru"
+    fresh["grid"]["tasks"], fresh["grid"]["seeds"] = ["RepeatFirstEasy"], [2]
+    joined = append_to(saved, fresh)
+    assert joined["runs"] == json.loads(json.dumps(saved["runs"])) and joined["grid"]["tasks"] == ["RepeatPreviousEasy", "RepeatFirstEasy"]
+    assert joined["grid"]["seeds"] == [0, 1, 2] and "then python -m benchmarks.popgym --rules tbptt-gru" in \
+        joined["meta"]["command"]
+    assert joined["meta"]["wall_s_earlier"] == 60.0 and "wall_s" not in joined["meta"]
+    fresh["grid"]["total_steps"] = 1
+    with pytest.raises(SystemExit, match="share one budget"):
+        append_to(saved, fresh)

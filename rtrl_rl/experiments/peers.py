@@ -93,13 +93,15 @@ def greedy_episodes(model, spec: str, options: dict | None, episodes: int, seed:
 
 def run_recurrent_ppo(spec: str, total_steps: int, seed: int = 0, options: dict | None = None,
                       eval_episodes: int = 256, eval_interval_steps: int = 0, target_success: float = 0.0,
-                      threads: int = 1, **ppo_kwargs: Any) -> dict:
+                      threads: int = 1, wall_budget_s: float = 0.0, **ppo_kwargs: Any) -> dict:
     """Train RecurrentPPO (MlpLstmPolicy, SB3-contrib defaults) on ``spec`` for ``total_steps``.
 
     Returns steps, wall_s, sps, ``curve`` [(step, wall s, mean return per rollout)], the
     greedy ``evaluations`` [{step, wall_s, mean_return, success_rate?}] and, with
     ``target_success > 0``, ``time_to_target_s`` (None if never reached; training stops
-    when reached). ``ppo_kwargs`` override RecurrentPPO's defaults.
+    when reached). ``wall_budget_s > 0`` also stops training once that much wall time has
+    passed (the equal-wall-time comparison; the final greedy evaluation comes after it).
+    ``ppo_kwargs`` override RecurrentPPO's defaults.
     """
     import torch
     from sb3_contrib import RecurrentPPO
@@ -118,7 +120,8 @@ def run_recurrent_ppo(spec: str, total_steps: int, seed: int = 0, options: dict 
         def _on_step(self) -> bool:
             pending.extend(float(i["episode"]["r"]) for i, d in zip(self.locals["infos"], self.locals["dones"])
                            if d and "episode" in i)
-            return record["time_to_target_s"] is None
+            out_of_time = wall_budget_s > 0 and time.perf_counter() - start >= wall_budget_s
+            return record["time_to_target_s"] is None and not out_of_time
 
         def _on_rollout_end(self) -> None:
             if pending:
@@ -141,8 +144,10 @@ def run_recurrent_ppo(spec: str, total_steps: int, seed: int = 0, options: dict 
     model.learn(total_timesteps=total_steps, callback=Recorder())
     steps = int(model.num_timesteps)
     train_wall = time.perf_counter() - start
+    if pending:  # episodes of a rollout cut short by the wall budget or the target
+        record["curve"].append((steps, round(train_wall, 3), statistics.fmean(pending)))
     if record["time_to_target_s"] is None and not (record["evaluations"] and record["evaluations"][-1]["step"] == steps):
         evaluate(model, steps)
     venv.close()
     return {"steps": steps, "wall_s": round(time.perf_counter() - start, 2), "sps": round(steps / train_wall, 1),
-            "n_envs": N_ENVS, "ppo_kwargs": ppo_kwargs, **record}
+            "n_envs": N_ENVS, "ppo_kwargs": ppo_kwargs, "wall_budget_s": wall_budget_s, **record}

@@ -61,13 +61,11 @@ RTRL_EXTRA = ["agent.encoder_grad=segment"]
 
 
 def rules(rtrl_cores: list[str] | None = None) -> dict[str, tuple[str, list[str]]]:
-    """rule -> (label, overrides). ``{episode}`` in an override is the task's episode length.
-
-    There is no GRU core in this library, so there is no TBPTT GRU rule (the page says so).
-    """
+    """rule -> (label, overrides). ``{episode}`` in an override is the task's episode length."""
     out = {f"rtrl-{core}": (f"RTRL {core}", [f"agent.core={core}", "agent.learning=rtrl", *RTRL_EXTRA])
            for core in (rtrl_cores or RTRL_CORES)}
     out["tbptt-lstm"] = (f"TBPTT LSTM (T = {SEGMENT_LENGTH})", ["agent.core=lstm", "agent.learning=tbptt"])
+    out["tbptt-gru"] = (f"TBPTT GRU (T = {SEGMENT_LENGTH})", ["agent.core=gru", "agent.learning=tbptt"])
     out["tbptt-lstm-episode"] = ("TBPTT LSTM (T = episode)", ["agent.core=lstm", "agent.learning=tbptt",
                                                               "train.segment_length={episode}"])
     out["feedforward"] = ("feed-forward", ["agent.core=none", "agent.learning=none"])
@@ -173,9 +171,10 @@ RECALL = {"spec": "memory:recall", "options": {"delay": 40, "num_symbols": 4, "d
           "target": 0.95, "eval_interval_steps": 20_000, "eval_episodes": 256}
 
 
-def peer_specs(tasks: list[str], seeds: list[int], total_steps: int) -> list[dict]:
-    """The peer's runs on POPGym tasks: the same ids, seeds and step budget as the grid."""
-    return [{"task": t, "rule": PEER, "seed": s, "kind": "peer", "total_steps": total_steps}
+def peer_specs(tasks: list[str], seeds: list[int], total_steps: int, wall_s: float = 0.0) -> list[dict]:
+    """The peer's runs on POPGym tasks: the same ids and seeds as the grid, ``total_steps``
+    each, or (``wall_s > 0``) as many steps as ``wall_s`` seconds of training allow."""
+    return [{"task": t, "rule": PEER, "seed": s, "kind": "peer", "total_steps": total_steps, "wall_s_budget": wall_s}
             for t in tasks for s in seeds]
 
 
@@ -199,7 +198,8 @@ def _peer(spec: dict) -> dict:
 
     if spec["kind"] == "peer":
         return run_recurrent_ppo(f"popgym:{TASKS[spec['task']].name}", spec["total_steps"], spec["seed"],
-                                 eval_episodes=spec.get("eval_episodes", 256))
+                                 eval_episodes=spec.get("eval_episodes", 256),
+                                 wall_budget_s=spec.get("wall_s_budget", 0.0))
     return run_recurrent_ppo(RECALL["spec"], spec["total_steps"], spec["seed"], options=RECALL["options"],
                              eval_episodes=RECALL["eval_episodes"],
                              eval_interval_steps=RECALL["eval_interval_steps"], target_success=RECALL["target"])
@@ -217,7 +217,9 @@ def run_task(spec: dict, work_dir: str) -> dict:
         result = run_one(spec, work_dir)
     else:
         result = {k: spec[k] for k in ("task", "rule", "seed")}
-        result["command"] = f"python -m benchmarks.popgym (peer adapter, {spec['total_steps']:,} steps)"
+        budget = (f"{spec['wall_s_budget']:.0f} s of training" if spec.get("wall_s_budget")
+                  else f"{spec['total_steps']:,} steps")
+        result["command"] = f"python -m benchmarks.popgym (peer adapter, {budget})"
         log = Path(work_dir) / f"{spec['task'].replace(':', '-')}-{spec['rule']}-s{spec['seed']}.log"
         with open(log, "w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             try:

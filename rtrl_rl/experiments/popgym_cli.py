@@ -37,6 +37,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--peer", action="store_true", help="also run SB3-contrib RecurrentPPO on every task "
                         "(needs the [peers] extra)")
     parser.add_argument("--peer-steps", type=int, help="the peer's steps per run (default: the grid's budget)")
+    parser.add_argument("--peer-wall-s", type=float, default=0.0, help="stop each peer run after this many seconds "
+                        "of training (for a comparison at equal wall time: the RTRL runs' wall time per run)")
+    parser.add_argument("--append", action="store_true", help="add this invocation's runs to the saved JSON "
+                        "(a run of the same task, rule and seed replaces the saved one) instead of starting anew")
     parser.add_argument("--recall", action="store_true", help="also compare wall time to 95%% greedy success "
                         "on memory:recall (rtrl-rl train defaults against the peer)")
     parser.add_argument("--recall-peer-steps", type=int, default=300_000, help="the peer's budget on recall")
@@ -57,8 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
         if sb3_missing():
             parser.error(sb3_missing())
-    if args.jobs < 1 or (args.steps is not None and args.steps < 1):
-        parser.error("--jobs and --steps must be positive")
+    if args.jobs < 1 or (args.steps is not None and args.steps < 1) or args.peer_wall_s < 0:
+        parser.error("--jobs and --steps must be positive, --peer-wall-s not negative")
+    if (args.append or args.report_only) and not (Path(args.out) / JSON_NAME).exists():
+        parser.error(f"{'--append' if args.append else '--report-only'}: there is no {Path(args.out) / JSON_NAME} "
+                     "(a saved result of this benchmark; --out names its folder)")
     known = set(pg.rules(args.rtrl_cores))
     if args.rules and not set(args.rules) <= known:
         parser.error(f"unknown rule(s) {sorted(set(args.rules) - known)}; choose from {sorted(known)}")
@@ -101,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     specs = grid.specs()
     peer_steps = args.peer_steps or grid.total_steps
     if args.peer:
-        specs += pg.peer_specs(grid.tasks, grid.seeds, peer_steps)
+        specs += pg.peer_specs(grid.tasks, grid.seeds, peer_steps, args.peer_wall_s)
     if args.recall:
         specs += pg.recall_specs(args.recall_peer_steps, grid.seeds[:1])
     from rtrl_rl.experiments.peers import N_ENVS
@@ -111,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         "json": str(json_path), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "jobs": args.jobs,
         "machine": machine(), "versions": versions() | _peer_versions(),
         "peer": f"SB3-contrib defaults (n_steps 128, batch 128, 10 epochs, lr 3e-4, LSTM 256), {N_ENVS} envs, "
-                f"{peer_steps:,} steps per run" + ("" if args.peer else " (not run in this invocation)"),
+                + (f"{args.peer_wall_s:.0f} s of training per run (at most {peer_steps:,} steps)" if args.peer_wall_s
+                   else f"{peer_steps:,} steps per run") + ("" if args.peer else " (not run in this invocation)"),
         "recall": pg.RECALL, "not_measured": _not_measured(grid, args, peer_steps)},
         "grid": {"name": grid.name, "tasks": grid.tasks, "seeds": grid.seeds, "total_steps": grid.total_steps,
                  "segment_length": pg.SEGMENT_LENGTH, "window_steps": pg.WINDOW_STEPS,
@@ -119,24 +127,57 @@ def main(argv: list[str] | None = None) -> int:
                  "episodes": {t: pg.TASKS[t].episode for t in grid.tasks}},
         "runs": []}
 
+    if args.append:
+        data = append_to(json.loads(json_path.read_text()), data)
+
+    done: list[dict] = []
+
     def save(result: dict) -> None:
-        data["runs"].append(result)
+        done.append(result)
+        same = (result["task"], result["rule"], result["seed"])
+        data["runs"] = [r for r in data["runs"] if (r["task"], r["rule"], r["seed"]) != same] + [result]
         status = (result.get("error", "").strip().splitlines()[-1:]
                   or [f"MMER {result.get('mmer')}, final {result.get('final_return')}, "
                       f"to-target {result.get('time_to_target_s')}"])
-        print(f"[{len(data['runs'])}/{len(specs)}] {result['task']} {result['rule']} seed {result['seed']}: "
+        print(f"[{len(done)}/{len(specs)}] {result['task']} {result['rule']} seed {result['seed']}: "
               f"{status[0]} ({result.get('wall_s') or 0:.0f} s)", flush=True)
         json_path.write_text(json.dumps(data, indent=1))
 
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="popgym-grid-"))
     work.mkdir(parents=True, exist_ok=True)
     run_grid(_Specs(specs), work, jobs=args.jobs, on_result=save, runner=pg.run_task)
-    data["meta"].update(wall_s=time.perf_counter() - start)
+    data["meta"].update(wall_s=time.perf_counter() - start + data["meta"].get("wall_s_earlier", 0.0))
     data["meta"]["machine"]["load_end"] = _load()
     files = write_page(data, out, md)
     json_path.write_text(json.dumps(data, indent=1))
     print(f"done in {data['meta']['wall_s']:.0f} s; wrote", *map(str, files))
-    return 1 if any("error" in r for r in data["runs"]) else 0
+    return 1 if any("error" in r for r in done) else 0
+
+
+def append_to(saved: dict, new: dict) -> dict:
+    """``new`` (an invocation's fresh data, no runs yet) joined to ``saved``: runs, tasks, seeds
+    and rules of both, the invocations' commands listed in order; the peer and recall settings
+    and the not-measured notes are kept from whichever invocation ran them.
+
+    Runs of one grid must share a step budget, so a different ``--steps`` is refused.
+    """
+    if saved["grid"]["total_steps"] != new["grid"]["total_steps"]:
+        raise SystemExit(f"--append: the saved grid ran {saved['grid']['total_steps']:,} steps per run, this "
+                         f"invocation {new['grid']['total_steps']:,}; runs of one page share one budget")
+    joined = json.loads(json.dumps(saved))
+    meta, g = joined["meta"], joined["grid"]
+    meta["command"] = f"{meta['command']}; then {new['meta']['command']}"
+    meta["wall_s_earlier"] = meta.get("wall_s_earlier", 0.0) + meta.pop("wall_s", 0.0)
+    meta["machine"] = new["meta"]["machine"] | {"load_start": meta["machine"]["load_start"]}
+    meta["versions"] = meta["versions"] | new["meta"]["versions"]
+    if "not run in this invocation" not in new["meta"]["peer"]:
+        meta["peer"] = new["meta"]["peer"]
+    meta["not_measured"] = new["meta"]["not_measured"]
+    g["tasks"] = [t for t in pg.TASKS if t in g["tasks"] or t in new["grid"]["tasks"]]
+    g["seeds"] = sorted(set(g["seeds"]) | set(new["grid"]["seeds"]))
+    g["rules"] = g["rules"] | new["grid"]["rules"]
+    g["episodes"] = {t: pg.TASKS[t].episode for t in g["tasks"]}
+    return joined
 
 
 class _Specs:
@@ -166,6 +207,10 @@ def _not_measured(grid: pg.Grid, args: argparse.Namespace, peer_steps: int) -> l
     if not args.peer:
         notes.append("The peer (SB3-contrib RecurrentPPO) did not run on the POPGym tasks in this invocation "
                      "(`--peer`).")
+    elif args.peer_wall_s:
+        notes.append(f"The peer trained for {args.peer_wall_s:.0f} s per run (then one greedy evaluation), not the "
+                     f"grid's {grid.total_steps:,} steps: the comparison with it is at equal wall time (its steps "
+                     "are in the wall-time table).")
     elif peer_steps != grid.total_steps:
         notes.append(f"The peer ran {peer_steps:,} steps per run, not the grid's {grid.total_steps:,}: at its "
                      "measured throughput (table) the same budget would not fit this invocation.")
