@@ -60,8 +60,22 @@ RTRL_CORES = ["elstm", "mingru", "lru"]
 RTRL_EXTRA = ["agent.encoder_grad=segment"]
 
 
+#: variants of the RTRL LRU rule (the levers tried on the tuning tasks): name -> (what changes, overrides)
+LEVERS: dict[str, tuple[str, list[str]]] = {
+    "identity-encoder": ("no encoder (one-hot observation straight into the core)", ["agent.encoder=identity"]),
+    "step-encoder-grad": ("encoder gradient of the same step only", ["agent.encoder_grad=step"]),
+    "two-layers": ("a stack of two LRU layers", ["agent.core_layers=2"]),
+    "start-flag": ("an episode-start flag as input", ["agent.start_flag=true"]),
+    "wide": ("n = 128 units", ["agent.hidden_size=128"]),
+    "lr-1e-3": ("Adam learning rate 1e-3", ["train.lr=0.001"]),
+}
+
+
 def rules(rtrl_cores: list[str] | None = None) -> dict[str, tuple[str, list[str]]]:
-    """rule -> (label, overrides). ``{episode}`` in an override is the task's episode length."""
+    """rule -> (label, overrides). ``{episode}`` in an override is the task's episode length.
+
+    Beyond the grid's rules, one ``rtrl-lru+<lever>`` rule per :data:`LEVERS` entry (run them
+    with ``--rules``; the full grid leaves them out)."""
     out = {f"rtrl-{core}": (f"RTRL {core}", [f"agent.core={core}", "agent.learning=rtrl", *RTRL_EXTRA])
            for core in (rtrl_cores or RTRL_CORES)}
     out["tbptt-lstm"] = (f"TBPTT LSTM (T = {SEGMENT_LENGTH})", ["agent.core=lstm", "agent.learning=tbptt"])
@@ -69,7 +83,14 @@ def rules(rtrl_cores: list[str] | None = None) -> dict[str, tuple[str, list[str]
     out["tbptt-lstm-episode"] = ("TBPTT LSTM (T = episode)", ["agent.core=lstm", "agent.learning=tbptt",
                                                               "train.segment_length={episode}"])
     out["feedforward"] = ("feed-forward", ["agent.core=none", "agent.learning=none"])
+    lru = ["agent.core=lru", "agent.learning=rtrl", *RTRL_EXTRA]
+    out.update({f"rtrl-lru+{name}": (f"RTRL lru, {what}", [*lru, *extra]) for name, (what, extra) in LEVERS.items()})
     return out
+
+
+def grid_rules(rtrl_cores: list[str] | None = None) -> dict[str, tuple[str, list[str]]]:
+    """The rules a grid runs unless ``--rules`` names others: all but the levers."""
+    return {k: v for k, v in rules(rtrl_cores).items() if "+" not in k}
 
 
 @dataclass
@@ -109,12 +130,12 @@ class Grid:
 
 def full_grid(rtrl_cores: list[str] | None = None) -> Grid:
     """Every task, every rule, 3 seeds, 3M steps per run."""
-    return Grid("full", list(TASKS), rules(rtrl_cores), [0, 1, 2], 3_000_000)
+    return Grid("full", list(TASKS), grid_rules(rtrl_cores), [0, 1, 2], 3_000_000)
 
 
 def quick_grid(rtrl_cores: list[str] | None = None) -> Grid:
     """Three tasks (a dependency inside the segment, one beyond it, counting), one seed, 1M steps."""
-    return Grid("quick", ["RepeatPreviousEasy", "RepeatFirstEasy", "CountRecallEasy"], rules(rtrl_cores), [0],
+    return Grid("quick", ["RepeatPreviousEasy", "RepeatFirstEasy", "CountRecallEasy"], grid_rules(rtrl_cores), [0],
                 1_000_000)
 
 

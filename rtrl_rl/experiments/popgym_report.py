@@ -30,7 +30,8 @@ def plot_curves(data: dict, path: Path, against: str) -> Path:
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
     labels = _labels(data)
     for ax, task in zip(axes.flat, tasks):
-        for run in (r for r in data["runs"] if r["task"] == task and "error" not in r and r.get("curve")):
+        for run in (r for r in data["runs"] if r["task"] == task and "error" not in r and r.get("curve")
+                    and "+" not in r["rule"]):  # the levers have their own table
             means = window_means(run["curve"])
             if against == "steps":
                 xs = [s / 1e6 for s, _ in means]
@@ -51,7 +52,7 @@ def plot_curves(data: dict, path: Path, against: str) -> Path:
 
 def _results_table(data: dict, agg: dict) -> list[str]:
     labels = _labels(data)
-    rules = [r for r in [*data["grid"]["rules"], PEER] if any(r in cells for cells in agg.values())]
+    rules = [r for r in [*data["grid"]["rules"], PEER] if "+" not in r and any(r in cells for cells in agg.values())]
     lines = ["| task | " + " | ".join(labels[r] for r in rules) + " |", "|---|" + "---|" * len(rules)]
     for task, cells in agg.items():
         lines.append(f"| {task} | " + " | ".join(
@@ -62,6 +63,23 @@ def _results_table(data: dict, agg: dict) -> list[str]:
         lines.append(f"| {task} | " + " | ".join(
             f"{cells[r]['wall_s']:.0f} s, {cells[r]['sps']:,.0f}/s" if r in cells else "–" for r in rules) + " |")
     return lines
+
+
+def _levers(data: dict, agg: dict) -> list[str]:
+    """The variants of the RTRL LRU rule (``rtrl-lru+<lever>``) beside it, on the tasks they ran."""
+    levers = [r for r in data["grid"]["rules"] if "+" in r and any(r in cells for cells in agg.values())]
+    if not levers:
+        return []
+    tasks = [t for t, cells in agg.items() if any(r in cells for r in levers)]
+    labels = _labels(data)
+    lines = ["## Levers tried on the RTRL LRU rule", "",
+             "Each row changes one setting of the RTRL lru rule; MMER (final greedy return), the same budget. "
+             "The rule the grid uses is the first row.", "",
+             "| variant | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for rule in ["rtrl-lru", *levers]:
+        lines.append(f"| {labels.get(rule, rule)} | " + " | ".join(
+            f"{_fmt(agg[t].get(rule), 'mmer')} ({_fmt(agg[t].get(rule), 'final_return')})" for t in tasks) + " |")
+    return lines + [""]
 
 
 def _recall(data: dict) -> list[str]:
@@ -141,6 +159,7 @@ def write_page(data: dict, out: Path, md: Path) -> list[Path]:
         "episodes). Mean ± std over seeds (std only with more than one seed). POPGym returns lie in [-1, 1].", "",
         "## MMER (final greedy return)", "", *_results_table(data, agg), "",
         *targets_section(agg, _labels(data), len(g["tasks"]), m["peer"]),
+        *_levers(data, agg),
         f"![training return against steps]({out.name}/{steps_png.name})", "",
         f"![training return against wall time]({out.name}/{wall_png.name})", "",
         *_recall(data),
