@@ -191,3 +191,20 @@ def test_append_joins_invocations_and_replaces_reruns():
     fresh["grid"]["total_steps"] = 1
     with pytest.raises(SystemExit, match="share one budget"):
         append_to(saved, fresh)
+
+
+def test_join_adds_a_finished_invocation(tmp_path):
+    from rtrl_rl.experiments.popgym_cli import main
+
+    out = tmp_path / "results"
+    out.mkdir()
+    saved, other = _tiny_result(), _tiny_result()
+    other["runs"] = [{**other["runs"][0], "rule": "tbptt-gru", "mmer": 0.7}, {**other["runs"][1], "mmer": 0.5}]
+    (out / "popgym.json").write_text(json.dumps(saved))
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    assert main(["--report-only", "--out", str(out), "--join", str(tmp_path / "other.json")]) == 0
+    joined = json.loads((out / "popgym.json").read_text())
+    elstm = sorted(r["mmer"] for r in joined["runs"] if r["rule"] == "rtrl-elstm")
+    assert elstm == [pytest.approx(-0.3), 0.5]  # seed 1 replaced by the other invocation's run
+    assert [r["mmer"] for r in joined["runs"] if r["rule"] == "tbptt-gru"] == [0.7]
+    assert joined["meta"]["wall_s"] == 120.0 and "0.70" in (tmp_path / "results_popgym.md").read_text()

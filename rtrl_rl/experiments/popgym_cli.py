@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--md", default=None, help="the page (default: results_popgym.md beside --out)")
     parser.add_argument("--work-dir", default=None, help="keep the run directories here (default: a temp dir)")
     parser.add_argument("--report-only", action="store_true", help="rebuild the page from the saved JSON")
+    parser.add_argument("--join", nargs="+", metavar="JSON", help="with --report-only: first add the runs of these "
+                        "saved results (other invocations' popgym.json, the same step budget) to the saved JSON")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the tests' plumbing grid
     args = parser.parse_args(argv)
     from rtrl_rl.agents.cores import CORES
@@ -63,6 +65,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(sb3_missing())
     if args.jobs < 1 or (args.steps is not None and args.steps < 1) or args.peer_wall_s < 0:
         parser.error("--jobs and --steps must be positive, --peer-wall-s not negative")
+    if args.join and not args.report_only:
+        parser.error("--join goes with --report-only")
+    missing = [j for j in args.join or [] if not Path(j).is_file()]
+    if missing:
+        parser.error(f"--join: no such file {missing[0]}")
     if (args.append or args.report_only) and not (Path(args.out) / JSON_NAME).exists():
         parser.error(f"{'--append' if args.append else '--report-only'}: there is no {Path(args.out) / JSON_NAME} "
                      "(a saved result of this benchmark; --out names its folder)")
@@ -100,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     json_path = out / JSON_NAME
     if args.report_only:
         data = json.loads(json_path.read_text())
+        for other in map(Path, args.join or []):
+            data = join(data, json.loads(other.read_text()))
+        if args.join:
+            json_path.write_text(json.dumps(data, indent=1))
         print("wrote", *map(str, write_page(data, out, md)))
         return 0
     out.mkdir(parents=True, exist_ok=True)
@@ -177,6 +188,16 @@ def append_to(saved: dict, new: dict) -> dict:
     g["seeds"] = sorted(set(g["seeds"]) | set(new["grid"]["seeds"]))
     g["rules"] = g["rules"] | new["grid"]["rules"]
     g["episodes"] = {t: pg.TASKS[t].episode for t in g["tasks"]}
+    return joined
+
+
+def join(saved: dict, other: dict) -> dict:
+    """Another invocation's finished result added to ``saved`` (see :func:`append_to`): its runs
+    replace saved runs of the same task, rule and seed, and its wall time adds to the total."""
+    joined = append_to(saved, {**other, "runs": []})
+    joined["meta"]["wall_s"] = joined["meta"].pop("wall_s_earlier") + other["meta"].get("wall_s", 0.0)
+    keys = {(r["task"], r["rule"], r["seed"]) for r in other["runs"]}
+    joined["runs"] = [r for r in joined["runs"] if (r["task"], r["rule"], r["seed"]) not in keys] + other["runs"]
     return joined
 
 
