@@ -208,3 +208,18 @@ def test_join_adds_a_finished_invocation(tmp_path):
     assert elstm == [pytest.approx(-0.3), 0.5]  # seed 1 replaced by the other invocation's run
     assert [r["mmer"] for r in joined["runs"] if r["rule"] == "tbptt-gru"] == [0.7]
     assert joined["meta"]["wall_s"] == 120.0 and "0.70" in (tmp_path / "results_popgym.md").read_text()
+
+
+def test_append_runs_only_what_the_saved_json_lacks(tmp_path, monkeypatch):
+    from rtrl_rl.experiments import popgym_cli
+
+    out = tmp_path / "results"
+    out.mkdir()
+    saved = _tiny_result()  # holds RepeatPreviousEasy rtrl-elstm seeds 0 and 1
+    saved["grid"]["total_steps"] = pg.tiny_grid().total_steps
+    (out / "popgym.json").write_text(json.dumps(saved))
+    asked: list[dict] = []
+    monkeypatch.setattr(popgym_cli, "run_grid", lambda grid, *a, **k: asked.extend(grid.specs()))
+    assert popgym_cli.main(["--tiny", "--append", "--tasks", "RepeatPreviousEasy", "--out", str(out)]) == 0
+    assert [(s["rule"], s["seed"]) for s in asked] == [("tbptt-lstm-episode", 0)]
+    assert len(json.loads((out / "popgym.json").read_text())["runs"]) == len(saved["runs"])

@@ -116,11 +116,14 @@ class Grid:
                 *self.extra]
 
     def specs(self) -> list[dict]:
-        """One dict per run (the memory runner's fields; ``length`` is the run's segment), costliest first."""
+        """One dict per run (the memory runner's fields; ``length`` is the run's segment).
+
+        Seed-major, then task, then rule: the rules of a task run side by side (under the same
+        load, so their wall times compare), and an interrupted grid has whole seeds."""
         out = []
-        for rule in self.rules:
+        for seed in self.seeds:
             for task in self.tasks:
-                for seed in self.seeds:
+                for rule in self.rules:
                     overrides = self.overrides(task, rule, seed)
                     segment = [o for o in overrides if o.startswith("train.segment_length=")][-1]
                     out.append({"task": task, "rule": rule, "seed": seed, "length": int(segment.split("=")[1]),

@@ -40,7 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--peer-wall-s", type=float, default=0.0, help="stop each peer run after this many seconds "
                         "of training (for a comparison at equal wall time: the RTRL runs' wall time per run)")
     parser.add_argument("--append", action="store_true", help="add this invocation's runs to the saved JSON "
-                        "(a run of the same task, rule and seed replaces the saved one) instead of starting anew")
+                        "instead of starting anew; runs it already holds (same task, rule and seed, no error) are "
+                        "not run again, so an interrupted grid resumes")
+    parser.add_argument("--no-grid", action="store_true", help="run none of the grid's rules: only --peer and "
+                        "--recall")
     parser.add_argument("--recall", action="store_true", help="also compare wall time to 95%% greedy success "
                         "on memory:recall (rtrl-rl train defaults against the peer)")
     parser.add_argument("--recall-peer-steps", type=int, default=300_000, help="the peer's budget on recall")
@@ -65,6 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(sb3_missing())
     if args.jobs < 1 or (args.steps is not None and args.steps < 1) or args.peer_wall_s < 0:
         parser.error("--jobs and --steps must be positive, --peer-wall-s not negative")
+    if args.no_grid and not (args.peer or args.recall):
+        parser.error("--no-grid runs nothing without --peer or --recall")
     if args.join and not args.report_only:
         parser.error("--join goes with --report-only")
     missing = [j for j in args.join or [] if not Path(j).is_file()]
@@ -116,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     grid = build_grid(args)
     start = time.perf_counter()
-    specs = grid.specs()
+    specs = [] if args.no_grid else grid.specs()
     peer_steps = args.peer_steps or grid.total_steps
     if args.peer:
         specs += pg.peer_specs(grid.tasks, grid.seeds, peer_steps, args.peer_wall_s)
@@ -140,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.append:
         data = append_to(json.loads(json_path.read_text()), data)
+        saved = {(r["task"], r["rule"], r["seed"]) for r in data["runs"] if "error" not in r}
+        specs = [s for s in specs if (s["task"], s["rule"], s["seed"]) not in saved]
 
     done: list[dict] = []
 
