@@ -189,3 +189,69 @@ def test_readme_results_quote_only_the_generated_pages():
     assert _readme_results_untraced(readme, pages) == []
     typo = readme.replace("\n## Results\n", "\n## Results\n\nRTRL reached 0.987654 after 12,345,679 frames.\n", 1)
     assert _readme_results_untraced(typo, pages) == ["0.987654", "12,345,679"]
+
+
+_SLEEPER = '''
+import os, time
+from pathlib import Path
+
+def sleep_run(spec, work_dir):
+    Path(work_dir, f"pid-{os.getpid()}").write_text("")
+    time.sleep(600)
+    return spec
+'''
+
+_GRID = '''
+import sys
+from rtrl_rl.experiments.memory import run_grid
+from sleeper import sleep_run
+
+class Specs:
+    def specs(self):
+        return [{"n": i} for i in range(4)]
+
+run_grid(Specs(), sys.argv[1], jobs=2, runner=sleep_run)
+'''
+
+
+def test_sigterm_stops_a_grid_and_its_workers(tmp_path):
+    """A benchmark killed with SIGTERM takes its worker processes with it (none keeps training)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "sleeper.py").write_text(_SLEEPER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parents[1])])}
+    proc = subprocess.Popen([sys.executable, "-c", _GRID, str(tmp_path)], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("pid-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = [int(p.name[4:]) for p in tmp_path.glob("pid-*")]
+    assert len(workers) == 2, "the two workers did not start"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    for pid in workers:
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the grid"
+    assert len(list(tmp_path.glob("pid-*"))) == 2  # the other two runs never started
+
+
+def test_a_run_whose_process_dies_gives_an_error_result(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "dier.py").write_text("import os\n\ndef die(spec, work_dir):\n    os._exit(3)\n")
+    script = ("import json, sys\nfrom rtrl_rl.experiments.memory import run_grid\nfrom dier import die\n"
+              "class Specs:\n    def specs(self):\n        return [{'n': 0}, {'n': 1}]\n"
+              "print(json.dumps(run_grid(Specs(), sys.argv[1], jobs=2, runner=die)))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parents[1])])}
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True,
+                         timeout=120, check=True)
+    results = json.loads(out.stdout.strip().splitlines()[-1])
+    assert sorted(r["n"] for r in results) == [0, 1]
+    assert all("died (exit code 3)" in r["error"] for r in results)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.connection as mp_connection
 import os
+import signal
+import threading
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 SEGMENT_LENGTH = 10  # T of every run: lengths L below and above it are the point of the grid
 
@@ -169,23 +171,61 @@ def run_one(spec: dict, work_dir: str) -> dict:
 def run_grid(grid: Grid, work_dir: str | Path, jobs: int = 2,
              on_result: Callable[[dict], None] | None = None,
              runner: Callable[[dict, str], dict] = run_one) -> list[dict]:
-    """Run every spec of ``grid`` on ``jobs`` worker processes; results in completion order.
+    """Run every spec of ``grid``, ``jobs`` at a time, each in a fresh process; results in
+    completion order.
 
     ``grid`` is anything with ``specs()``; ``runner(spec, work_dir)`` (a module-level
-    function, so spawned workers can import it) trains one spec, :func:`run_one` by default.
-    Workers are spawned (not forked) with one OpenMP thread each: forked torch processes can
-    deadlock, and two-thread runs would fight over the cores the other run needs.
+    function, so spawned processes can import it) trains one spec, :func:`run_one` by default.
+    Processes are spawned (not forked) with one OpenMP thread each: forked torch processes can
+    deadlock, and two-thread runs would fight over the cores the other run needs. A process
+    that dies without a result gives an ``error`` result. Ctrl-C or SIGTERM stops the grid and
+    kills its running processes (no orphaned run keeps the cores); the results handed to
+    ``on_result`` so far stay saved.
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    specs = grid.specs()
-    results: list[dict] = []
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(runner, spec, str(work_dir)) for spec in specs]
-        for future in as_completed(futures):
-            results.append(future.result())
-            if on_result is not None:
-                on_result(results[-1])
+    ctx = multiprocessing.get_context("spawn")
+    pending, running, results = list(grid.specs()), {}, []
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                spec = pending.pop(0)
+                receive, send = ctx.Pipe(duplex=False)
+                process = ctx.Process(target=_run_and_send, args=(runner, spec, str(work_dir), send))
+                process.start()
+                send.close()
+                running[receive] = (process, spec)
+            for ready in mp_connection.wait(list(running)):
+                process, spec = running.pop(ready)
+                try:
+                    result = ready.recv()
+                except EOFError:  # the process died before it could send a result
+                    result = None
+                process.join()
+                if result is None:
+                    result = {**spec, "error": f"the run's process died (exit code {process.exitcode})"}
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+    finally:
+        for process, _ in running.values():
+            process.kill()
+            process.join()
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return results
+
+
+def _run_and_send(runner: Callable[[dict, str], dict], spec: dict, work_dir: str, send: Any) -> None:
+    """One grid run in its own process: the result goes back through ``send``."""
+    send.send(runner(spec, work_dir))
+    send.close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM as Ctrl-C: unwinds ``run_grid``, which kills the running processes."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def grid_description(grid: Grid) -> dict:
