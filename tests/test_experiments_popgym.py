@@ -223,3 +223,10 @@ def test_append_runs_only_what_the_saved_json_lacks(tmp_path, monkeypatch):
     assert popgym_cli.main(["--tiny", "--append", "--tasks", "RepeatPreviousEasy", "--out", str(out)]) == 0
     assert [(s["rule"], s["seed"]) for s in asked] == [("tbptt-lstm-episode", 0)]
     assert len(json.loads((out / "popgym.json").read_text())["runs"]) == len(saved["runs"])
+
+
+def test_the_page_shows_commands_without_the_places_of_files():
+    from rtrl_rl.experiments.popgym_report import without_places
+
+    typed = "python -m benchmarks.popgym --out /tmp/x/results --md=/tmp/x/p.md --seeds 0 --work-dir /tmp/w; then x"
+    assert without_places(typed) == "python -m benchmarks.popgym --seeds 0; then x"

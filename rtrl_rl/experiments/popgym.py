@@ -55,7 +55,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
 
 #: the RTRL cores of the grid, one rule each (``rtrl-<core>``); a new exact core joins with
 #: ``--rtrl-cores elstm mingru <name>`` (any name ``agent.core`` accepts)
-RTRL_CORES = ["elstm", "mingru", "lru"]
+RTRL_CORES = ["lru", "elstm", "mingru"]
 #: RTRL's input-gradient setting on POPGym: the ``step`` default starves the encoder here
 RTRL_EXTRA = ["agent.encoder_grad=segment"]
 

@@ -99,7 +99,7 @@ def build_grid(args: argparse.Namespace) -> pg.Grid:
 
 
 def command_line(argv: list[str]) -> str:
-    """The command as typed (what the page tells readers to run)."""
+    """The command as typed (the page leaves out the options that only place files)."""
     return " ".join(["python -m benchmarks.popgym", *argv])
 
 
@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         data = json.loads(json_path.read_text())
         for other in map(Path, args.join or []):
             data = join(data, json.loads(other.read_text()))
+        data["meta"]["json"] = str(json_path)
+        data["meta"]["report_command"] = f"python -m benchmarks.popgym --report-only --out {args.out}"
         if args.join:
             json_path.write_text(json.dumps(data, indent=1))
         print("wrote", *map(str, write_page(data, out, md)))

@@ -88,7 +88,9 @@ def targets_section(agg: dict, labels: dict[str, str], n_tasks: int, peer_budget
             return "not measured"
         need = measured if need is None else need
         ok = met >= need and (key != "near_lstm" or measured == n_tasks)
-        return f"{met} of {measured} measured tasks: {'met' if ok else '**not met**'}"
+        unmeasured = f" ({n_tasks - measured} of {n_tasks} tasks not measured)" if key == "near_lstm" and \
+            measured < n_tasks else ""
+        return f"{met} of {measured} measured tasks: {'met' if ok else '**not met**'}{unmeasured}"
 
     lines += ["",
               f"- Within {TOLERANCE} of TBPTT LSTM or above, on every task ({n_tasks}): {verdict('near_lstm')}.",
