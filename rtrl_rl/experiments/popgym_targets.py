@@ -97,7 +97,8 @@ def targets_section(agg: dict, labels: dict[str, str], n_tasks: int, peer_budget
               f"- Above TBPTT LSTM by {MARGIN} where it stays below {SOLVED}, beyond the segment: "
               f"{verdict('beyond_segment')}.",
               f"- Within {TOLERANCE} of the episode-long BPTT baseline beyond the segment: {verdict('matches_episode')}; "
-              f"at a lower wall time per step: {verdict('cheaper_than_episode')}.",
+              f"at a lower wall time per step: {verdict('cheaper_than_episode')} (wall times of runs that may "
+              "have run under different loads: the wall-time table above).",
               f"- Above the peer at equal wall time on at least {PEER_WINS} tasks (the peer's budget: {peer_budget}): "
               f"{verdict('beats_peer', PEER_WINS)}.", ""]
     return lines
