@@ -155,6 +155,23 @@ def measure_drift(lr: float, steps: int, seed: int = 0) -> dict:
             "mean_effective_step": statistics.fmean(steps_taken)}
 
 
+def measure_throughput(rule: str, steps: int) -> dict:
+    """Training steps per second of one rule on recall-blank, no evaluation: wall clock and
+    per CPU-second of this process (the machine is shared, so the CPU figure is the steadier)."""
+    from rtrl_rl.config import load_config
+    from rtrl_rl.stream_trainer import train_stream
+    from rtrl_rl.trainer import train
+
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"stream-throughput-{rule}-{time.time_ns()}"
+    config = load_config(None, [*TASKS["recall-blank"]["overrides"], *RULES[rule][1], *MODEL, "train.threads=1",
+                                f"train.total_steps={steps}", "log.eval_episodes=0", "log.progress=false",
+                                "log.tensorboard=false", f"run_dir={work}"])
+    cpu = time.process_time()
+    summary = (train_stream if config.agent.algorithm == "stream" else train)(config)
+    return {"rule": rule, "steps": summary["steps"], "sps": summary["sps"],
+            "cpu_sps": round(summary["steps"] / (time.process_time() - cpu), 1)}
+
+
 def measure_memory(delay: int, steps: int) -> dict:
     """Peak RSS of a one-stream eLSTM run on recall with ``delay`` blank steps."""
     from rtrl_rl.config import load_config
@@ -188,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("runs/stream-bench"))
     parser.add_argument("--drift-steps", type=int, default=600)
     parser.add_argument("--memory-steps", type=int, default=3000)
+    parser.add_argument("--throughput-steps", type=int, default=2000)
     parser.add_argument("--report-only", action="store_true", help="rebuild the page from the saved JSON")
     parser.add_argument("--partial", action="store_true",
                         help="with --report-only: take the runs so far from <work>/partial.json (and save them)")
@@ -229,10 +247,12 @@ def measure(args: argparse.Namespace) -> dict:
     with _pool(args.jobs) as pool:
         drift = [pool.submit(measure_drift, lr, args.drift_steps) for lr in (1.0, 0.1, 0.01)]
         memory = [pool.submit(measure_memory, delay, args.memory_steps) for delay in (10, 100, 1000)]
+        throughput = [pool.submit(measure_throughput, rule, args.throughput_steps) for rule in args.rules]
         futures = [pool.submit(run_one, task, rule, seed, args.steps, str(args.work))
                    for seed in args.seeds for task in args.tasks for rule in args.rules]
         data["drift"] = [f.result() for f in drift]
         data["memory"] = [f.result() for f in memory]
+        data["throughput"] = [f.result() for f in throughput]
         for future in as_completed(futures):
             runs.append(future.result())
             r = runs[-1]

@@ -161,8 +161,16 @@ def render(data: dict, plot_name: str) -> list[str]:
         lines.append(f"| {task} | {rules[rule]['label']} | {seeds} | {statistics.fmean(r['wall_s'] for r in runs):.1f} "
                      f"| {statistics.fmean(r['sps'] for r in runs):.0f} | "
                      f"{'–' if updates is None else f'{updates:.0f}'} | {max(r['max_rss_mib'] for r in runs):.0f} |")
-    lines += ["", ("Wall time includes the evaluations and one process per run at a time; steps per second is "
-              "the run's own figure. The machine is shared, so these are upper bounds."), ""]
+    lines += ["", ("Wall time and steps per second are over the whole run, evaluations included, one run at a "
+                   "time. The machine is shared, so these are upper bounds."), ""]
+    if data.get("throughput"):
+        lines += ["### Training throughput", "",
+                  (f"recall-blank, {data['throughput'][0]['steps']:,} steps, no evaluation, one torch thread; steps "
+                   "per second of wall clock and per CPU-second of the process (the machine was shared: the CPU "
+                   "figure is the steadier):"), "", "| rule | steps/s (wall) | steps per CPU-second |", "|---|---|---|"]
+        for t in data["throughput"]:
+            lines.append(f"| {rules[t['rule']]['label']} | {t['sps']:.0f} | {t['cpu_sps']:.0f} |")
+        lines.append("")
     return lines + _drift_and_memory(data)
 
 
