@@ -171,7 +171,21 @@ def render(data: dict, plot_name: str) -> list[str]:
         for t in data["throughput"]:
             lines.append(f"| {rules[t['rule']]['label']} | {t['sps']:.0f} | {t['cpu_sps']:.0f} |")
         lines.append("")
-    return lines + _drift_and_memory(data)
+    return lines + _drift_and_memory(data) + _not_run(data)
+
+
+def _not_run(data: dict) -> list[str]:
+    """The rules and tasks of the benchmark that this grid left out, and what no grid here measures."""
+    from benchmarks.stream import RULES, TASKS
+
+    rules = [label for name, (label, _) in RULES.items() if name not in data["rules"]]
+    tasks = [name for name in TASKS if name not in data["tasks"]]
+    lines = ["## Not measured here", ""]
+    if rules or tasks:
+        lines.append(f"- Left out of this grid to fit its compute budget: {', '.join(rules + tasks)} "
+                     "(`--rules` / `--tasks` run them).")
+    return lines + [("- Budgets near the segment agent's (hundreds of thousands of steps and more), long memory "
+                    "spans, and any tuning of the `stream.*` settings: every run uses the defaults."), ""]
 
 
 def _drift_and_memory(data: dict) -> list[str]:

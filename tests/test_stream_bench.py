@@ -45,6 +45,7 @@ def test_report_has_every_rule_both_task_kinds_and_the_plot(tmp_path):
     assert "0.55 ± 0.07 (0.45 ± 0.07)" in popgym_row, "final greedy return (training MMER)"
     assert "| 12 | 300 |" in text and "1.00e-02" in text and "Incomplete" not in text
     assert "Budget: 100 environment steps per run" in text
+    assert "Left out of this grid to fit its compute budget: recall-blank, recall-distractors" in text
 
 
 def test_only_a_clear_margin_beats_the_feed_forward_stream_and_a_partial_grid_says_so(tmp_path):
