@@ -112,7 +112,7 @@ def _header(data: dict) -> list[str]:
         lines += [(f"**Incomplete:** {done} of the {planned} planned runs finished before the grid was stopped; "
                   "cells show the seeds that finished (the seeds column of the last table)."), ""]
     lines += [(f"**Budget: {data['steps']:,} environment steps per run**, seeds {', '.join(map(str, data['seeds']))}, "
-              f"model {' '.join(data['model'])}. This is small: one stream learns at a few hundred steps per second, "
+              f"model {' '.join(data['model'])}. This is small: {_one_stream_speed(data)}, "
               f"and the segment agent's POPGym page trains {POPGYM_PAGE_STEPS:,} steps per run, "
               f"{POPGYM_PAGE_STEPS // data['steps']} times more. Memory tasks: 100 greedy episodes every "
               f"{data['steps'] // 4} steps (the curves); POPGym: 20 greedy episodes at the end, and the curves are "
@@ -121,6 +121,14 @@ def _header(data: dict) -> list[str]:
               "`train.*` defaults, so at the same number of environment steps it makes only a few updates "
               "(1,280 steps each)."), ""]
     return lines
+
+
+def _one_stream_speed(data: dict) -> str:
+    """How fast one stream trains, from the throughput rows (stream rules only)."""
+    cpu = [t["cpu_sps"] for t in data.get("throughput", []) if data["rules"][t["rule"]]["label"].startswith("stream")]
+    if not cpu:
+        return "one stream trains one update per step"
+    return f"one stream trains at {min(cpu):.0f}–{max(cpu):.0f} steps per CPU-second here (table below)"
 
 
 def render(data: dict, plot_name: str) -> list[str]:
@@ -166,8 +174,8 @@ def render(data: dict, plot_name: str) -> list[str]:
     if data.get("throughput"):
         lines += ["### Training throughput", "",
                   (f"recall-blank, {data['throughput'][0]['steps']:,} steps, no evaluation, one torch thread; steps "
-                   "per second of wall clock and per CPU-second of the process (the machine was shared: the CPU "
-                   "figure is the steadier):"), "", "| rule | steps/s (wall) | steps per CPU-second |", "|---|---|---|"]
+                   "per second of wall clock (the run's own figure, setup excluded) and per CPU-second of the process "
+                   "over the whole run, setup included (the machine was shared: the CPU figure is the steadier):"), "", "| rule | steps/s (wall) | steps per CPU-second |", "|---|---|---|"]
         for t in data["throughput"]:
             lines.append(f"| {rules[t['rule']]['label']} | {t['sps']:.0f} | {t['cpu_sps']:.0f} |")
         lines.append("")

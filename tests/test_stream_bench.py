@@ -28,6 +28,9 @@ def _data(tasks=("tmaze", POPGYM), seeds=(0, 1), planned=None):
             "rules": {r: {"label": label, "overrides": o} for r, (label, o) in RULES.items()},
             "model": ["agent.hidden_size=16"], "steps": 100, "seeds": list(seeds), "runs": runs,
             "planned_runs": planned or len(runs),
+            "throughput": [{"rule": "stream-rtrl-elstm", "steps": 100, "sps": 20.0, "cpu_sps": 150.0},
+                           {"rule": "stream-feedforward", "steps": 100, "sps": 30.0, "cpu_sps": 230.0},
+                           {"rule": "segment-rtrl-elstm-128", "steps": 1280, "sps": 3000.0, "cpu_sps": 1400.0}],
             "drift": [{"lr": 1.0, "steps": 10, "median_rel_error": 0.01, "p90_rel_error": 0.1,
                        "max_rel_error": 0.5, "mean_effective_step": 0.01}],
             "memory": [{"delay": 10, "episode_length": 12, "steps": 100, "max_rss_mib": 300.0}]}
@@ -45,6 +48,8 @@ def test_report_has_every_rule_both_task_kinds_and_the_plot(tmp_path):
     assert "0.55 ± 0.07 (0.45 ± 0.07)" in popgym_row, "final greedy return (training MMER)"
     assert "| 12 | 300 |" in text and "1.00e-02" in text and "Incomplete" not in text
     assert "Budget: 100 environment steps per run" in text
+    assert "one stream trains at 150–230 steps per CPU-second" in text, "the segment agent is not one stream"
+    assert "| stream, RTRL eLSTM | 20 | 150 |" in text
     assert "Left out of this grid to fit its compute budget: recall-blank, recall-distractors" in text
 
 
