@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drift-steps", type=int, default=600)
     parser.add_argument("--memory-steps", type=int, default=3000)
     parser.add_argument("--throughput-steps", type=int, default=2000)
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the finished runs (and drift, memory, throughput) of <work>/partial.json")
     parser.add_argument("--report-only", action="store_true", help="rebuild the page from the saved JSON")
     parser.add_argument("--partial", action="store_true",
                         help="with --report-only: take the runs so far from <work>/partial.json (and save them)")
@@ -244,15 +246,20 @@ def measure(args: argparse.Namespace) -> dict:
             "planned_runs": len(args.seeds) * len(args.tasks) * len(args.rules)}
     partial = args.work / "partial.json"
     args.work.mkdir(parents=True, exist_ok=True)
+    done = _resumable(partial, data) if args.resume else {}
+    runs += done.get("runs", [])
+    started -= done.get("wall_s", 0.0)  # the page's wall time covers the stopped grid too
+    finished = {(r["task"], r["rule"], r["seed"]) for r in runs}
     with _pool(args.jobs) as pool:
-        drift = [pool.submit(measure_drift, lr, args.drift_steps) for lr in (1.0, 0.1, 0.01)]
-        memory = [pool.submit(measure_memory, delay, args.memory_steps) for delay in (10, 100, 1000)]
-        throughput = [pool.submit(measure_throughput, rule, args.throughput_steps) for rule in args.rules]
+        jobs = {"drift": [(measure_drift, lr, args.drift_steps) for lr in (1.0, 0.1, 0.01)],
+                "memory": [(measure_memory, delay, args.memory_steps) for delay in (10, 100, 1000)],
+                "throughput": [(measure_throughput, rule, args.throughput_steps) for rule in args.rules]}
+        pending = {k: [pool.submit(*job) for job in v] for k, v in jobs.items() if not done.get(k)}
         futures = [pool.submit(run_one, task, rule, seed, args.steps, str(args.work))
-                   for seed in args.seeds for task in args.tasks for rule in args.rules]
-        data["drift"] = [f.result() for f in drift]
-        data["memory"] = [f.result() for f in memory]
-        data["throughput"] = [f.result() for f in throughput]
+                   for seed in args.seeds for task in args.tasks for rule in args.rules
+                   if (task, rule, seed) not in finished]
+        for key in jobs:
+            data[key] = [f.result() for f in pending[key]] if key in pending else done[key]
         for future in as_completed(futures):
             runs.append(future.result())
             r = runs[-1]
@@ -262,6 +269,21 @@ def measure(args: argparse.Namespace) -> dict:
             partial.write_text(json.dumps(data, indent=1) + "\n")
     data["meta"].update(wall_s=round(time.time() - started, 1), load_end=_load())
     return data
+
+
+def _resumable(partial: Path, data: dict) -> dict:
+    """What a stopped grid with the same budget and model left in ``partial``: its finished
+    runs of this grid's tasks, rules and seeds, and its drift, memory and throughput rows."""
+    if not partial.exists():
+        return {}
+    old = json.loads(partial.read_text())
+    if old["steps"] != data["steps"] or old["model"] != data["model"]:
+        raise SystemExit(f"--resume: {partial} has another budget or model")
+    runs = [r for r in old["runs"] if r["task"] in data["tasks"] and r["rule"] in data["rules"]
+            and r["seed"] in data["seeds"]]
+    print(f"resuming: {len(runs)} finished runs from {partial}", flush=True)
+    return {**{k: old.get(k) for k in ("drift", "memory", "throughput")}, "runs": runs,
+            "wall_s": old["meta"].get("wall_s", 0.0)}
 
 
 def _load() -> str:
