@@ -67,3 +67,22 @@ def test_every_task_names_its_metric_and_evaluations(task):
     t = TASKS[task]
     assert t["metric"] in ("success_rate", "mean_return") and t["evaluations"] >= 1 and t["eval_episodes"] > 0
     assert (t["chance"] is None) == (t["metric"] == "mean_return")
+
+
+def test_resume_keeps_the_finished_runs_of_the_same_budget_only(tmp_path):
+    import json
+
+    from benchmarks.stream import _resumable
+
+    old = _data(planned=99)
+    old["meta"]["wall_s"] = 7.0
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(old))
+    grid = {"steps": 100, "model": old["model"], "tasks": {"tmaze": {}}, "rules": {"stream-feedforward": {}},
+            "seeds": [1, 2]}
+    done = _resumable(partial, grid)
+    assert [(r["task"], r["rule"], r["seed"]) for r in done["runs"]] == [("tmaze", "stream-feedforward", 1)]
+    assert done["drift"] == old["drift"] and done["wall_s"] == 7.0
+    with pytest.raises(SystemExit, match="another budget"):
+        _resumable(partial, {**grid, "steps": 200})
+    assert _resumable(tmp_path / "none.json", grid) == {}
