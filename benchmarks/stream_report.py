@@ -82,13 +82,15 @@ def plot_curves(data: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def beats_feedforward(data: dict) -> dict[str, list[str]]:
+def beats_feedforward(data: dict) -> dict[str, list[str] | None]:
     """task -> labels of the rules whose final greedy score beats the feed-forward stream's
-    (see ``MARGIN``)."""
+    (see ``MARGIN``); None where the feed-forward stream has fewer than 2 seeds (no judgement)."""
     groups, out = _groups(data), {}
     for task, t in data["tasks"].items():
         base = _values(groups.get((task, FEEDFORWARD), []), t["metric"])
-        out[task] = []
+        out[task] = [] if len(base) >= 2 else None
+        if out[task] is None:
+            continue
         for rule, meta in data["rules"].items():
             vals = _values(groups.get((task, rule), []), t["metric"])
             if rule == FEEDFORWARD or len(vals) < 2 or len(base) < 2:
@@ -160,7 +162,9 @@ def render(data: dict, plot_name: str) -> list[str]:
               (f"A rule counts when its mean final greedy score (success or return) is at least {MARGIN} above the "
               "feed-forward stream's and the difference is more than twice its standard error over seeds:"), ""]
     for task, winners in beats_feedforward(data).items():
-        lines.append(f"- {task}: {', '.join(winners) if winners else 'none'}")
+        verdict = ("not judged (fewer than 2 seeds finished)" if winners is None
+                   else ", ".join(winners) if winners else "none")
+        lines.append(f"- {task}: {verdict}")
     lines += ["", f"![learning curves]({plot_name})", "", "## Wall time, steps per second, peak memory", "",
               "| task | rule | seeds | wall s | steps/s | updates | peak RSS MiB |", "|---|---|---|---|---|---|---|"]
     for (task, rule), runs in sorted(groups.items()):
