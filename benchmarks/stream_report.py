@@ -153,8 +153,8 @@ def render(data: dict, plot_name: str) -> list[str]:
                   f"training return over windows of {window:,} environment steps (the POPGym page uses windows "
                   "of 100,000: with this budget a window that long would be the whole run). A – in brackets: no "
                   "training episode ended; each of the segment agent's 128 streams takes "
-                  f"{-(-data['steps'] // 1280) * 10} steps in this budget, fewer than one POPGym episode "
-                  "of these tasks."), "",
+                  f"{-(-data['steps'] // 1280) * 10} steps in this budget, less than one 51-step episode "
+                  "of RepeatFirst or CountRecall."), "",
                   f"| task | {labels} |", "|---|" + "---|" * len(rules)]
         for task in popgym:
             cells = [f"{_mean_std(_values(groups.get((task, r), []), 'mean_return'))} "
