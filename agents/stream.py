@@ -25,7 +25,7 @@ Box observations), reward scaling by the running std of the discounted return.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -93,15 +93,20 @@ def add_layer_norm(model: ActorCritic) -> None:
     model.core.register_forward_hook(core_hook)
 
 
+def obgd_scale(l1: Tensor, delta: Tensor, lr: float, kappa: float) -> float:
+    """ObGD's bounded step α_eff = lr / max(1, lr κ mean_b(max(|δ_b|,1) ‖z_b‖₁)), from the
+    traces' ℓ1 norms per stream l1 (B,) and the TD errors delta (B,)."""
+    bound = lr * kappa * (delta.abs().clamp(min=1.0) * l1).mean()
+    return lr / max(1.0, float(bound))
+
+
 def obgd_step(params: list[Tensor], traces: list[Tensor], delta: Tensor, lr: float, kappa: float) -> float:
-    """ObGD: θ += α_eff mean_b δ_b z_b with α_eff = lr / max(1, lr κ mean_b(max(|δ_b|,1) ‖z_b‖₁)).
+    """ObGD: θ += α_eff mean_b δ_b z_b with α_eff from :func:`obgd_scale`.
 
     params: tensors (*p); traces: per parameter (B, *p); delta (B,). Returns α_eff.
     """
     B = delta.shape[0]
-    l1 = sum(z.reshape(B, -1).abs().sum(1) for z in traces)  # (B,)
-    bound = lr * kappa * (delta.abs().clamp(min=1.0) * l1).mean()
-    step = lr / max(1.0, float(bound))
+    step = obgd_scale(sum(z.reshape(B, -1).abs().sum(1) for z in traces), delta, lr, kappa)
     with torch.no_grad():
         for p, z in zip(params, traces):
             p.add_((delta.view(B, *([1] * p.dim())) * z).mean(0), alpha=step)
@@ -114,6 +119,50 @@ def decay_traces(traces: list[Tensor], grads: list[Tensor], gamma_lambda: float)
         z.mul_(gamma_lambda).add_(g)
 
 
+class FlatTraces:
+    """The traces of B streams over all parameters as one (B, P) tensor, so that each step's
+    decay, ℓ1 norm, update and reset are one tensor operation each instead of one per
+    parameter (the per-step cost of a one-stream learner is mostly such small operations).
+    ``views`` are the per-parameter traces (B, *p), views into the same storage."""
+
+    def __init__(self, params: list[Tensor], num_streams: int) -> None:
+        self.params, self.B = params, num_streams
+        self.sizes = [p.numel() for p in params]
+        self.flat = params[0].new_zeros((num_streams, sum(self.sizes)))
+        self.views = self._split(self.flat, (num_streams,))
+        self.update = self.flat.new_zeros(self.flat.shape[1])
+        self.update_views = self._split(self.update, ())  # the step, per parameter
+        self.grads = torch.empty_like(self.flat)
+
+    def _split(self, flat: Tensor, lead: tuple[int, ...]) -> list[Tensor]:
+        return [part.view(*lead, *p.shape) for part, p in zip(flat.split(self.sizes, dim=-1), self.params)]
+
+    def accumulate(self, grads: list[list[Tensor]], gamma_lambda: float) -> None:
+        """z ← γλ z + g, from per-stream lists of per-parameter gradients."""
+        for b, per_param in enumerate(grads):
+            torch.cat([g.reshape(-1) for g in per_param], out=self.grads[b])
+        self.flat.mul_(gamma_lambda).add_(self.grads)
+
+    def step(self, delta: Tensor, lr: float, kappa: float) -> float:
+        """ObGD: θ += α_eff mean_b δ_b z_b (:func:`obgd_step` on the flat traces)."""
+        # ℓ1 per parameter, summed in parameter order: the same float sums as obgd_step's
+        step = obgd_scale(sum(part.sum(1) for part in self.flat.abs().split(self.sizes, dim=1)), delta, lr, kappa)
+        with torch.no_grad():
+            torch.mean(delta.view(self.B, 1) * self.flat, 0, out=self.update)
+            torch._foreach_add_(self.params, self.update_views, alpha=step)
+        return step
+
+    def reset(self, done: Tensor) -> None:
+        """Zero the traces of the streams whose episode ended."""
+        if bool(done.any()):
+            self.flat[done] = 0.0
+
+    def load(self, traces: list[Tensor]) -> None:
+        """Copy per-parameter traces (B, *p) in."""
+        for view, z in zip(self.views, traces):
+            view.copy_(z)
+
+
 class StreamLearner:
     """Holds the carry, the traces and the normalisers of B streams; one ``act`` then
     one ``learn`` per environment step (see the module docstring)."""
@@ -121,8 +170,8 @@ class StreamLearner:
     def __init__(self, model: ActorCritic, stream_config: Any, gamma: float, num_streams: int) -> None:
         self.model, self.cfg, self.gamma, self.B = model, stream_config, gamma, num_streams
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.z_value = [p.new_zeros((num_streams, *p.shape)) for p in self.params]
-        self.z_policy = [p.new_zeros((num_streams, *p.shape)) for p in self.params]
+        self.traces_value, self.traces_policy = FlatTraces(self.params, num_streams), FlatTraces(self.params, num_streams)
+        self._zeros = [torch.zeros_like(p) for p in self.params]  # the gradient of a parameter not reached
         self.carry = model.initial_carry(num_streams)
         space = model.observation_space
         self.obs_stats = (RunningMeanVar(tuple(space.shape)) if stream_config.obs_norm and _is_float_box(space)
@@ -130,14 +179,18 @@ class StreamLearner:
         if self.obs_stats is not None:
             model.encoder.register_forward_pre_hook(self._normalise_hook)
         self.return_stats, self.returns = RunningMeanVar(), torch.zeros(num_streams)
-        self._pending: Optional[tuple] = None
+        self._pending: tuple | None = None
+        self._norm: tuple | None = None  # (mean, std, count): the normaliser, kept while the stats hold
         self.updates = 0
 
     def _normalise_hook(self, module, inputs):
         (obs,) = inputs
-        std = (self.obs_stats.var + 1e-8).sqrt().to(obs.device)
-        mean = self.obs_stats.mean.to(obs.device, self.model.dtype)
-        return ((obs.to(mean.dtype) - mean) / std.to(mean.dtype),)
+        if self._norm is None or self._norm[2] != self.obs_stats.count:  # the stats changed since
+            std = (self.obs_stats.var + 1e-8).sqrt().to(obs.device)
+            mean = self.obs_stats.mean.to(obs.device, self.model.dtype)
+            self._norm = (mean, std.to(mean.dtype), self.obs_stats.count)
+        mean, std, _ = self._norm
+        return ((obs.to(mean.dtype) - mean) / std,)
 
     def act(self, obs: Observation, prev_action: Tensor, prev_reward: Tensor, first: Tensor) -> Tensor:
         """Observe (B streams, batch-first), advance the carry with gradients, sample actions (B, ...)."""
@@ -166,19 +219,29 @@ class StreamLearner:
             grads_v.append(self._grads(value[b]))
             grads_pi.append(self._grads(objective))
         gl = self.gamma * self.cfg.trace_lambda
-        decay_traces(self.z_value, [torch.stack(g) for g in zip(*grads_v)], gl)
-        decay_traces(self.z_policy, [torch.stack(g) for g in zip(*grads_pi)], gl)
-        step_v = obgd_step(self.params, self.z_value, delta, self.cfg.lr, self.cfg.kappa_value)
-        step_pi = obgd_step(self.params, self.z_policy, delta, self.cfg.lr, self.cfg.kappa_policy)
-        for z in (*self.z_value, *self.z_policy):
-            z[done] = 0.0
+        self.traces_value.accumulate(grads_v, gl)
+        self.traces_policy.accumulate(grads_pi, gl)
+        step_v = self.traces_value.step(delta, self.cfg.lr, self.cfg.kappa_value)
+        step_pi = self.traces_policy.step(delta, self.cfg.lr, self.cfg.kappa_policy)
+        self.traces_value.reset(done)
+        self.traces_policy.reset(done)
         self._pending = None
         self.updates += 1
         return {"loss/td_error": float(delta.abs().mean()), "loss/step_value": step_v, "loss/step_policy": step_pi}
 
     def _grads(self, output: Tensor) -> list[Tensor]:
         grads = torch.autograd.grad(output, self.params, retain_graph=True, allow_unused=True)
-        return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, self.params)]
+        return [zero if g is None else g for g, zero in zip(grads, self._zeros)]
+
+    @property
+    def z_value(self) -> list[Tensor]:
+        """The value traces per parameter (B, *p)."""
+        return self.traces_value.views
+
+    @property
+    def z_policy(self) -> list[Tensor]:
+        """The policy traces per parameter (B, *p)."""
+        return self.traces_policy.views
 
     def _scale_reward(self, reward: Tensor, done: Tensor) -> Tensor:
         """r / std of the discounted return (per-stream returns, shared statistics)."""
@@ -191,17 +254,20 @@ class StreamLearner:
 
     def state_dict(self) -> dict:
         """Traces, carry, normalisers and counters, for checkpoints."""
-        return {"z_value": self.z_value, "z_policy": self.z_policy, "carry": dict(self.carry),
+        return {"z_value": [z.clone() for z in self.z_value], "z_policy": [z.clone() for z in self.z_policy],
+                "carry": dict(self.carry),
                 "returns": self.returns, "return_stats": self.return_stats.state_dict(), "updates": self.updates,
                 "obs_stats": self.obs_stats.state_dict() if self.obs_stats is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` wrote."""
-        self.z_value, self.z_policy = list(state["z_value"]), list(state["z_policy"])
+        self.traces_value.load(state["z_value"])
+        self.traces_policy.load(state["z_policy"])
         self.carry, self.returns, self.updates = Carry(state["carry"]), state["returns"], int(state["updates"])
         self.return_stats.load_state_dict(state["return_stats"])
         if self.obs_stats is not None and state["obs_stats"] is not None:
             self.obs_stats.load_state_dict(state["obs_stats"])
+            self._norm = None
 
 
 def _is_float_box(space) -> bool:

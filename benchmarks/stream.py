@@ -1,16 +1,18 @@
-"""``python -m benchmarks.stream [--steps N] [--seeds 0 1 2] [--jobs 2]``: the streaming report.
+"""``python -m benchmarks.stream [--steps N] [--seeds 0 1 2] [--jobs 1]``: the streaming report.
 
 Writes ``docs/results_stream.md``, ``docs/results/stream.json`` and
 ``docs/results/stream_curves.png``. Three measurements:
 
-1. learning: one stream per run (``agent.algorithm=stream``) with each exact core, the
+1. learning: one stream per run (``agent.algorithm=stream``) with exact RTRL cores, the
    one-step truncated core and the feed-forward baseline, and the segment agent with 128
-   streams at the same number of environment steps, on small memory tasks, per seed;
+   streams at the same number of environment steps, on small memory tasks and POPGym
+   tasks (scored by POPGym's MMER, :func:`rtrl_rl.experiments.popgym.mmer`), per seed;
 2. drift: how far the online RTRL gradient (parameters changing every step) is from the
    exact gradient of the same value under the current parameters;
 3. memory: peak resident memory of one-stream runs whose episodes differ in length.
 
-Each run is a fresh process (one torch thread), two at a time by default.
+Runs go to ``--jobs`` long-lived worker processes (one torch thread each); each run's peak
+memory is measured from a reset of the process's peak.
 """
 
 from __future__ import annotations
@@ -26,17 +28,26 @@ from multiprocessing import get_context
 from pathlib import Path
 
 MODEL = ["agent.hidden_size=16", "agent.encoder_size=16"]
-TASKS = {  # name -> (overrides, chance)
-    "recall-blank": (["env.id=memory:recall", "env.options.num_symbols=2", "env.options.delay=4",
-                      "env.options.distractors=false"], 0.5),
-    "recall-distractors": (["env.id=memory:recall", "env.options.num_symbols=2", "env.options.delay=4",
-                            "env.options.distractors=true"], 0.5),
-    "tmaze": (["env.id=memory:tmaze", "env.options.length=4"], 0.5),
+RECALL = ["env.id=memory:recall", "env.options.num_symbols=2", "env.options.delay=4"]
+#: name -> overrides, the greedy evaluation's metric, its chance level (None: none stated), episodes per
+#: evaluation, and evaluations per run (POPGym's long episodes: only the final one; their curves are
+#: the training returns)
+TASKS = {
+    "recall-blank": {"overrides": [*RECALL, "env.options.distractors=false"], "metric": "success_rate",
+                     "chance": 0.5, "eval_episodes": 100, "evaluations": 4},
+    "recall-distractors": {"overrides": [*RECALL, "env.options.distractors=true"], "metric": "success_rate",
+                           "chance": 0.5, "eval_episodes": 100, "evaluations": 4},
+    "tmaze": {"overrides": ["env.id=memory:tmaze", "env.options.length=4"], "metric": "success_rate",
+              "chance": 0.5, "eval_episodes": 100, "evaluations": 4},
+    **{name: {"overrides": [f"env.id=popgym:{name}"], "metric": "mean_return", "chance": None, "eval_episodes": 20,
+             "evaluations": 1}
+       for name in ("RepeatFirstEasy", "CountRecallEasy", "PositionOnlyCartPoleEasy")},
 }
 STREAM = ["agent.algorithm=stream", "env.num_envs=1"]
 RULES = {  # name -> (label, overrides)
     "stream-rtrl-elstm": ("stream, RTRL eLSTM", [*STREAM, "agent.core=elstm", "agent.learning=rtrl"]),
     "stream-rtrl-mingru": ("stream, RTRL minGRU", [*STREAM, "agent.core=mingru", "agent.learning=rtrl"]),
+    "stream-rtrl-lru": ("stream, RTRL LRU", [*STREAM, "agent.core=lru", "agent.learning=rtrl"]),
     "stream-truncated-elstm": ("stream, one-step truncated eLSTM", [*STREAM, "agent.core=elstm",
                                                                     "agent.learning=tbptt"]),
     "stream-feedforward": ("stream, feed-forward", [*STREAM, "agent.core=none", "agent.learning=none"]),
@@ -44,30 +55,55 @@ RULES = {  # name -> (label, overrides)
                                ["env.num_envs=128", "agent.core=elstm", "agent.learning=rtrl",
                                 "train.segment_length=10"]),
 }
+#: MMER windows (environment steps) are the budget over this: a few windows per run
+MMER_WINDOWS = 4
 
 
-def run_one(task: str, rule: str, seed: int, steps: int, eval_every: int, episodes: int, work: str) -> dict:
-    """One training run in this (fresh) process; its figures and peak memory."""
+def run_one(task: str, rule: str, seed: int, steps: int, work: str) -> dict:
+    """One training run in this worker process: its figures, peak memory and training MMER."""
     from rtrl_rl.config import load_config
+    from rtrl_rl.experiments.popgym import mmer, training_curve, window_means
 
-    overrides = [*TASKS[task][0], *RULES[rule][1], *MODEL, f"train.total_steps={steps}", f"train.seed={seed}",
-                 "train.target_success=0", f"log.eval_interval_steps={eval_every}", f"log.eval_episodes={episodes}",
-                 "log.progress=false", "log.tensorboard=false"]
-    config = load_config(None, [*overrides, f"run_dir={work}/{task}-{rule}-s{seed}-{time.time_ns()}"])
+    t = TASKS[task]
+    eval_every = max(steps // t["evaluations"], 1) if t["evaluations"] > 1 else 10 * steps  # 1: at the end only
+    overrides = [*t["overrides"], *RULES[rule][1], *MODEL, f"train.total_steps={steps}", f"train.seed={seed}",
+                 "train.target_success=0", "train.threads=1", f"log.eval_interval_steps={eval_every}",
+                 f"log.eval_episodes={t['eval_episodes']}", "log.progress=false", "log.tensorboard=true"]
+    run_dir = f"{work}/{task}-{rule}-s{seed}-{time.time_ns()}"
+    config = load_config(None, [*overrides, f"run_dir={run_dir}"])
     if config.agent.algorithm == "stream":
         from rtrl_rl.stream_trainer import train_stream as train
     else:
         from rtrl_rl.trainer import train
+    _reset_peak()
     start = time.perf_counter()
     summary = train(config)
+    wall = round(time.perf_counter() - start, 2)
+    curve, window = training_curve(run_dir), max(steps // MMER_WINDOWS, 1)
     return {"task": task, "rule": rule, "seed": seed, "command": "rtrl-rl train " + " ".join(overrides),
-            "steps": summary["steps"], "wall_s": round(time.perf_counter() - start, 2), "sps": summary["sps"],
-            "success_rate": summary.get("success_rate"), "max_rss_mib": _rss_mib(),
-            "evaluations": [{"step": e["step"], "success_rate": e.get("success_rate")} for e in summary["evaluations"]]}
+            "steps": summary["steps"], "updates": summary.get("updates"), "wall_s": wall, "sps": summary["sps"],
+            "success_rate": summary.get("success_rate"), "mean_return": summary.get("mean_return"),
+            "mmer": mmer(curve, window), "mmer_window": window, "max_rss_mib": _peak_mib(),
+            "train_curve": [[step, round(v, 4)] for step, v in window_means(curve, window)],
+            "evaluations": [{"step": e["step"], "success_rate": e.get("success_rate"),
+                             "mean_return": e.get("mean_return")} for e in summary["evaluations"]]}
 
 
-def _rss_mib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+def _reset_peak() -> None:
+    """Reset this process's peak resident memory (Linux), so that the next reading is one run's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_mib() -> float:
+    """Peak resident memory (MiB) since :func:`_reset_peak` (Linux; else since the process started)."""
+    try:
+        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+        return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, StopIteration):
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def measure_drift(lr: float, steps: int, seed: int = 0) -> dict:
@@ -82,7 +118,8 @@ def measure_drift(lr: float, steps: int, seed: int = 0) -> dict:
     from rtrl_rl.trainer import make_env, seed_everything
 
     torch.set_num_threads(1)
-    config = load_config(None, [*TASKS["recall-blank"][0], *STREAM, *MODEL, f"stream.lr={lr}", f"train.seed={seed}"])
+    config = load_config(None, [*TASKS["recall-blank"]["overrides"], *STREAM, *MODEL, f"stream.lr={lr}",
+                                f"train.seed={seed}"])
     seed_everything(seed)
     venv = make_env(config, seed)
     model, learner = build_stream_agent(config, venv.single_observation_space, venv.single_action_space)
@@ -118,6 +155,23 @@ def measure_drift(lr: float, steps: int, seed: int = 0) -> dict:
             "mean_effective_step": statistics.fmean(steps_taken)}
 
 
+def measure_throughput(rule: str, steps: int) -> dict:
+    """Training steps per second of one rule on recall-blank, no evaluation: wall clock and
+    per CPU-second of this process (the machine is shared, so the CPU figure is the steadier)."""
+    from rtrl_rl.config import load_config
+    from rtrl_rl.stream_trainer import train_stream
+    from rtrl_rl.trainer import train
+
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"stream-throughput-{rule}-{time.time_ns()}"
+    config = load_config(None, [*TASKS["recall-blank"]["overrides"], *RULES[rule][1], *MODEL, "train.threads=1",
+                                f"train.total_steps={steps}", "log.eval_episodes=0", "log.progress=false",
+                                "log.tensorboard=false", f"run_dir={work}"])
+    cpu = time.process_time()
+    summary = (train_stream if config.agent.algorithm == "stream" else train)(config)
+    return {"rule": rule, "steps": summary["steps"], "sps": summary["sps"],
+            "cpu_sps": round(summary["steps"] / (time.process_time() - cpu), 1)}
+
+
 def measure_memory(delay: int, steps: int) -> dict:
     """Peak RSS of a one-stream eLSTM run on recall with ``delay`` blank steps."""
     from rtrl_rl.config import load_config
@@ -127,13 +181,16 @@ def measure_memory(delay: int, steps: int) -> dict:
     config = load_config(None, [*STREAM, *MODEL, "env.options.num_symbols=2", f"env.options.delay={delay}",
                                 "env.options.distractors=false", f"train.total_steps={steps}", "log.eval_episodes=0",
                                 "log.progress=false", "log.tensorboard=false", f"run_dir={work}"])
+    _reset_peak()
     summary = train_stream(config)
-    return {"delay": delay, "episode_length": delay + 2, "steps": summary["steps"], "max_rss_mib": _rss_mib()}
+    return {"delay": delay, "episode_length": delay + 2, "steps": summary["steps"], "max_rss_mib": _peak_mib()}
 
 
 def _pool(jobs: int) -> ProcessPoolExecutor:
+    """``jobs`` long-lived spawned workers, one torch thread each: starting a process per run
+    (importing torch) would cost more than many of the runs themselves."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), max_tasks_per_child=1)
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,16 +198,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5000, help="environment steps per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     parser.add_argument("--md", type=Path, default=Path("docs/results_stream.md"))
     parser.add_argument("--work", type=Path, default=Path("runs/stream-bench"))
     parser.add_argument("--drift-steps", type=int, default=600)
+    parser.add_argument("--memory-steps", type=int, default=3000)
+    parser.add_argument("--throughput-steps", type=int, default=2000)
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the finished runs (and drift, memory, throughput) of <work>/partial.json")
     parser.add_argument("--report-only", action="store_true", help="rebuild the page from the saved JSON")
+    parser.add_argument("--partial", action="store_true",
+                        help="with --report-only: take the runs so far from <work>/partial.json (and save them)")
     args = parser.parse_args(argv)
     json_path = args.out / "stream.json"
     if args.report_only:
-        data = json.loads(json_path.read_text())
+        data = json.loads((args.work / "partial.json" if args.partial else json_path).read_text())
+        if args.partial:
+            json_path.write_text(json.dumps(data, indent=1) + "\n")
     else:
         data = measure(args)
         args.out.mkdir(parents=True, exist_ok=True)
@@ -163,31 +229,65 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure(args: argparse.Namespace) -> dict:
-    """Run the learning grid, the drift and the memory measurements; the results JSON."""
+    """Run the learning grid, the drift and the memory measurements; the results JSON.
+
+    Runs go seed by seed (every task and rule for seed 0 first), and the results so far are
+    saved to ``<work>/partial.json`` after each, so that a grid stopped early still leaves
+    whole seeds to report (``--report-only --partial``)."""
     from rtrl_rl.experiments.cli import machine, versions
 
     started, runs, machine_start, versions_start = time.time(), [], machine(), versions()
-    eval_every = max(args.steps // 5, 1)
+    cmd = (f"python -m benchmarks.stream --steps {args.steps} --seeds {' '.join(map(str, args.seeds))} "
+           f"--tasks {' '.join(args.tasks)} --rules {' '.join(args.rules)} --jobs {args.jobs}")
+    data = {"meta": {"command": cmd, "machine": machine_start, "versions": versions_start},
+            "tasks": {t: TASKS[t] for t in args.tasks},
+            "rules": {r: {"label": RULES[r][0], "overrides": RULES[r][1]} for r in args.rules},
+            "model": MODEL, "steps": args.steps, "seeds": args.seeds, "runs": runs, "drift": [], "memory": [],
+            "planned_runs": len(args.seeds) * len(args.tasks) * len(args.rules)}
+    partial = args.work / "partial.json"
+    args.work.mkdir(parents=True, exist_ok=True)
+    done = _resumable(partial, data) if args.resume else {}
+    runs += done.get("runs", [])
+    started -= done.get("wall_s", 0.0)  # the page's wall time covers the stopped grid too
+    finished = {(r["task"], r["rule"], r["seed"]) for r in runs}
     with _pool(args.jobs) as pool:
-        futures = [pool.submit(run_one, task, rule, seed, args.steps, eval_every, 100, str(args.work))
-                   for rule in RULES for task in args.tasks for seed in args.seeds]
-        drift = [pool.submit(measure_drift, lr, args.drift_steps) for lr in (1.0, 0.1, 0.01)]
-        memory = [pool.submit(measure_memory, delay, 3000) for delay in (10, 100, 1000)]
+        jobs = {"drift": [(measure_drift, lr, args.drift_steps) for lr in (1.0, 0.1, 0.01)],
+                "memory": [(measure_memory, delay, args.memory_steps) for delay in (10, 100, 1000)],
+                "throughput": [(measure_throughput, rule, args.throughput_steps) for rule in args.rules]}
+        pending = {k: [pool.submit(*job) for job in v] for k, v in jobs.items() if not done.get(k)}
+        futures = [pool.submit(run_one, task, rule, seed, args.steps, str(args.work))
+                   for seed in args.seeds for task in args.tasks for rule in args.rules
+                   if (task, rule, seed) not in finished]
+        for key in jobs:
+            data[key] = [f.result() for f in pending[key]] if key in pending else done[key]
         for future in as_completed(futures):
             runs.append(future.result())
             r = runs[-1]
-            print(f"{r['task']:20s} {r['rule']:24s} seed {r['seed']}: success {r['success_rate']}, "
-                  f"{r['wall_s']:.0f} s", flush=True)
-        drift_rows = [f.result() for f in drift]
-        memory_rows = [f.result() for f in memory]
-    cmd = (f"python -m benchmarks.stream --steps {args.steps} --seeds {' '.join(map(str, args.seeds))} "
-           f"--tasks {' '.join(args.tasks)} --jobs {args.jobs}")
-    return {"meta": {"command": cmd, "wall_s": round(time.time() - started, 1), "machine": machine_start,
-                     "versions": versions_start, "load_end": " / ".join(f"{x:.2f}" for x in os.getloadavg())},
-            "tasks": {t: {"overrides": o, "chance": c} for t, (o, c) in TASKS.items() if t in args.tasks},
-            "rules": {r: {"label": label, "overrides": o} for r, (label, o) in RULES.items()},
-            "model": MODEL, "steps": args.steps, "seeds": args.seeds, "runs": runs,
-            "drift": drift_rows, "memory": memory_rows}
+            print(f"{r['task']:24s} {r['rule']:24s} seed {r['seed']}: success {r['success_rate']}, return "
+                  f"{r['mean_return']}, {r['wall_s']:.0f} s", flush=True)
+            data["meta"].update(wall_s=round(time.time() - started, 1), load_end=_load())
+            partial.write_text(json.dumps(data, indent=1) + "\n")
+    data["meta"].update(wall_s=round(time.time() - started, 1), load_end=_load())
+    return data
+
+
+def _resumable(partial: Path, data: dict) -> dict:
+    """What a stopped grid with the same budget and model left in ``partial``: its finished
+    runs of this grid's tasks, rules and seeds, and its drift, memory and throughput rows."""
+    if not partial.exists():
+        return {}
+    old = json.loads(partial.read_text())
+    if old["steps"] != data["steps"] or old["model"] != data["model"]:
+        raise SystemExit(f"--resume: {partial} has another budget or model")
+    runs = [r for r in old["runs"] if r["task"] in data["tasks"] and r["rule"] in data["rules"]
+            and r["seed"] in data["seeds"]]
+    print(f"resuming: {len(runs)} finished runs from {partial}", flush=True)
+    return {**{k: old.get(k) for k in ("drift", "memory", "throughput")}, "runs": runs,
+            "wall_s": old["meta"].get("wall_s", 0.0)}
+
+
+def _load() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -1,10 +1,23 @@
-"""The page and plot of ``python -m benchmarks.stream``, rebuilt from its JSON alone."""
+"""The page and plot of ``python -m benchmarks.stream``, rebuilt from its JSON alone.
+
+Memory tasks are scored by greedy success (with their chance level), POPGym tasks by the
+greedy mean return and POPGym's MMER of the training curve; the page states the budget,
+what was not finished, and, from the numbers, which rules beat the feed-forward baseline.
+"""
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
 from pathlib import Path
+
+#: a rule "beats" the feed-forward stream on a task when its mean over seeds is higher by this
+#: much and by more than twice the standard error of the difference (memory tasks: success,
+#: POPGym: the final greedy return)
+MARGIN = 0.1
+FEEDFORWARD = "stream-feedforward"
+#: the step budget of the POPGym page's segment-agent runs, for scale
+POPGYM_PAGE_STEPS = 1_000_000
 
 
 def _mean_std(values: list[float]) -> str:
@@ -22,81 +35,194 @@ def _groups(data: dict) -> dict:
     return groups
 
 
+def _values(runs: list[dict], key: str) -> list[float]:
+    return [r[key] for r in runs if r.get(key) is not None]
+
+
 def plot_curves(data: dict, path: Path) -> None:
-    """Mean greedy success over seeds against environment steps, one panel per task."""
+    """Mean over seeds against environment steps, one panel per task: greedy success on the
+    memory tasks, the training return's window means on POPGym."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     tasks, groups = list(data["tasks"]), _groups(data)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    cols = min(3, len(tasks))
+    rows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4 * rows), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        t = data["tasks"][task]
         for rule, meta in data["rules"].items():
             runs = groups.get((task, rule))
             if not runs:
                 continue
-            steps = [e["step"] for e in runs[0]["evaluations"]]
-            mean = [statistics.fmean(r["evaluations"][i]["success_rate"] for r in runs) for i in range(len(steps))]
+            if t["evaluations"] > 1:  # greedy evaluations during the run
+                points = [[(e["step"], e[t["metric"]]) for e in r["evaluations"]] for r in runs]
+            else:  # the training curve's window means
+                points = [[tuple(p) for p in r["train_curve"]] for r in runs]
+            n = min(len(p) for p in points)
+            if n == 0:
+                continue
+            steps = [points[0][i][0] for i in range(n)]
+            mean = [statistics.fmean(p[i][1] for p in points) for i in range(n)]
             ax.plot(steps, mean, marker="o", label=meta["label"])
-        ax.axhline(data["tasks"][task]["chance"], color="grey", ls=":", label="chance")
+        if t["chance"] is not None:
+            ax.axhline(t["chance"], color="grey", ls=":", label="chance")
+            ax.set_ylim(0, 1.05)
         ax.set_title(task)
         ax.set_xlabel("environment steps")
-        ax.set_ylabel(f"greedy success (mean of {len(data['seeds'])} seeds)")
-        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("greedy success" if t["metric"] == "success_rate" else "training return (window mean)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def render(data: dict, plot_name: str) -> list[str]:
-    """The markdown lines of the page."""
-    meta, groups = data["meta"], _groups(data)
+def beats_feedforward(data: dict) -> dict[str, list[str] | None]:
+    """task -> labels of the rules whose final greedy score beats the feed-forward stream's
+    (see ``MARGIN``); None where the feed-forward stream has fewer than 2 seeds (no judgement)."""
+    groups, out = _groups(data), {}
+    for task, t in data["tasks"].items():
+        base = _values(groups.get((task, FEEDFORWARD), []), t["metric"])
+        out[task] = [] if len(base) >= 2 else None
+        if out[task] is None:
+            continue
+        for rule, meta in data["rules"].items():
+            vals = _values(groups.get((task, rule), []), t["metric"])
+            if rule == FEEDFORWARD or len(vals) < 2 or len(base) < 2:
+                continue
+            diff = statistics.fmean(vals) - statistics.fmean(base)
+            se = (statistics.variance(vals) / len(vals) + statistics.variance(base) / len(base)) ** 0.5
+            if diff >= MARGIN and diff > 2 * se:
+                out[task].append(meta["label"])
+    return out
+
+
+def _header(data: dict) -> list[str]:
+    meta = data["meta"]
+    done, planned = len(data["runs"]), data.get("planned_runs", len(data["runs"]))
     lines = ["# Streaming actor-critic: measured", "",
-             f"Written by `{meta['command']}` ({meta['wall_s']:.0f} s; machine: {meta['machine']['nproc']} cores, "
+             (f"Written by `{meta['command']}` ({meta['wall_s']:.0f} s; machine: {meta['machine']['nproc']} cores, "
              f"{meta['machine']['cpu']}, load average at start {meta['machine']['load_start']}, at end "
              f"{meta['load_end']}; commit {meta['versions']['git_commit']}). "
-             "Rebuild the page from the JSON with `python -m benchmarks.stream --report-only`.", "",
-             f"Every run: {data['steps']} environment steps, seeds {', '.join(map(str, data['seeds']))}, model "
-             f"{' '.join(data['model'])}, 100 greedy evaluation episodes every {data['steps'] // 5} steps. "
-             "Stream rules use one stream (`env.num_envs=1`) and the `stream.*` defaults; the segment agent "
-             "uses 128 streams and segments of 10 steps with the `train.*` defaults, so at the same number of "
-             "environment steps it makes far fewer updates.", "", "## Final greedy success", "",
-             "| task | " + " | ".join(m["label"] for m in data["rules"].values()) + " |",
-             "|---|" + "---|" * len(data["rules"])]
-    for task, t in data["tasks"].items():
-        cells = [_mean_std([r["success_rate"] for r in groups.get((task, rule), [])]) for rule in data["rules"]]
-        lines.append(f"| {task} (chance {t['chance']}) | " + " | ".join(cells) + " |")
+             "Rebuild the page from the JSON with `python -m benchmarks.stream --report-only`."), ""]
+    if done < planned:
+        lines += [(f"**Incomplete:** {done} of the {planned} planned runs finished before the grid was stopped; "
+                  "cells show the seeds that finished (the seeds column of the last table)."), ""]
+    lines += [(f"**Budget: {data['steps']:,} environment steps per run**, seeds {', '.join(map(str, data['seeds']))}, "
+              f"model {' '.join(data['model'])}. This is small: {_one_stream_speed(data)}, "
+              f"and the segment agent's POPGym page trains {POPGYM_PAGE_STEPS:,} steps per run, "
+              f"{POPGYM_PAGE_STEPS // data['steps']} times more. Memory tasks: 100 greedy episodes every "
+              f"{data['steps'] // 4} steps (the curves); POPGym: 20 greedy episodes at the end, and the curves are "
+              "the training returns. Stream rules use one stream (`env.num_envs=1`) and "
+              "the `stream.*` defaults; the segment agent uses 128 streams and segments of 10 steps with the "
+              "`train.*` defaults, so at the same number of environment steps it makes only a few updates "
+              "(1,280 steps each)."), ""]
+    return lines
+
+
+def _one_stream_speed(data: dict) -> str:
+    """How fast one stream trains, from the throughput rows (stream rules only)."""
+    cpu = [t["cpu_sps"] for t in data.get("throughput", []) if data["rules"][t["rule"]]["label"].startswith("stream")]
+    if not cpu:
+        return "one stream trains one update per step"
+    return f"one stream trains at {min(cpu):.0f}–{max(cpu):.0f} steps per CPU-second here (table below)"
+
+
+def render(data: dict, plot_name: str) -> list[str]:
+    """The markdown lines of the page."""
+    groups, rules = _groups(data), data["rules"]
+    labels = " | ".join(m["label"] for m in rules.values())
+    memory = [t for t, v in data["tasks"].items() if v["metric"] == "success_rate"]
+    popgym = [t for t, v in data["tasks"].items() if v["metric"] == "mean_return"]
+    lines = _header(data)
+    if memory:
+        lines += ["## Memory tasks: final greedy success", "", f"| task | {labels} |", "|---|" + "---|" * len(rules)]
+        for task in memory:
+            cells = [_mean_std(_values(groups.get((task, r), []), "success_rate")) for r in rules]
+            lines.append(f"| {task} (chance {data['tasks'][task]['chance']}) | " + " | ".join(cells) + " |")
+        lines.append("")
+    if popgym:
+        window = next((r["mmer_window"] for r in data["runs"] if r["task"] in popgym), None)
+        lines += ["## POPGym: final greedy return (training MMER)", "",
+                  ("Greedy mean return of the final evaluation; in brackets POPGym's MMER, the largest mean "
+                  f"training return over windows of {window:,} environment steps (the POPGym page uses windows "
+                  "of 100,000: with this budget a window that long would be the whole run). A – in brackets: no "
+                  "training episode ended; each of the segment agent's 128 streams takes "
+                  f"{-(-data['steps'] // 1280) * 10} steps in this budget, less than one 51-step episode "
+                  "of RepeatFirst or CountRecall."), "",
+                  f"| task | {labels} |", "|---|" + "---|" * len(rules)]
+        for task in popgym:
+            cells = [f"{_mean_std(_values(groups.get((task, r), []), 'mean_return'))} "
+                     f"({_mean_std(_values(groups.get((task, r), []), 'mmer'))})" for r in rules]
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## What beats the feed-forward stream", "",
+              (f"A rule counts when its mean final greedy score (success or return) is at least {MARGIN} above the "
+              "feed-forward stream's and the difference is more than twice its standard error over seeds:"), ""]
+    for task, winners in beats_feedforward(data).items():
+        verdict = ("not judged (fewer than 2 seeds finished)" if winners is None
+                   else ", ".join(winners) if winners else "none")
+        lines.append(f"- {task}: {verdict}")
     lines += ["", f"![learning curves]({plot_name})", "", "## Wall time, steps per second, peak memory", "",
-              "| task | rule | wall s | steps/s | peak RSS MiB |", "|---|---|---|---|---|"]
+              "| task | rule | seeds | wall s | steps/s | updates | peak RSS MiB |", "|---|---|---|---|---|---|---|"]
     for (task, rule), runs in sorted(groups.items()):
-        lines.append(f"| {task} | {data['rules'][rule]['label']} | {statistics.fmean(r['wall_s'] for r in runs):.1f} | "
-                     f"{statistics.fmean(r['sps'] for r in runs):.0f} | {max(r['max_rss_mib'] for r in runs):.0f} |")
-    lines += ["", "Wall time includes the evaluations. The machine is shared, so these are upper bounds.", "",
-              "## Drift of the online gradient", "",
-              "The parameters change every step while the sensitivities carry derivatives taken under older "
-              "parameters. Each step of a one-stream run (recall-blank, RTRL eLSTM), the online gradient of "
-              "V(s_t) for the core's parameters is compared with the exact gradient under the current "
-              "parameters (plain autograd through the episode so far); relative error |g − g*| / |g*|, over the "
-              "steps that are not an episode's first. Where ObGD's bound is active the step "
-              "α / (α κ max(|δ|,1) ‖z‖₁) does not depend on α = `stream.lr`, so rows with the same mean step are "
-              "the same run:", "",
-              "| stream.lr | mean ObGD step | median | 90th percentile | max | steps |", "|---|---|---|---|---|---|"]
+        seeds = ",".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))
+        updates = statistics.fmean(r["updates"] for r in runs) if all(r.get("updates") for r in runs) else None
+        lines.append(f"| {task} | {rules[rule]['label']} | {seeds} | {statistics.fmean(r['wall_s'] for r in runs):.1f} "
+                     f"| {statistics.fmean(r['sps'] for r in runs):.0f} | "
+                     f"{'–' if updates is None else f'{updates:.0f}'} | {max(r['max_rss_mib'] for r in runs):.0f} |")
+    lines += ["", ("Wall time and steps per second are over the whole run, evaluations included, one run at a "
+                   "time. The machine is shared, so these are upper bounds."), ""]
+    if data.get("throughput"):
+        lines += ["### Training throughput", "",
+                  (f"recall-blank, {data['throughput'][0]['steps']:,} steps, no evaluation, one torch thread; steps "
+                   "per second of wall clock (the run's own figure, setup excluded) and per CPU-second of the process "
+                   "over the whole run, setup included (the machine was shared: the CPU figure is the steadier):"), "", "| rule | steps/s (wall) | steps per CPU-second |", "|---|---|---|"]
+        for t in data["throughput"]:
+            lines.append(f"| {rules[t['rule']]['label']} | {t['sps']:.0f} | {t['cpu_sps']:.0f} |")
+        lines.append("")
+    return lines + _drift_and_memory(data) + _not_run(data)
+
+
+def _not_run(data: dict) -> list[str]:
+    """The rules and tasks of the benchmark that this grid left out, and what no grid here measures."""
+    from benchmarks.stream import RULES, TASKS
+
+    rules = [label for name, (label, _) in RULES.items() if name not in data["rules"]]
+    tasks = [name for name in TASKS if name not in data["tasks"]]
+    lines = ["## Not measured here", ""]
+    if rules or tasks:
+        lines.append(f"- Left out of this grid to fit its compute budget: {', '.join(rules + tasks)} "
+                     "(`--rules` / `--tasks` run them).")
+    return lines + [("- Budgets near the segment agent's (hundreds of thousands of steps and more), long memory "
+                    "spans, and any tuning of the `stream.*` settings: every run uses the defaults."), ""]
+
+
+def _drift_and_memory(data: dict) -> list[str]:
+    lines = ["## Drift of the online gradient", "",
+             ("The parameters change every step while the sensitivities carry derivatives taken under older "
+             "parameters. Each step of a one-stream run (recall-blank, RTRL eLSTM), the online gradient of "
+             "V(s_t) for the core's parameters is compared with the exact gradient under the current "
+             "parameters (plain autograd through the episode so far); relative error |g − g*| / |g*|, over the "
+             "steps that are not an episode's first. Where ObGD's bound is active the step "
+             "α / (α κ max(|δ|,1) ‖z‖₁) does not depend on α = `stream.lr`, so rows with the same mean step are "
+             "the same run:"), "",
+             "| stream.lr | mean ObGD step | median | 90th percentile | max | steps |", "|---|---|---|---|---|---|"]
     for d in data["drift"]:
         lines.append(f"| {d['lr']} | {d['mean_effective_step']:.4f} | {d['median_rel_error']:.2e} | "
                      f"{d['p90_rel_error']:.2e} | {d['max_rel_error']:.2e} | {d['steps']} |")
     lines += ["", "## Memory against episode length", "",
-              "One stream, RTRL eLSTM, recall with blank delays, 3000 steps, no evaluation:", "",
+              (f"One stream, RTRL eLSTM, recall with blank delays, {data['memory'][0]['steps'] if data['memory'] else 0} "
+              "steps, no evaluation:"), "",
               "| episode length | peak RSS MiB |", "|---|---|"]
     for m in data["memory"]:
         lines.append(f"| {m['episode_length']} | {m['max_rss_mib']:.0f} |")
-    lines += ["", "## Not measured here", "",
-              "- POPGym tasks (RepeatFirstEasy, CountRecallEasy, PositionOnlyCartPoleEasy): `popgym` is not "
-              "installed on the machine that made this page.",
-              "- Long memory spans and the distractor variant: the budget above fits short tasks only.", ""]
-    return lines
+    return lines + [""]
 
 
 def write_report(data: dict, out_dir: Path, md_path: Path) -> None:

@@ -38,6 +38,8 @@ def _as_obs(obs):
 
 def _value_obs(batch):
     """The observation each stream's next value is taken from: the final one where truncated."""
+    if not batch.truncated.any():
+        return _as_obs(batch.obs)
     obs = batch.obs.copy() if not isinstance(batch.obs, dict) else {k: v.copy() for k, v in batch.obs.items()}
     for i in np.flatnonzero(batch.truncated):
         if i in batch.final_obs:

@@ -8,7 +8,14 @@ import torch
 from gymnasium import spaces
 
 from rtrl_rl.agents import ActorCritic
-from rtrl_rl.agents.stream import RunningMeanVar, StreamLearner, decay_traces, obgd_step, sparse_init_
+from rtrl_rl.agents.stream import (
+    FlatTraces,
+    RunningMeanVar,
+    StreamLearner,
+    decay_traces,
+    obgd_step,
+    sparse_init_,
+)
 from rtrl_rl.config import StreamConfig, load_config
 from rtrl_rl.gradcheck import random_resets, relative_error
 from rtrl_rl.stream_trainer import build_stream_agent
@@ -41,10 +48,33 @@ def test_obgd_with_several_streams_bounds_the_mean_update():
     torch.testing.assert_close(p, torch.tensor([0.5 * 1.0, -2.0 * 3.0]) / 2 / 3.5)
 
 
+@pytest.mark.parametrize("streams", [1, 3])
+def test_flat_traces_give_the_per_parameter_update_bit_for_bit(streams):
+    # the learner keeps its traces flat for speed; decay, ObGD step and reset must stay
+    # exactly decay_traces + obgd_step on per-parameter traces (same float sums)
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(5, 3), (5,), (2, 5), (1,)]
+    params = [torch.randn(s, generator=gen) for s in shapes]
+    ref_params, ref_traces = [p.clone() for p in params], [torch.zeros(streams, *s) for s in shapes]
+    flat = FlatTraces(params, streams)
+    for t in range(4):
+        grads = [[torch.randn(s, generator=gen) * 10 for s in shapes] for _ in range(streams)]
+        delta = torch.randn(streams, generator=gen) * 3
+        decay_traces(ref_traces, [torch.stack(g) for g in zip(*grads)], 0.72)
+        flat.accumulate(grads, 0.72)
+        assert flat.step(delta, 1.0, 2.0) == obgd_step(ref_params, ref_traces, delta, 1.0, 2.0)
+        done = torch.arange(streams) == t % streams
+        flat.reset(done)
+        for z in ref_traces:
+            z[done] = 0.0
+        assert all(torch.equal(p, q) for p, q in zip(params, ref_params))
+        assert all(torch.equal(z, r) for z, r in zip(flat.views, ref_traces))
+
+
 def _tiny(core="elstm", learning="rtrl", **stream):
     space, actions = spaces.Box(-1.0, 1.0, (2,)), spaces.Discrete(2)
-    agent = dict(core=core, learning=learning, hidden_size=3, encoder="identity", prev_action=False,
-                 prev_reward=False)
+    agent = {"core": core, "learning": learning, "hidden_size": 3, "encoder": "identity", "prev_action": False,
+                 "prev_reward": False}
     cfg = load_config(None, [f"agent.{k}={v}" for k, v in agent.items()]
                       + [f"stream.{k}={v}" for k, v in stream.items()] + ["env.num_envs=2"])
     torch.manual_seed(0)
@@ -85,7 +115,7 @@ def test_learner_traces_decay_accumulate_and_reset_at_episode_ends():
         first = done
 
 
-@pytest.mark.parametrize("core", ["elstm", "mingru"])
+@pytest.mark.parametrize("core", ["elstm", "mingru", "lru"])
 def test_one_step_gradient_with_held_parameters_is_full_stream_bptt(core):
     # an update step of 1e-300 leaves float64 parameters bit-for-bit unchanged, so the
     # learner's per-stream gradient of V(s_t) must equal autograd through the whole stream
@@ -101,11 +131,13 @@ def test_one_step_gradient_with_held_parameters_is_full_stream_bptt(core):
         learner.act(xs[t], zeros, torch.zeros(2), resets[t])
         if t < T - 1:
             learner.learn(torch.ones(2), resets[t + 1], resets[t + 1], xs[t + 1])
-    assert all(torch.equal(p, q) for p, q in zip(learner.params, start))
+    # held: unchanged, but for parameters initialised at exactly 0 (LRU), which the step moves by ~1e-300
+    assert all(torch.allclose(p, q, rtol=0, atol=1e-250) for p, q in zip(learner.params, start))
     value, logp = learner._pending[0], learner._pending[1]
     got = [learner._grads(value[b]) for b in range(2)] + [learner._grads(logp[b]) for b in range(2)]
     x = model.core_input(xs, zeros.expand(T, 2), torch.zeros(T, 2), resets)
-    y = model.core.reference_forward(x, torch.zeros(2, 3, dtype=F64), resets)
+    (s0,) = model.initial_state(2).values()  # zeros, n per stream (2n for LRU's complex pairs)
+    y = model.core.reference_forward(x, s0, resets)
     y = torch.nn.functional.layer_norm(y, y.shape[-1:])
     ref_value, ref_logits = model.value_head(y[-1]), model.policy(y[-1])
     ref_logp = model.policy.log_prob(ref_logits, learner._pending[3])
@@ -170,7 +202,8 @@ def test_one_stream_learns_a_small_memory_task_above_chance(tmp_path):
     assert summary["steps"] == 800 and summary["success_rate"] >= 0.8
 
 
-@pytest.mark.parametrize("agent", [["agent.core=elstm"], ["agent.core=mingru"], ["agent.learning=tbptt"],
+@pytest.mark.parametrize("agent", [["agent.core=elstm"], ["agent.core=mingru"], ["agent.core=lru"],
+                                   ["agent.learning=tbptt"],
                                    ["agent.core=none", "agent.learning=none"]])
 def test_every_core_and_the_baselines_run_with_several_streams(tmp_path, agent):
     from rtrl_rl.stream_trainer import train_stream

@@ -33,7 +33,7 @@ conj(J): a_t = E_t + conj(J_{t+1}) a_{t+1}.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -45,8 +45,14 @@ SENSITIVITIES = ("W", "b", "nu", "theta", "gamma")
 
 
 def to_complex(pairs: Tensor) -> Tensor:
-    """[Re z_0, Im z_0, Re z_1, ...] (..., 2n) -> z (..., n) complex, a view (no copy) when contiguous."""
-    return torch.view_as_complex(pairs.contiguous().view(*pairs.shape[:-1], -1, 2))
+    """[Re z_0, Im z_0, Re z_1, ...] (..., 2n) -> z (..., n) complex, a view (no copy) when contiguous.
+
+    A complex view needs an even storage offset: a contiguous slice that starts at an odd
+    one (an incoming gradient can be such a slice) is copied first."""
+    pairs = pairs.contiguous()
+    if pairs.storage_offset() % 2:
+        pairs = pairs.clone()
+    return torch.view_as_complex(pairs.view(*pairs.shape[:-1], -1, 2))
 
 
 def to_pairs(z: Tensor) -> Tensor:
@@ -59,7 +65,7 @@ def eigenvalues(nu: Tensor, theta: Tensor) -> Tensor:
     return torch.exp(torch.complex(-torch.exp(nu), torch.exp(theta)))
 
 
-def _weight_update(s: Tensor, scale: Tensor, coef: Tensor, x: Tensor, scale_conj: Optional[Tensor] = None) -> Tensor:
+def _weight_update(s: Tensor, scale: Tensor, coef: Tensor, x: Tensor, scale_conj: Tensor | None = None) -> Tensor:
     """S' = scale ⊙ S (+ scale_conj ⊙ conj(S)) + Σ_t x_t coef_tᵀ for S_W (B, d, 2n), as a new tensor.
 
     S_W is kept transposed, d outermost and the units' (Re, Im) pairs innermost, so that
@@ -114,7 +120,7 @@ class ComplexCell:
     """
 
     def __init__(self, x: Tensor, s0: Tensor, keep: Tensor, weight: Tensor, bias: Tensor, nu: Tensor,
-                 theta: Tensor, gamma: Optional[Tensor]) -> None:
+                 theta: Tensor, gamma: Tensor | None) -> None:
         T, B, d_in = x.shape
         self.lam = eigenvalues(nu, theta)
         self.g = torch.exp(gamma) if gamma is not None else None
@@ -137,7 +143,7 @@ class ComplexCell:
         base (T,B,n) and its per-unit factors, None meaning 1).
         """
         self.jc = self.lam * self.keep  # (T, B, n): J_t on the carry path, 0 where an episode starts
-        self.terms: list[tuple[Tensor, list[Optional[Tensor]]]] = [
+        self.terms: list[tuple[Tensor, list[Tensor | None]]] = [
             (self.prev, [-torch.exp(self.nu) * self.lam, 1j * torch.exp(self.theta) * self.lam])]
         if self.has_gamma:
             self.terms.append((self.u, [None]))
@@ -155,8 +161,8 @@ class ComplexCell:
         return coef * self.g if self.g is not None else coef
 
 
-def _update(sens: list[Optional[Tensor]], cell: ComplexCell, scale: Tensor, q: Tensor, x: Tensor,
-            rows: slice) -> list[Optional[Tensor]]:
+def _update(sens: list[Tensor | None], cell: ComplexCell, scale: Tensor, q: Tensor, x: Tensor,
+            rows: slice) -> list[Tensor | None]:
     """S' = scale ⊙ S + Σ_t q_t D_t u_t for every sensitivity, over the steps ``rows``.
 
     Segment form: scale = P, q = suffix products; one step t: scale = J_t, q = 1.
@@ -170,7 +176,7 @@ def _update(sens: list[Optional[Tensor]], cell: ComplexCell, scale: Tensor, q: T
     return new + [None] * (len(sens) - len(new))
 
 
-def _carry_gradients(v: Tensor, sens: list[Optional[Tensor]]) -> list[Optional[Tensor]]:
+def _carry_gradients(v: Tensor, sens: list[Tensor | None]) -> list[Tensor | None]:
     """Σ_b of each sensitivity read with v (B, n) complex: the W, b rows, then ν, θ, γ."""
     s_w, s_b, *s_diag = sens
     read = (to_complex(s_b).conj() * v).sum(0)  # conj(S) v: Re is the re-row gradient, Im the im-row one
@@ -178,7 +184,7 @@ def _carry_gradients(v: Tensor, sens: list[Optional[Tensor]]) -> list[Optional[T
     return out + [None if s is None else (to_complex(s).conj() * v).real.sum(0) for s in s_diag]
 
 
-def _direct_gradients(cell: ComplexCell, coef: Tensor, x: Tensor) -> list[Optional[Tensor]]:
+def _direct_gradients(cell: ComplexCell, coef: Tensor, x: Tensor) -> list[Tensor | None]:
     """Σ_t Re(conj(coef_t) D_t u_t) for W, b (rows in pairs) and ν, θ, γ, for coef (T,B,n)."""
     T, B, n = coef.shape
     flat = to_pairs(cell.gain(coef)).reshape(T * B, 2 * n)
@@ -206,7 +212,7 @@ class ComplexDiagonalRTRL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, options: tuple[str, str], x: Tensor, s0: Tensor, keep: Tensor, weight: Tensor,
-                bias: Tensor, nu: Tensor, theta: Tensor, gamma: Optional[Tensor], *sens: Optional[Tensor]):
+                bias: Tensor, nu: Tensor, theta: Tensor, gamma: Tensor | None, *sens: Tensor | None):
         with torch.no_grad():
             cell = ComplexCell(x, s0, keep, weight, bias, nu, theta, gamma)
             states = to_pairs(cell.states)
@@ -232,7 +238,7 @@ class ComplexDiagonalRTRL(torch.autograd.Function):
         return tuple(outputs)
 
     @staticmethod
-    def backward(ctx: Any, grad_states: Optional[Tensor], *unused: Any):
+    def backward(ctx: Any, grad_states: Tensor | None, *unused: Any):
         x, weight, *saved = ctx.saved_tensors
         cell, (input_grad, path) = ctx.cell, ctx.options
         e = to_complex(grad_states) if grad_states is not None else torch.zeros_like(cell.jc)
@@ -255,13 +261,13 @@ class ComplexDiagonalRTRL(torch.autograd.Function):
         return _outputs(ctx, grad_x, grads)
 
 
-def _outputs(ctx: Any, grad_x: Optional[Tensor], grads: list[Optional[Tensor]]) -> tuple:
+def _outputs(ctx: Any, grad_x: Tensor | None, grads: list[Tensor | None]) -> tuple:
     """The backward's return tuple: options, x, s0, keep, weight, bias, ν, θ, γ, sensitivities."""
     g_gamma = grads[4] if ctx.has_gamma else None
     return (None, grad_x, None, None, grads[0], grads[1], grads[2], grads[3], g_gamma) + (None,) * ctx.num_sens
 
 
-def _replay_steps(sens: list[Optional[Tensor]], cell: ComplexCell, e: Tensor, x: Tensor) -> list[Optional[Tensor]]:
+def _replay_steps(sens: list[Tensor | None], cell: ComplexCell, e: Tensor, x: Tensor) -> list[Tensor | None]:
     """Σ_t Re(conj(conj(J_t) E_t) S_{t-1}): the per-step recursion replayed from S_0."""
     total = None
     one = torch.ones_like(cell.jc[:1])
