@@ -4,8 +4,8 @@ A grid of (task, rule, seed) runs, each a plain ``rtrl-rl train`` run with segme
 T = 10 and one step budget per task family. Memory tasks (recall with distractors, recall
 with blank delays, the T-maze, all with a delay beyond the segment) are scored by greedy
 success, through the memory experiment's runner; POPGym tasks by MMER and the final greedy
-return, through the POPGym benchmark's runner. Runs go in seed-major order, so a grid
-stopped early still has every (task, rule) cell at seed 0.
+return, through the POPGym benchmark's runner. Runs go in priority order (see
+:meth:`Grid.specs`), so a grid stopped early keeps the most telling runs.
 
 Every LSTM rule trains the same network (``agent.hidden_size`` = :data:`LSTM_N`): exact
 RTRL of a dense LSTM costs O(n⁴) per step, which fixes how large that shared n can be.
@@ -83,18 +83,27 @@ class Grid:
                        eval_episodes=self.eval_episodes, extra=self.extra)
 
     def specs(self) -> list[dict]:
-        """One dict per run, seed-major: every (task, rule) cell has seed 0 before any has seed 1."""
+        """One dict per run, in priority order, so that a grid stopped early keeps the most telling runs.
+
+        Four blocks: memory tasks by every rule but exact RTRL, POPGym by the same rules, then
+        exact RTRL (an order of magnitude costlier per step than any other rule here) on
+        memory tasks and on POPGym; seeds outermost within each block.
+        """
         popgym = self.popgym_grid()
+        exact = [r for r in self.rules if r == "lstm-rtrl"]
+        others = [r for r in self.rules if r != "lstm-rtrl"]
         out = []
-        for seed in self.seeds:
-            for task, length in self.memory_tasks.items():
-                for rule in (r for r in self.rules if r not in self.popgym_only):
-                    out.append({"task": task, "length": length, "rule": rule, "seed": seed, "family": "memory",
-                                "overrides": self.memory_overrides(task, rule, seed)})
-            for task in self.popgym_tasks:
-                for rule in self.rules:
-                    out.append({"task": task, "length": SEGMENT_LENGTH, "rule": rule, "seed": seed,
-                                "family": "popgym", "overrides": popgym.overrides(task, rule, seed)})
+        for rules in (others, exact):
+            for seed in self.seeds:
+                for task, length in self.memory_tasks.items():
+                    for rule in (r for r in rules if r not in self.popgym_only):
+                        out.append({"task": task, "length": length, "rule": rule, "seed": seed, "family": "memory",
+                                    "overrides": self.memory_overrides(task, rule, seed)})
+            for seed in self.seeds:
+                for task in self.popgym_tasks:
+                    for rule in rules:
+                        out.append({"task": task, "length": SEGMENT_LENGTH, "rule": rule, "seed": seed,
+                                    "family": "popgym", "overrides": popgym.overrides(task, rule, seed)})
         return out
 
     def describe(self) -> dict:
