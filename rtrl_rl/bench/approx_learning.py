@@ -24,8 +24,8 @@ DEFAULT_DOC = "docs/approximations.md"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's arguments to ``parser``."""
     parser.add_argument("--grid", choices=sorted(al.GRIDS), default="full",
-                        help="full: 3 seeds, 300k steps on memory tasks, 200k on POPGym (about 45 CPU-minutes); "
-                             "quick: 1 seed, 100k steps; tiny: seconds, for tests")
+                        help="full: 3 seeds, 200k steps per memory run, 100k per POPGym run; "
+                             "quick: 1 seed, half the steps; tiny: seconds, for tests")
     parser.add_argument("--quick", action="store_true", help="same as --grid quick")
     parser.add_argument("--jobs", type=int, default=1, help="training processes at a time (default 1)")
     parser.add_argument("--json", default=DEFAULT_JSON, help=f"results JSON (default {DEFAULT_JSON})")

@@ -4,11 +4,11 @@ A grid of (task, rule, seed) runs, each a plain ``rtrl-rl train`` run with segme
 T = 10 and one step budget per task family. Memory tasks (recall with distractors, recall
 with blank delays, the T-maze, all with a delay beyond the segment) are scored by greedy
 success, through the memory experiment's runner; POPGym tasks by MMER and the final greedy
-return, through the POPGym benchmark's runner. Runs go in priority order (see
-:meth:`Grid.specs`), so a grid stopped early keeps the most telling runs.
+return, through the POPGym benchmark's runner. Runs go seed-major (see
+:meth:`Grid.specs`), so a grid stopped early has whole seeds.
 
-Every LSTM rule trains the same network (``agent.hidden_size`` = :data:`LSTM_N`): exact
-RTRL of a dense LSTM costs O(n⁴) per step, which fixes how large that shared n can be.
+Every LSTM rule trains the same network (:data:`LSTM_N` units on a :data:`LSTM_ENCODER`-wide
+encoder): exact RTRL of a dense LSTM costs O(n⁴) per step, which fixes how large it can be.
 The RTRL eLSTM runs at the agent's default size, as the library's reference.
 """
 
@@ -20,8 +20,10 @@ from rtrl_rl.experiments import memory
 from rtrl_rl.experiments import popgym as pg
 
 SEGMENT_LENGTH = 10
-#: hidden size of every dense-LSTM rule (exact RTRL's O(n⁴) step sets it; see the page)
+#: hidden size and encoder width of every dense-LSTM rule: exact RTRL keeps n x 4n(n + d + 1)
+#: influence entries per stream and costs O(n⁴) per step, which sets how large they can be
 LSTM_N = 8
+LSTM_ENCODER = 16
 
 #: rule -> (label, overrides of every task, extra overrides on POPGym tasks)
 RULES: dict[str, tuple[str, list[str], list[str]]] = {
@@ -37,15 +39,16 @@ RULES: dict[str, tuple[str, list[str], list[str]]] = {
 }
 LSTM_RULES = [r for r in RULES if r.startswith("lstm-")]
 
-#: memory task -> the length L (delay or corridor), all beyond the segment T = 10
-MEMORY_TASKS = {"recall-distractors": 20, "recall-blank": 20, "tmaze": 20}
+#: memory task -> the length L (delay or corridor): beyond the segment T = 10, so no truncated
+#: gradient spans it, and short enough that the RTRL eLSTM learns it within the budget
+MEMORY_TASKS = {"recall-distractors": 12, "recall-blank": 12, "tmaze": 12}
 #: POPGym tasks: one learnt by RTRL cores at this library's POPGym budget, one control task
 POPGYM_TASKS = ["RepeatPreviousEasy", "PositionOnlyCartPoleEasy"]
 
 
 def _rule_overrides(rule: str, popgym: bool) -> list[str]:
     _, common, on_popgym = RULES[rule]
-    size = [f"agent.hidden_size={LSTM_N}"] if rule in LSTM_RULES else []
+    size = [f"agent.hidden_size={LSTM_N}", f"agent.encoder_size={LSTM_ENCODER}"] if rule in LSTM_RULES else []
     return [*common, *size, *(on_popgym if popgym else [])]
 
 
@@ -83,23 +86,20 @@ class Grid:
                        eval_episodes=self.eval_episodes, extra=self.extra)
 
     def specs(self) -> list[dict]:
-        """One dict per run, in priority order, so that a grid stopped early keeps the most telling runs.
+        """One dict per run, seed-major, so that a grid stopped early has whole seeds.
 
-        Four blocks: memory tasks by every rule but exact RTRL, POPGym by the same rules, then
-        exact RTRL (an order of magnitude costlier per step than any other rule here) on
-        memory tasks and on POPGym; seeds outermost within each block.
+        Within a seed: memory tasks, then POPGym, by every rule but exact RTRL, then exact
+        RTRL (an order of magnitude costlier per step than any other rule here).
         """
         popgym = self.popgym_grid()
-        exact = [r for r in self.rules if r == "lstm-rtrl"]
-        others = [r for r in self.rules if r != "lstm-rtrl"]
         out = []
-        for rules in (others, exact):
-            for seed in self.seeds:
+        for seed in self.seeds:
+            for exact in (False, True):
+                rules = [r for r in self.rules if (r == "lstm-rtrl") == exact]
                 for task, length in self.memory_tasks.items():
                     for rule in (r for r in rules if r not in self.popgym_only):
                         out.append({"task": task, "length": length, "rule": rule, "seed": seed, "family": "memory",
                                     "overrides": self.memory_overrides(task, rule, seed)})
-            for seed in self.seeds:
                 for task in self.popgym_tasks:
                     for rule in rules:
                         out.append({"task": task, "length": SEGMENT_LENGTH, "rule": rule, "seed": seed,
@@ -108,7 +108,7 @@ class Grid:
 
     def describe(self) -> dict:
         """The grid as plain data for the JSON."""
-        return {"name": self.name, "segment_length": SEGMENT_LENGTH, "lstm_n": LSTM_N, "seeds": self.seeds,
+        return {"name": self.name, "segment_length": SEGMENT_LENGTH, "lstm_n": LSTM_N, "lstm_encoder": LSTM_ENCODER, "seeds": self.seeds,
                 "memory_steps": self.memory_steps, "popgym_steps": self.popgym_steps,
                 "eval_interval_steps": self.eval_interval_steps, "eval_episodes": self.eval_episodes,
                 "window_steps": pg.WINDOW_STEPS, "extra_overrides": self.extra,
@@ -134,12 +134,12 @@ def run_spec(spec: dict, work_dir: str) -> dict:
 
 ALL_RULES = [*LSTM_RULES, "rtrl-elstm", "feedforward"]
 
-#: The grid of the page: 3 seeds; budgets set from measured throughput to fit ~45 CPU-minutes.
-FULL = Grid("full", MEMORY_TASKS, POPGYM_TASKS, ALL_RULES, seeds=[0, 1, 2], memory_steps=300_000,
-            popgym_steps=200_000, eval_interval_steps=100_000)
-#: One seed of the full grid at a third of its budget (a few CPU-minutes).
+#: The grid of the page: 3 seeds, 200k steps per memory run and 100k per POPGym run.
+FULL = Grid("full", MEMORY_TASKS, POPGYM_TASKS, ALL_RULES, seeds=[0, 1, 2], memory_steps=200_000,
+            popgym_steps=100_000, eval_interval_steps=50_000)
+#: One seed of the full grid at half its budget.
 QUICK = Grid("quick", MEMORY_TASKS, POPGYM_TASKS, ALL_RULES, seeds=[0], memory_steps=100_000,
-             popgym_steps=100_000, eval_interval_steps=50_000)
+             popgym_steps=50_000, eval_interval_steps=50_000)
 #: A seconds-long grid for the tests of the plumbing.
 TINY = Grid("tiny", {"recall-distractors": 12}, ["RepeatPreviousEasy"], ["lstm-snap1", "rtrl-elstm", "feedforward"],
             seeds=[0], memory_steps=1_280, popgym_steps=1_280, eval_interval_steps=640, eval_episodes=8,
