@@ -53,10 +53,6 @@ def _key(run: dict) -> tuple:
 
 def run(args: argparse.Namespace) -> int:
     """Measure (unless ``--report-only``), then write the JSON and the page section."""
-    from rtrl_rl.experiments.cli import _load, machine, versions
-    from rtrl_rl.experiments.memory import run_grid
-    from rtrl_rl.experiments.popgym_cli import _Specs
-
     if args.quick:
         args.grid = "quick"
     if args.jobs < 1:
@@ -69,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
         write_section(doc, json.loads(json_path.read_text()))
         print("wrote", doc)
         return 0
+    from rtrl_rl.experiments.cli import _load, machine, versions
+    from rtrl_rl.experiments.memory import run_grid
+    from rtrl_rl.experiments.popgym_cli import _Specs
+
     grid = al.GRIDS[args.grid]
     data = None
     if args.resume and json_path.exists():
