@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from rtrl_rl.bench.approx_learning import main
-from rtrl_rl.bench.approx_learning_page import HEADING, section, write_section
+from rtrl_rl.bench.approx_learning_page import (
+    HEADING,
+    page_tail,
+    section,
+    write_section,
+)
 from rtrl_rl.config import load_config
 from rtrl_rl.experiments import approx_learning as al
 
@@ -109,6 +114,12 @@ def test_write_section_replaces_only_its_own_section(tmp_path):
     write_section(doc, _sample())  # idempotent: the section is replaced, not appended again
     text = doc.read_text()
     assert text.startswith("# Gradients\n\ntable\n\n" + HEADING) and text.count(HEADING) == 1
+
+
+def test_the_gradient_page_appends_the_section_only_when_its_json_exists(tmp_path):
+    assert page_tail(tmp_path / "approx_learning.json") == []
+    (tmp_path / "approx_learning.json").write_text(json.dumps(_sample()))
+    assert page_tail(tmp_path / "approx_learning.json") == section(_sample())
 
 
 def test_report_only_rewrites_the_section_from_the_json(tmp_path):
