@@ -31,7 +31,8 @@ def test_grid_runs_every_cell_with_one_shared_lstm_size_and_exact_rtrl_last():
         block = specs[k * per_seed:(k + 1) * per_seed]
         assert {s["seed"] for s in block} == {seed}
         rules = [s["rule"] for s in block]
-        assert rules[-len(al.MEMORY_TASKS) - len(al.POPGYM_TASKS):] == ["lstm-rtrl"] * (per_seed - rules.index("lstm-rtrl"))
+        exact = rules.index("lstm-rtrl")
+        assert set(rules[exact:]) == {"lstm-rtrl"} and len(rules[exact:]) == len(al.MEMORY_TASKS) + len(al.POPGYM_TASKS)
     assert all(s["rule"] != "feedforward" for s in specs if s["family"] == "memory")
     for spec in specs:
         config = load_config(None, spec["overrides"])  # every run's overrides are valid
