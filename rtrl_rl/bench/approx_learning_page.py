@@ -83,6 +83,7 @@ def _setup(data: dict) -> list[str]:
     g, meta = data["grid"], data["meta"]
     m, v = meta["machine"], meta["versions"]
     runs_done = sum("error" not in r for r in data["runs"])
+    one_window = ": here one window, the run's mean training return" if g["popgym_steps"] <= g["window_steps"] else ""
     wall_min = sum(r.get("process_wall_s", 0.0) for r in data["runs"]) / 60
     expected = len(g["seeds"]) * (len(g["memory_tasks"]) * (len(g["rules"]) - len(g["popgym_only"]))
                                   + len(g["popgym_tasks"]) * len(g["rules"]))
@@ -102,7 +103,8 @@ def _setup(data: dict) -> list[str]:
         (f"Every run is an `rtrl-rl train` with segments of T = {g['segment_length']}, seeds {g['seeds']}, the "
          f"agent's defaults otherwise. Memory tasks: {memory}; {g['memory_steps']:,} steps per run, metric: greedy "
          f"success over {g['eval_episodes']} episodes at the end. POPGym: {popgym}; {g['popgym_steps']:,} steps per "
-         f"run, metric: MMER (the best mean training return over windows of {g['window_steps']:,} steps) and the "
+         f"run, metric: MMER (the best mean training return over windows of {g['window_steps']:,} steps{one_window}) "
+         "and the "
          f"final greedy return over {g['eval_episodes']} episodes. These budgets are small (they were set to fit "
          "one session of a shared 2-core machine): \"does not learn\" means at this budget."),
         "",
