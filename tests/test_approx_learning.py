@@ -103,9 +103,17 @@ def test_section_takes_its_numbers_and_verdicts_from_the_json():
     assert "**14 of 15 runs finished**" in text and "1 runs failed: RepeatPreviousEasy rtrl-elstm seed 3" in text
     assert "`popgym:RepeatPreviousEasy`**: learns: SnAp-1 LSTM" in text
     assert text.count("too small to tell the rules apart") == 1  # the eLSTM does not learn RepeatPrevious here
+    assert "Some approximation learns 1 of the tasks: RepeatPreviousEasy." in text
     changed = _sample()
     changed["runs"][0]["success_rate"] = 0.3  # the numbers and the verdict follow the JSON
     assert "| RTRL eLSTM (n = 64, default) | 0.75 ± 0.39 (learns (partly)) |" in "\n".join(section(changed))
+
+
+def test_section_says_when_no_approximation_learns_anything():
+    data = _sample()
+    data["runs"] = [r for r in data["runs"] if r["rule"] != "lstm-snap1"]
+    text = "\n".join(section(data))
+    assert "**At this budget no approximation (SnAp-1, UORO, KF-RTRL) learns any task**, and exact RTRL was not run." in text
 
 
 def test_write_section_replaces_only_its_own_section(tmp_path):
