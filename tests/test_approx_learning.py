@@ -88,6 +88,8 @@ def _sample():
     runs += [_run(p, "lstm-snap1", s, v, "popgym") for s, v in enumerate([-0.2, -0.3, -0.25])]
     runs += [_run(p, "rtrl-elstm", s, v, "popgym") for s, v in enumerate([-0.48, -0.5, -0.49])]
     runs.append({"task": p, "rule": "rtrl-elstm", "seed": 3, "family": "popgym", "error": "Traceback\nBoom"})
+    cut = _run(m, "lstm-snap1", 2, 0.9, "memory")  # stopped by a signal: kept in the JSON, never counted
+    runs.append({**cut, "stopped": "interrupted (SIGTERM)", "steps": 30_720})
     return _data(runs)
 
 
@@ -100,6 +102,7 @@ def test_section_takes_its_numbers_and_verdicts_from_the_json():
     assert "-0.49 ± 0.01 (does not learn)" in text  # within 0.05 of feed-forward
     assert "| feed-forward | 3 | 0.6 | – | 2,000 |" in text  # 3 runs of 10+11+12 s, steps/s mean of 1k..3k
     assert "3 min of wall time in all" in text  # 14 runs of 12 s
+    assert "recall-distractors lstm-snap1 seed 2 (30,720 steps)" in text
     assert "**14 of 15 runs finished**" in text and "1 runs failed: RepeatPreviousEasy rtrl-elstm seed 3" in text
     assert "`popgym:RepeatPreviousEasy`**: learns: SnAp-1 LSTM" in text
     assert text.count("too small to tell the rules apart") == 1  # the eLSTM does not learn RepeatPrevious here

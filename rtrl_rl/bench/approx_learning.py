@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         write_section(doc, json.loads(json_path.read_text()))
         print("wrote", doc)
         return 0
+    from rtrl_rl.bench.approx_learning_page import finished
     from rtrl_rl.experiments.cli import _load, machine, versions
     from rtrl_rl.experiments.memory import run_grid
     from rtrl_rl.experiments.popgym_cli import _Specs
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     data = None
     if args.resume and json_path.exists():
         data = json.loads(json_path.read_text())
-        data["runs"] = [r for r in data["runs"] if "error" not in r]
+        data["runs"] = [r for r in data["runs"] if finished(r)]
     if data is None or data["grid"] != grid.describe():
         data = {"meta": {"command": command_line(args), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                          "jobs": args.jobs, "machine": machine(), "versions": versions()},

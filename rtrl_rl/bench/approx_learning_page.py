@@ -26,6 +26,11 @@ APPROXIMATIONS = ("lstm-snap1", "lstm-uoro", "lstm-kfrtrl")
 WORDS = {"solved": "solves", "partial": "learns (partly)", "chance": "does not learn at this budget"}
 
 
+def finished(run: dict) -> bool:
+    """A run that trained its whole budget (not failed, not interrupted by a signal)."""
+    return "error" not in run and run.get("stopped", "budget") == "budget"
+
+
 def _fmt(mean: float | None, std: float | None, digits: int = 2) -> str:
     if mean is None:
         return "–"
@@ -36,7 +41,7 @@ def cells(data: dict) -> dict:
     """task -> rule -> figures over the finished seeds (mean, std, values; wall and steps/s)."""
     out: dict = {}
     for run in data["runs"]:
-        if "error" not in run:
+        if finished(run):
             out.setdefault(run["task"], {}).setdefault(run["rule"], []).append(run)
     table: dict = {}
     for task, by_rule in out.items():
@@ -84,7 +89,7 @@ def _label(data: dict, rule: str) -> str:
 def _setup(data: dict) -> list[str]:
     g, meta = data["grid"], data["meta"]
     m, v = meta["machine"], meta["versions"]
-    runs_done = sum("error" not in r for r in data["runs"])
+    runs_done = sum(finished(r) for r in data["runs"])
     one_window = ": here one window, the run's mean training return" if g["popgym_steps"] <= g["window_steps"] else ""
     wall_min = sum(r.get("process_wall_s", 0.0) for r in data["runs"]) / 60
     expected = len(g["seeds"]) * (len(g["memory_tasks"]) * (len(g["rules"]) - len(g["popgym_only"]))
@@ -92,7 +97,7 @@ def _setup(data: dict) -> list[str]:
     memory = ", ".join(f"`{t}` (L = {c['length']}, chance {c['chance']:.2f}: {c['what']})"
                        for t, c in g["memory_tasks"].items())
     popgym = ", ".join(f"`popgym:{t}` ({c['why']})" for t, c in g["popgym_tasks"].items())
-    finished = (f"All {expected} runs finished." if runs_done == expected else
+    status = (f"All {expected} runs finished." if runs_done == expected else
                 f"**{runs_done} of {expected} runs finished**; the others were not run (cells below say how many "
                 "seeds they have).")
     return [
@@ -100,7 +105,7 @@ def _setup(data: dict) -> list[str]:
         f"rewrites this section from `results/approx_learning.json`). Python {v['python']}, torch {v['torch']}, "
         f"commit {v['git_commit']}; {m['cpu']}, {m['nproc']} cores shared with other jobs (load average "
         f"{m['load_start']} at the start, {m.get('load_end', '?')} at the end), {meta.get('jobs', 1)} training "
-        f"process at a time, one thread each, {wall_min:.0f} min of wall time in all. {finished}"),
+        f"process at a time, one thread each, {wall_min:.0f} min of wall time in all. {status}"),
         "",
         (f"Every run is an `rtrl-rl train` with segments of T = {g['segment_length']}, seeds {g['seeds']}, the "
          f"agent's defaults otherwise. Memory tasks: {memory}; {g['memory_steps']:,} steps per run, metric: greedy "
@@ -203,7 +208,7 @@ def _cost_table(data: dict, table: dict) -> list[str]:
     lines = ["| rule | runs | wall time (min, all runs) | steps/s, memory tasks | steps/s, POPGym |",
              "|---|---|---|---|---|"]
     for rule in g["rules"]:
-        runs = [r for r in data["runs"] if r["rule"] == rule and "error" not in r]
+        runs = [r for r in data["runs"] if r["rule"] == rule and finished(r)]
         if not runs:
             continue
         sps = {fam: [r["sps"] for r in runs if r["family"] == fam] for fam in ("memory", "popgym")}
@@ -229,6 +234,10 @@ def section(data: dict) -> list[str]:
     if errors:
         lines += [f"{len(errors)} runs failed: " + ", ".join(f"{r['task']} {r['rule']} seed {r['seed']}"
                                                              for r in errors), ""]
+    cut = [r for r in data["runs"] if "error" not in r and not finished(r)]
+    if cut:
+        lines += [f"{len(cut)} runs were interrupted before their budget and are not counted: "
+                  + ", ".join(f"{r['task']} {r['rule']} seed {r['seed']} ({r['steps']:,} steps)" for r in cut), ""]
     return lines
 
 
