@@ -1,5 +1,6 @@
 """The page ``rtrl-rl bench gradients --doc FILE`` writes: what each rule approximates, the
-verdicts on the claims computed from the measured rows, the tables, and three plots."""
+verdicts on the claims computed from the measured rows, the tables, and three plots; then
+the learning section of ``rtrl-rl bench approx-learning``, rebuilt from its JSON if present."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from rtrl_rl.bench.approx_learning_page import page_tail
 from rtrl_rl.bench.gradients_report import CORES, cost_table, quality_table  # noqa: E402
 
 COLORS = {"tbptt": "tab:gray", "snap1": "tab:blue", "uoro": "tab:red", "kfrtrl": "tab:green",
@@ -161,4 +163,6 @@ def write_page(path: Path, quality_rows: list[dict], cost_rows: list[dict], fits
               "an unbiased estimate of the squared bias (noise of order var/N; can be negative).", "",
               *_markdown_table(*quality_table(quality_rows)), "", "## Cost", "",
               *_markdown_table(*cost_table(cost_rows)), ""]
+    # the learning section (rtrl-rl bench approx-learning) is kept: rebuilt from its own JSON
+    lines += page_tail(path.parent / "results" / "approx_learning.json")
     path.write_text("\n".join(lines))

@@ -1,4 +1,4 @@
-"""``rtrl-rl bench {cores,envs,gradients,runtime}``: the benchmarks, one module each in :mod:`rtrl_rl.bench`."""
+"""``rtrl-rl bench {approx-learning,cores,envs,gradients,runtime}``: the benchmarks, one module each in :mod:`rtrl_rl.bench`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import importlib
 
 #: benchmark target -> (module, help)
 TARGETS = {
+    "approx-learning": ("rtrl_rl.bench.approx_learning", ("dense LSTM learning by each rule beside the RTRL "
+                                                          "eLSTM: memory and POPGym tasks")),
     "cores": ("rtrl_rl.bench.cores", "recurrent cores: RTRL vs TBPTT vs per-step vs nn.LSTM, ms per segment"),
     "envs": ("rtrl_rl.bench.envs", "environment stepping throughput"),
     "gradients": ("rtrl_rl.bench.gradients", "dense cores: gradient quality and cost of tbptt, snap1, uoro, "

@@ -1,0 +1,149 @@
+"""``rtrl-rl bench approx-learning``: the grid's runs, its plumbing on one tiny run per family,
+and the page section as a function of the results JSON (numbers and verdicts from it alone)."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from rtrl_rl.bench.approx_learning import main
+from rtrl_rl.bench.approx_learning_page import (
+    HEADING,
+    page_tail,
+    section,
+    write_section,
+)
+from rtrl_rl.config import load_config
+from rtrl_rl.experiments import approx_learning as al
+
+RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results" / "approx_learning.json"
+PAGE = RESULTS.parent.parent / "approximations.md"
+
+
+def test_grid_runs_every_cell_with_one_shared_lstm_size_and_exact_rtrl_last():
+    specs = al.FULL.specs()
+    seeds = al.FULL.seeds
+    assert len(specs) == len(seeds) * (len(al.MEMORY_TASKS) * 6 + len(al.POPGYM_TASKS) * 7)
+    assert len({(s["task"], s["rule"], s["seed"]) for s in specs}) == len(specs)
+    per_seed = len(specs) // len(seeds)
+    for k, seed in enumerate(seeds):  # seed-major, exact RTRL (the costliest) last within each seed
+        block = specs[k * per_seed:(k + 1) * per_seed]
+        assert {s["seed"] for s in block} == {seed}
+        rules = [s["rule"] for s in block]
+        exact = rules.index("lstm-rtrl")
+        assert set(rules[exact:]) == {"lstm-rtrl"} and len(rules[exact:]) == len(al.MEMORY_TASKS) + len(al.POPGYM_TASKS)
+    assert all(s["rule"] != "feedforward" for s in specs if s["family"] == "memory")
+    for spec in specs:
+        config = load_config(None, spec["overrides"])  # every run's overrides are valid
+        assert config.train.segment_length == 10 and config.train.seed == spec["seed"]
+        steps = al.FULL.memory_steps if spec["family"] == "memory" else al.FULL.popgym_steps
+        assert config.train.total_steps == steps
+        if spec["rule"].startswith("lstm-"):
+            assert config.agent.core == "lstm" and config.agent.hidden_size == al.LSTM_N
+            assert config.agent.encoder_size == al.LSTM_ENCODER
+        if spec["rule"] == "rtrl-elstm":
+            assert config.agent.hidden_size == 64 and config.agent.encoder_size == 64
+            assert config.agent.encoder_grad == ("segment" if spec["family"] == "popgym" else "step")
+        if spec["task"] in al.MEMORY_TASKS:
+            assert al.MEMORY_TASKS[spec["task"]] > 10  # every memory dependency spans more than a segment
+
+
+@pytest.mark.parametrize("family", ["memory", "popgym"])
+def test_one_tiny_run_per_family_yields_the_metrics_of_the_page(tmp_path, family):
+    spec = next(s for s in al.TINY.specs() if s["family"] == family and s["rule"] == "lstm-snap1")
+    start = time.perf_counter()
+    result = al.run_spec(spec, str(tmp_path))
+    assert "error" not in result, result.get("error")
+    assert result["family"] == family and result["steps"] >= 1_280 and result["sps"] > 0
+    if family == "memory":
+        assert 0 <= result["success_rate"] <= 1 and result["evaluations"]
+    else:
+        assert result["mmer"] is not None and result["final_return"] is not None and "curve" not in result
+    assert time.perf_counter() - start < 120
+
+
+def _run(task, rule, seed, value, family):
+    run = {"task": task, "rule": rule, "seed": seed, "family": family, "wall_s": 10.0 + seed, "sps": 1000.0 * (seed + 1),
+           "process_wall_s": 12.0}
+    if family == "memory":
+        run["success_rate"] = value
+    else:
+        run.update(mmer=value, final_return=value - 0.1)
+    return run
+
+
+def _data(runs):
+    return {"meta": {"command": "rtrl-rl bench approx-learning --grid tiny", "jobs": 1, "wall_s": 600.0,
+                     "machine": {"cpu": "test CPU", "nproc": 2, "load_start": "1.00 / 1.00 / 1.00", "load_end": "2"},
+                     "versions": {"python": "3.11", "torch": "2.x", "git_commit": "abc1234"}},
+            "grid": {**al.TINY.describe(), "seeds": [0, 1, 2]}, "runs": runs}
+
+
+def _sample():
+    m, p = "recall-distractors", "RepeatPreviousEasy"
+    runs = [_run(m, "rtrl-elstm", s, v, "memory") for s, v in enumerate([0.9, 1.0, 0.95])]
+    runs += [_run(m, "lstm-snap1", s, v, "memory") for s, v in enumerate([0.25, 0.27])]  # seed 2 not run
+    runs += [_run(p, "feedforward", s, -0.5, "popgym") for s in range(3)]
+    runs += [_run(p, "lstm-snap1", s, v, "popgym") for s, v in enumerate([-0.2, -0.3, -0.25])]
+    runs += [_run(p, "rtrl-elstm", s, v, "popgym") for s, v in enumerate([-0.48, -0.5, -0.49])]
+    runs.append({"task": p, "rule": "rtrl-elstm", "seed": 3, "family": "popgym", "error": "Traceback\nBoom"})
+    cut = _run(m, "lstm-snap1", 2, 0.9, "memory")  # stopped by a signal: kept in the JSON, never counted
+    runs.append({**cut, "stopped": "interrupted (SIGTERM)", "steps": 30_720})
+    return _data(runs)
+
+
+def test_section_takes_its_numbers_and_verdicts_from_the_json():
+    text = "\n".join(section(_sample()))
+    assert text.startswith(HEADING)
+    assert "| RTRL eLSTM (n = 64, default) | 0.95 ± 0.05 (solves) |" in text
+    assert f"| SnAp-1 LSTM (n = {al.LSTM_N}) | 0.26 ± 0.01 (does not learn) (2 of 3 seeds) |" in text
+    assert "-0.25 ± 0.05 (learns) | -0.35 ± 0.05 |" in text  # beats feed-forward's -0.50 by far more than 0.05
+    assert "-0.49 ± 0.01 (does not learn)" in text  # within 0.05 of feed-forward
+    assert "| feed-forward | 3 | 0.6 | – | 2,000 |" in text  # 3 runs of 10+11+12 s, steps/s mean of 1k..3k
+    assert "3 min of wall time in all" in text  # 14 runs of 12 s
+    assert "recall-distractors lstm-snap1 seed 2 (30,720 steps)" in text
+    assert "**14 of 15 runs finished**" in text and "1 runs failed: RepeatPreviousEasy rtrl-elstm seed 3" in text
+    assert "`popgym:RepeatPreviousEasy`**: learns: SnAp-1 LSTM" in text
+    assert text.count("too small to tell the rules apart") == 1  # the eLSTM does not learn RepeatPrevious here
+    assert "Some approximation learns 1 of the tasks: RepeatPreviousEasy." in text
+    changed = _sample()
+    changed["runs"][0]["success_rate"] = 0.3  # the numbers and the verdict follow the JSON
+    assert "| RTRL eLSTM (n = 64, default) | 0.75 ± 0.39 (learns (partly)) |" in "\n".join(section(changed))
+
+
+def test_section_says_when_no_approximation_learns_anything():
+    data = _sample()
+    data["runs"] = [r for r in data["runs"] if r["rule"] != "lstm-snap1"]
+    text = "\n".join(section(data))
+    assert "**At this budget no approximation (SnAp-1, UORO, KF-RTRL) learns any task**, and exact RTRL was not run." in text
+
+
+def test_write_section_replaces_only_its_own_section(tmp_path):
+    doc = tmp_path / "approximations.md"
+    doc.write_text("# Gradients\n\ntable\n")
+    write_section(doc, _sample())
+    write_section(doc, _sample())  # idempotent: the section is replaced, not appended again
+    text = doc.read_text()
+    assert text.startswith("# Gradients\n\ntable\n\n" + HEADING) and text.count(HEADING) == 1
+
+
+def test_the_gradient_page_appends_the_section_only_when_its_json_exists(tmp_path):
+    assert page_tail(tmp_path / "approx_learning.json") == []
+    (tmp_path / "approx_learning.json").write_text(json.dumps(_sample()))
+    assert page_tail(tmp_path / "approx_learning.json") == section(_sample())
+
+
+def test_report_only_rewrites_the_section_from_the_json(tmp_path):
+    data, doc = tmp_path / "a.json", tmp_path / "page.md"
+    data.write_text(json.dumps(_sample()))
+    assert main(["--report-only", "--json", str(data), "--doc", str(doc)]) == 0
+    assert doc.read_text() == "\n".join(section(_sample()))
+
+
+def test_committed_page_is_the_section_generated_from_the_committed_json():
+    if not RESULTS.exists():
+        pytest.skip("the grid has not been run")
+    expected = "\n".join(section(json.loads(RESULTS.read_text())))
+    page = PAGE.read_text()
+    assert page.count(HEADING) == 1 and page.endswith(expected)
