@@ -23,6 +23,13 @@ def without_places(command: str) -> str:
     return re.sub(r" --(?:out|md|work-dir)(?:=| )[^\s;]+", "", command)
 
 
+def _notes(data: dict) -> list[str]:
+    """The saved not-measured notes, less the one saying the peer did not run where an
+    appended invocation ran it."""
+    peer_ran = any(r["rule"] == PEER and r["task"] != "memory:recall" for r in data["runs"])
+    return [n for n in data["meta"].get("not_measured", []) if not (peer_ran and "did not run on the POPGym" in n)]
+
+
 def _span(runs: list[dict]) -> str:
     """Wall time from the first run's start to the last run's end (invocations may have been
     stopped and resumed, so their own totals do not add up to it)."""
@@ -145,7 +152,7 @@ def full_grid_estimate(agg: dict, jobs: int, runs_per_rule: int, steps: int) -> 
     tasks (episode lengths, env cost), so this is an order of magnitude, not a forecast.
     """
     out = {}
-    for rule in dict.fromkeys(r for cells in agg.values() for r in cells):
+    for rule in dict.fromkeys(r for cells in agg.values() for r in cells if "+" not in r):
         rates = [cells[rule]["sps"] for cells in agg.values() if rule in cells]
         out[rule] = runs_per_rule * steps / statistics.fmean(rates) / jobs / 3600
     return out
@@ -202,7 +209,7 @@ def write_page(data: dict, out: Path, md: Path) -> list[Path]:
         f"- **{PEER_LABEL}**: {m['peer']}", "",
         "## Commands", "",
         *sorted({f"- `{r['command']}`" for r in data["runs"] if "command" in r}), "",
-        *(["## Not measured here", "", *[f"- {n}" for n in m["not_measured"]], ""] if m.get("not_measured") else []),
+        *(["## Not measured here", "", *[f"- {n}" for n in _notes(data)], ""] if _notes(data) else []),
         *_estimate_line(data, agg),
     ]
     failed = [r for r in data["runs"] if "error" in r]
