@@ -1,7 +1,8 @@
 """The actor-critic: encoder -> recurrent core -> policy and value heads.
 
 Core input at each step: [encoded observation ; previous reward ; previous action ; start
-flag], the start flag (1 where ``first``, else 0) only with ``start_flag``, where
+flag], the start flag (1 where ``first``, else 0) only with ``start_flag``, passed through
+ReLU(Linear(.)) first with ``input_mixer`` (see :class:`ActorCritic`), where
 the previous reward is clipped to [-reward_clip, reward_clip] when ``reward_clip > 0`` and
 the previous action is encoded by the policy head (one-hot, concatenated one-hots, or the
 raw Box vector). Both extras are zeroed where ``first`` is True, so the first step of an
@@ -44,6 +45,7 @@ _AGENT_DEFAULTS = {
     "prev_action": True,
     "prev_reward": True,
     "start_flag": False,
+    "input_mixer": False,
 }
 
 
@@ -115,6 +117,12 @@ class ActorCritic(nn.Module):
         self.use_start_flag = bool(opts["start_flag"])
         input_size = self.encoder.output_size + int(self.use_prev_reward) + int(self.use_start_flag)
         input_size += self.policy.action_input_size if self.use_prev_action else 0
+        # A linear recurrence (lru, rtu) adds its inputs up: it cannot store "the card, but only
+        # at the episode's first step" unless a non-linear layer has seen card and step together.
+        self.mixer: nn.Module | None = None
+        if opts["input_mixer"]:
+            self.mixer = nn.Sequential(nn.Linear(input_size, opts["encoder_size"]), nn.ReLU())
+            input_size = opts["encoder_size"]
         self.core = self._make_core(opts, input_size)
         if self.core.output_size != opts["hidden_size"]:  # e.g. rtu: 2n outputs (the pair per unit)
             self.policy = make_policy_head(action_space, self.core.output_size)
@@ -159,10 +167,11 @@ class ActorCritic(nn.Module):
     def core_input(
         self, obs: Observation, prev_action: torch.Tensor, prev_reward: torch.Tensor, first: torch.Tensor
     ) -> torch.Tensor:
-        """[encoded obs ; prev reward ; prev action ; start flag] for inputs with leading dims L = first.shape.
+        """[encoded obs ; prev reward ; prev action ; start flag] for inputs with leading dims L = first.shape,
+        mixed by ReLU(Linear(.)) when the agent has an input mixer.
 
         obs (*L, ...) or a dict of such; prev_action (*L, ...); prev_reward, first (*L,).
-        Returns (*L, input_size).
+        Returns (*L, core input size).
         """
         lead = tuple(first.shape)
         n = first.numel()
@@ -181,7 +190,8 @@ class ActorCritic(nn.Module):
             parts.append(keep * self.policy.encode_action(prev_action.to(dev), self.dtype))
         if self.use_start_flag:
             parts.append(1.0 - keep)
-        return torch.cat(parts, dim=-1)
+        x = torch.cat(parts, dim=-1)
+        return x if self.mixer is None else self.mixer(x)
 
     def unroll(
         self, obs: Observation, prev_action: torch.Tensor, prev_reward: torch.Tensor, first: torch.Tensor, carry: Carry

@@ -91,6 +91,11 @@ class AgentConfig:
     prev_action: bool = _doc(True, "feed the previous action (one-hot) to the core")
     prev_reward: bool = _doc(True, "feed the previous (clipped) reward to the core")
     start_flag: bool = _doc(False, "feed 1 at the first step of an episode, else 0, to the core (POPGym's baselines do)")
+    input_mixer: bool = _doc(
+        False,
+        "pass the core's input [obs ; prev reward ; prev action ; start flag] through ReLU(Linear) of "
+        "encoder_size first, so a linear-recurrent core (lru, rtu) can store an input gated by the others",
+    )
     algorithm: str = _choice(
         "segment", ("segment", "stream"),
         "segment: V-trace on segments of many streams; stream: stream AC(lambda), one update per step "

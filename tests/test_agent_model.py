@@ -124,6 +124,29 @@ def test_reward_clip_and_input_options():
     assert x[0, 8:-1].abs().sum() == 0 and x[1, 8:-1].abs().sum() > 0  # prev reward/action still hidden at first
 
 
+def test_input_mixer_lets_a_linear_core_see_the_observation_gated_by_the_start():
+    # Without the mixer the lru's input is a sum of parts (encoded obs + flag): no input unit
+    # can carry "obs at the first step only". With it, ReLU(W [obs ; flag] + b) can.
+    mixed = ActorCritic(VEC, spaces.Discrete(3), config(core="lru", input_mixer=True, start_flag=True)).double()
+    assert mixed.core.input_size == mixed.options["encoder_size"]
+    with torch.no_grad():
+        mixed.mixer[0].weight.zero_()
+        mixed.mixer[0].bias.fill_(-1.0)
+        mixed.mixer[0].weight[0, -1] = 1.0  # the start flag
+        mixed.mixer[0].weight[0, :8] = 1.0  # the encoded observation
+    obs = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    x = mixed.core_input(obs, torch.tensor([0, 0]), torch.zeros(2), torch.tensor([True, False]))
+    encoded = mixed.encoder(obs.double())[0].sum()
+    assert x.shape == (2, mixed.options["encoder_size"]) and (x >= 0).all()
+    torch.testing.assert_close(x[:, 0], torch.stack([torch.relu(encoded), torch.relu(encoded - 1.0)]))
+    plain = ActorCritic(VEC, spaces.Discrete(3), config(core="lru", start_flag=True))
+    assert plain.mixer is None and plain.core.input_size == 8 + 1 + 3 + 1
+    loss = mixed.unroll(obs[:, None], torch.zeros(2, 1, dtype=torch.long), torch.zeros(2, 1),
+                        torch.tensor([[True], [False]]), mixed.initial_carry(1))[1].sum()
+    loss.backward()
+    assert mixed.mixer[0].weight.grad.abs().sum() > 0  # the mixer learns through the core
+
+
 def test_core_choices_and_encoder_gradient_option():
     assert ActorCritic(VEC, spaces.Discrete(3), config(encoder_grad="step")).core.input_grad == "step"
     assert ActorCritic(VEC, spaces.Discrete(3), config(encoder_grad="segment")).core.input_grad == "segment"
