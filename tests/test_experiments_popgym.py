@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -230,3 +231,39 @@ def test_the_page_shows_commands_without_the_places_of_files():
 
     typed = "python -m benchmarks.popgym --out /tmp/x/results --md=/tmp/x/p.md --seeds 0 --work-dir /tmp/w; then x"
     assert without_places(typed) == "python -m benchmarks.popgym --seeds 0; then x"
+
+
+def test_side_by_side_cost_decides_cheaper_per_step():
+    from rtrl_rl.experiments.popgym_cost import cost_section
+    from rtrl_rl.experiments.popgym_targets import targets_section, verdicts
+
+    # by the grid's wall times RTRL is cheaper (100 s against 400 s); measured side by side it is not
+    agg = {"RepeatFirstEasy": {"rtrl-lru": _cell(0.30), "tbptt-lstm": _cell(0.22),
+                               "tbptt-lstm-episode": _cell(0.40, wall_s=400.0)}}
+    cost = {"steps": 1000, "rounds": 2, "rules": ["rtrl-lru", "tbptt-lstm-episode"],
+            "tasks": {"RepeatFirstEasy": {"rtrl-lru": [3e-5, 5e-5], "tbptt-lstm-episode": [2e-5, 2e-5],
+                                          "ratio": 2.0}}}
+    assert verdicts(agg)["tasks"]["RepeatFirstEasy"]["cheaper_than_episode"] is True
+    assert verdicts(agg, cost=cost)["tasks"]["RepeatFirstEasy"]["cheaper_than_episode"] is False
+    other = {**cost, "rules": ["rtrl-elstm", "tbptt-lstm-episode"]}  # a measurement of another rule is not used
+    assert verdicts(agg, cost=other)["tasks"]["RepeatFirstEasy"]["cheaper_than_episode"] is True
+    text = "\n".join(targets_section(agg, {}, 1, "270 s", cost=cost))
+    assert "lower wall time per step: 0 of 1 measured tasks: **not met** (measured side by side" in text
+    table = "\n".join(cost_section(cost, {"rtrl-lru": "RTRL lru"}))
+    assert "| RepeatFirstEasy | 40.0 | 20.0 | 2.00 |" in table and "| RTRL lru |" in table
+    assert cost_section(None, {}) == []
+
+
+@pytest.mark.slow  # four short training runs in this process
+def test_cost_measurement_alternates_the_rules_in_one_process():
+    pytest.importorskip("popgym", reason='popgym is not installed: pip install "rtrl-rl[popgym]"')
+    from rtrl_rl.experiments.popgym_cost import measure
+
+    lines = []
+    cost = measure(["RepeatPreviousEasy"], steps=640, rounds=2, extra=["env.num_envs=16"], log=lines.append)
+    cell = cost["tasks"]["RepeatPreviousEasy"]
+    assert cost["rules"] == ["rtrl-lru", "tbptt-lstm-episode"] and len(cell["rtrl-lru"]) == 2
+    assert all(0 < s < 1 for r in cost["rules"] for s in cell[r])
+    medians = [statistics.median(cell[r]) for r in cost["rules"]]
+    assert cell["ratio"] == pytest.approx(medians[0] / medians[1], rel=1e-3)
+    assert lines and "RepeatPreviousEasy" in lines[0]

@@ -47,6 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--recall", action="store_true", help="also compare wall time to 95%% greedy success "
                         "on memory:recall (rtrl-rl train defaults against the peer)")
     parser.add_argument("--recall-peer-steps", type=int, default=300_000, help="the peer's budget on recall")
+    parser.add_argument("--cost", action="store_true", help="also measure the wall time per step of the best "
+                        "RTRL rule against the episode-long TBPTT LSTM side by side in this process (alternating "
+                        "short runs on the long-dependency tasks, or on --tasks)")
+    parser.add_argument("--cost-steps", type=int, default=None, help="environment steps of each short run of "
+                        "--cost (default 100,000)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="runs at a time")
     parser.add_argument("--out", default="docs/results", help="folder of the JSON and the plots")
     parser.add_argument("--md", default=None, help="the page (default: results_popgym.md beside --out)")
@@ -66,10 +71,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
         if sb3_missing():
             parser.error(sb3_missing())
-    if args.jobs < 1 or (args.steps is not None and args.steps < 1) or args.peer_wall_s < 0:
-        parser.error("--jobs and --steps must be positive, --peer-wall-s not negative")
-    if args.no_grid and not (args.peer or args.recall):
-        parser.error("--no-grid runs nothing without --peer or --recall")
+    if args.jobs < 1 or any(n is not None and n < 1 for n in (args.steps, args.cost_steps)) or args.peer_wall_s < 0:
+        parser.error("--jobs, --steps and --cost-steps must be positive, --peer-wall-s not negative")
+    if args.no_grid and not (args.peer or args.recall or args.cost):
+        parser.error("--no-grid runs nothing without --peer, --recall or --cost")
     if args.join and not args.report_only:
         parser.error("--join goes with --report-only")
     missing = [j for j in args.join or [] if not Path(j).is_file()]
@@ -166,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="popgym-grid-"))
     work.mkdir(parents=True, exist_ok=True)
     run_grid(_Specs(specs), work, jobs=args.jobs, on_result=save, runner=pg.run_task)
+    if args.cost:
+        from rtrl_rl.experiments import popgym_cost
+
+        tasks = [t for t in popgym_cost.LONG_TASKS if t in grid.tasks] or list(grid.tasks)
+        data["cost"] = popgym_cost.measure(tasks, steps=args.cost_steps or popgym_cost.COST_STEPS, extra=grid.extra)
+        json_path.write_text(json.dumps(data, indent=1))
     data["meta"].update(wall_s=time.perf_counter() - start + data["meta"].get("wall_s_earlier", 0.0))
     data["meta"]["machine"]["load_end"] = _load()
     files = write_page(data, out, md)
@@ -207,6 +218,8 @@ def join(saved: dict, other: dict) -> dict:
     joined["meta"]["wall_s"] = joined["meta"].pop("wall_s_earlier") + other["meta"].get("wall_s", 0.0)
     keys = {(r["task"], r["rule"], r["seed"]) for r in other["runs"]}
     joined["runs"] = [r for r in joined["runs"] if (r["task"], r["rule"], r["seed"]) not in keys] + other["runs"]
+    if "cost" in other:
+        joined["cost"] = other["cost"]
     return joined
 
 

@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 
 from rtrl_rl.experiments.popgym import PEER, PEER_LABEL, WINDOW_STEPS, aggregate, window_means
+from rtrl_rl.experiments.popgym_cost import cost_section
 from rtrl_rl.experiments.popgym_targets import targets_section
 
 
@@ -198,7 +199,8 @@ def write_page(data: dict, out: Path, md: Path) -> list[Path]:
         "and MMER is the largest window mean. In brackets: the final greedy evaluation return (256 fresh "
         "episodes). Mean ± std over seeds (std only with more than one seed). POPGym returns lie in [-1, 1].", "",
         "## MMER (final greedy return)", "", *_results_table(data, agg), "",
-        *targets_section(agg, _labels(data), len(g["tasks"]), m["peer"]),
+        *targets_section(agg, _labels(data), len(g["tasks"]), m["peer"], cost=data.get("cost")),
+        *cost_section(data.get("cost"), _labels(data)),
         *_levers(data, agg),
         f"![training return against steps]({out.name}/{steps_png.name})", "",
         f"![training return against wall time]({out.name}/{wall_png.name})", "",

@@ -7,7 +7,9 @@ Three comparisons, each per task on the MMER means over seeds (see :func:`verdic
   (:data:`LONG_TASKS`) it is above by at least ``MARGIN`` wherever TBPTT LSTM stays below
   ``SOLVED``;
 - against TBPTT LSTM with a segment as long as the episode, on :data:`LONG_TASKS`: within
-  ``TOLERANCE`` of it, at a lower wall time per environment step;
+  ``TOLERANCE`` of it, at a lower wall time per environment step (from the side-by-side
+  measurement, :mod:`rtrl_rl.experiments.popgym_cost`, where it ran; else from the grid's
+  runs, whose loads may differ);
 - against the peer (SB3-contrib RecurrentPPO) at equal wall time: above its MMER on at least
   ``PEER_WINS`` of the tasks.
 
@@ -28,10 +30,14 @@ def _mean(cells: dict, rule: str) -> float | None:
     return None if cell is None else cell["mmer"]["mean"]
 
 
-def verdicts(agg: dict, best: str = BEST_RTRL, peer: str = "sb3-recurrentppo") -> dict:
+def verdicts(agg: dict, best: str = BEST_RTRL, peer: str = "sb3-recurrentppo", cost: dict | None = None) -> dict:
     """task -> {rtrl, lstm, episode, peer (MMER means or None), near_lstm, beyond_segment,
     matches_episode, cheaper_than_episode, beats_peer (True/False/None: not measured or not
-    applicable)}, plus ``summary``: per comparison, tasks met / tasks measured."""
+    applicable)}, plus ``summary``: per comparison, tasks met / tasks measured.
+
+    ``cost``: a side-by-side measurement (``popgym_cost.measure``) of ``best`` against the
+    episode-long rule; its ratio decides "cheaper" on the tasks it measured."""
+    side_by_side = (cost or {}).get("tasks", {}) if (cost or {}).get("rules") == [best, "tbptt-lstm-episode"] else {}
     out: dict = {}
     for task, cells in agg.items():
         rtrl, lstm = _mean(cells, best), _mean(cells, "tbptt-lstm")
@@ -45,8 +51,11 @@ def verdicts(agg: dict, best: str = BEST_RTRL, peer: str = "sb3-recurrentppo") -
                 row["beyond_segment"] = rtrl >= lstm + MARGIN
         if task in LONG_TASKS and rtrl is not None and episode is not None:
             row["matches_episode"] = rtrl >= episode - TOLERANCE
-            per_step = {r: cells[r]["wall_s"] / cells[r]["steps"] for r in (best, "tbptt-lstm-episode")}
-            row["cheaper_than_episode"] = per_step[best] < per_step["tbptt-lstm-episode"]
+            if task in side_by_side:
+                row["cheaper_than_episode"] = side_by_side[task]["ratio"] < 1.0
+            else:
+                per_step = {r: cells[r]["wall_s"] / cells[r]["steps"] for r in (best, "tbptt-lstm-episode")}
+                row["cheaper_than_episode"] = per_step[best] < per_step["tbptt-lstm-episode"]
         if rtrl is not None and peer_mmer is not None:
             row["beats_peer"] = rtrl > peer_mmer
         out[task] = row
@@ -67,10 +76,14 @@ def _num(value: float | None) -> str:
 
 
 def targets_section(agg: dict, labels: dict[str, str], n_tasks: int, peer_budget: str,
-                    best: str = BEST_RTRL) -> list[str]:
+                    best: str = BEST_RTRL, cost: dict | None = None) -> list[str]:
     """The page's "Targets" section: one row per task, then one line per target, met or not.
-    ``peer_budget`` says what the peer ran (the target is at equal wall time)."""
-    v = verdicts(agg, best)
+    ``peer_budget`` says what the peer ran (the target is at equal wall time); ``cost`` as in
+    :func:`verdicts`."""
+    v = verdicts(agg, best, cost=cost)
+    measured_side_by_side = bool(cost) and cost.get("rules") == [best, "tbptt-lstm-episode"]
+    cost_source = ("measured side by side in one process: the cost table below" if measured_side_by_side else
+                   "wall times of runs that may have run under different loads: the wall-time table above")
     rows, s = v["tasks"], v["summary"]
     lines = ["## Targets", "",
              f"The best RTRL rule here is **{labels.get(best, best)}**. MMER means over seeds; '–': not measured or "
@@ -97,8 +110,7 @@ def targets_section(agg: dict, labels: dict[str, str], n_tasks: int, peer_budget
               f"- Above TBPTT LSTM by {MARGIN} where it stays below {SOLVED}, beyond the segment: "
               f"{verdict('beyond_segment')}.",
               f"- Within {TOLERANCE} of the episode-long BPTT baseline beyond the segment: {verdict('matches_episode')}; "
-              f"at a lower wall time per step: {verdict('cheaper_than_episode')} (wall times of runs that may "
-              "have run under different loads: the wall-time table above).",
+              f"at a lower wall time per step: {verdict('cheaper_than_episode')} ({cost_source}).",
               f"- Above the peer at equal wall time on at least {PEER_WINS} tasks (the peer's budget: {peer_budget}): "
               f"{verdict('beats_peer', PEER_WINS)}.", ""]
     return lines
