@@ -93,6 +93,15 @@ def test_report_from_a_tiny_saved_result(tmp_path):
     assert data["aggregate"]["RepeatPreviousEasy"]["rtrl-elstm"]["mmer"]["values"] == [pytest.approx(-0.3), 0.1]
 
 
+def test_a_result_of_levers_only_still_gets_its_page(tmp_path):
+    # the curves plots leave the levers out: their panels are empty, and the page must still be written
+    data = _tiny_result()
+    data["runs"] = [{**data["runs"][0], "rule": "rtrl-lru+input-mixer"}]
+    md = tmp_path / "results_popgym.md"
+    write_page(data, tmp_path / "results", md)
+    assert "| RTRL lru, a ReLU layer over the whole step input before the core |" in md.read_text()
+
+
 @pytest.mark.parametrize("args, message", [(["--rtrl-cores", "nope"], "unknown core"),
                                            (["--tasks", "Nope"], "invalid choice"), (["--steps", "0"], "must be positive"),
                                            (["--rules", "tbptt-nope"], "unknown rule"),

@@ -76,7 +76,8 @@ def save_with_legend(fig, path: Path, axes) -> Path:
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             labels.setdefault(label, handle)
-    fig.legend(labels.values(), labels.keys(), loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    if labels:  # a figure of empty panels (e.g. only the levers ran) has no legend to draw
+        fig.legend(labels.values(), labels.keys(), loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)

@@ -56,7 +56,8 @@ def _labels(data: dict) -> dict[str, str]:
 
 
 def plot_curves(data: dict, path: Path, against: str) -> Path:
-    """One panel per task: window means of the training return against steps or wall time."""
+    """One panel per task: window means of the training return against steps or wall time,
+    one colour per rule (every seed of a rule in its colour)."""
     from rtrl_rl.experiments.plots import plt, save_with_legend
 
     tasks = data["grid"]["tasks"]
@@ -64,6 +65,7 @@ def plot_curves(data: dict, path: Path, against: str) -> Path:
     rows = -(-len(tasks) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
     labels = _labels(data)
+    colours = {rule: f"C{k % 10}" for k, rule in enumerate([*_rule_order(data), PEER])}
     for ax, task in zip(axes.flat, tasks):
         for run in (r for r in data["runs"] if r["task"] == task and "error" not in r and r.get("curve")
                     and "+" not in r["rule"]):  # the levers have their own table
@@ -75,7 +77,8 @@ def plot_curves(data: dict, path: Path, against: str) -> Path:
                 for step, wall, _ in run["curve"]:
                     ends[(step - 1) // WINDOW_STEPS] = wall
                 xs = [ends[(s - 1) // WINDOW_STEPS] for s, _ in means]
-            ax.plot(xs, [v for _, v in means], label=labels.get(run["rule"], run["rule"]), lw=1)
+            ax.plot(xs, [v for _, v in means], label=labels.get(run["rule"], run["rule"]), lw=1,
+                    color=colours.get(run["rule"], "0.5"))
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("env steps (millions)" if against == "steps" else "wall time (s)", fontsize=8)
         ax.set_ylim(-1.05, 1.05)
