@@ -38,6 +38,12 @@ def test_rules_extend_by_core_name_and_the_episode_segment_is_per_task():
     assert episode[("MineSweeperEasy", "tbptt-lstm-episode")] == 14
     assert episode[("MineSweeperEasy", "tbptt-lstm")] == pg.SEGMENT_LENGTH
     assert set(pg.TASKS) >= set(pg.quick_grid().tasks) and len(pg.TASKS) == 13
+    # every run gets the shared settings; a shared lever puts the library default back, after them
+    lstm_runs = [s["overrides"] for s in specs if s["rule"] == "tbptt-lstm"]
+    assert all(pg.SHARED[0] in o for o in lstm_runs)
+    lever = grid.overrides("RepeatFirstEasy", "tbptt-lstm+entropy-1e-2", 0)
+    assert lever.index("train.entropy_cost=0.01") > lever.index(pg.SHARED[0])
+    assert "tbptt-lstm+entropy-1e-2" not in pg.grid_rules() and "rtrl-lru+input-mixer" in rules
 
 
 def test_episode_lengths_match_popgym():
@@ -63,7 +69,7 @@ def _tiny_result() -> dict:
                  "machine": {"nproc": 2, "cpu": "cpu", "mem_gib": 1, "load_start": "1", "load_end": "2"},
                  "versions": {"torch": "2"}, "peer": "defaults", "recall": pg.RECALL, "not_measured": ["the rest"]},
         "grid": {"name": "tiny", "tasks": ["RepeatPreviousEasy"], "seeds": [0, 1], "total_steps": 3840,
-                 "segment_length": 10, "window_steps": pg.WINDOW_STEPS, "rules": rules,
+                 "segment_length": 10, "window_steps": pg.WINDOW_STEPS, "shared": pg.SHARED, "rules": rules,
                  "episodes": {"RepeatPreviousEasy": 51}},
         "runs": [{**run, "rule": "rtrl-elstm"}, {**run, "rule": "rtrl-elstm", "seed": 1, "mmer": 0.1,
                                                 "final_return": 0.35},
@@ -88,6 +94,7 @@ def test_report_from_a_tiny_saved_result(tmp_path):
     assert "-0.30 (–)" in text  # the peer: one seed, no final evaluation
     assert "| 40 | 0.960 |" in text and "not reached" in text
     assert "**TBPTT GRU (T = 10)**: `agent.core=gru agent.learning=tbptt`" in text and "the rest" in text
+    assert f"then `{pg.SHARED[0]}` for every rule" in text
     # the targets section: RTRL lru was not run here, so no target can read as met
     assert "## Targets" in text and ": met" not in text
     assert data["aggregate"]["RepeatPreviousEasy"]["rtrl-elstm"]["mmer"]["values"] == [pytest.approx(-0.3), 0.1]
@@ -96,10 +103,18 @@ def test_report_from_a_tiny_saved_result(tmp_path):
 def test_a_result_of_levers_only_still_gets_its_page(tmp_path):
     # the curves plots leave the levers out: their panels are empty, and the page must still be written
     data = _tiny_result()
-    data["runs"] = [{**data["runs"][0], "rule": "rtrl-lru+input-mixer"}]
+    data["runs"] = [{**data["runs"][0], "rule": "rtrl-lru+input-mixer"},
+                    {**data["runs"][0], "rule": "tbptt-lstm+entropy-1e-2", "mmer": 0.5}]
     md = tmp_path / "results_popgym.md"
     write_page(data, tmp_path / "results", md)
-    assert "| RTRL lru, a ReLU layer over the whole step input before the core |" in md.read_text()
+    text = md.read_text()
+    # each variant sits under its own rule's row (which did not run here: dashes)
+    rows = [line for line in text.splitlines() if line.startswith("| RTRL lru") or line.startswith("| TBPTT LSTM")
+            or line.startswith("| &nbsp;")]
+    assert rows[:4] == ["| RTRL lru | – (–) |",
+                        "| &nbsp;&nbsp;RTRL lru, a ReLU layer over the whole step input before the core | -0.30 (-0.25) |",
+                        "| TBPTT LSTM (T = 10) | – (–) |",
+                        "| &nbsp;&nbsp;TBPTT LSTM (T = 10), entropy cost 0.01 (the library's default) | 0.50 (-0.25) |"]
 
 
 @pytest.mark.parametrize("args, message", [(["--rtrl-cores", "nope"], "unknown core"),
@@ -201,6 +216,10 @@ def test_append_joins_invocations_and_replaces_reruns():
     fresh["grid"]["total_steps"] = 1
     with pytest.raises(SystemExit, match="share one budget"):
         append_to(saved, fresh)
+    fresh["grid"]["total_steps"] = saved["grid"]["total_steps"]
+    old = {**saved, "grid": {k: v for k, v in saved["grid"].items() if k != "shared"}}  # from before SHARED
+    with pytest.raises(SystemExit, match="share them"):
+        append_to(old, fresh)
 
 
 def test_join_adds_a_finished_invocation(tmp_path):

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                    else f"{peer_steps:,} steps per run") + ("" if args.peer else " (not run in this invocation)"),
         "recall": pg.RECALL, "not_measured": _not_measured(grid, args, peer_steps)},
         "grid": {"name": grid.name, "tasks": grid.tasks, "seeds": grid.seeds, "total_steps": grid.total_steps,
-                 "segment_length": pg.SEGMENT_LENGTH, "window_steps": pg.WINDOW_STEPS,
+                 "segment_length": pg.SEGMENT_LENGTH, "window_steps": pg.WINDOW_STEPS, "shared": pg.SHARED,
                  "rules": {r: {"label": lab, "overrides": o} for r, (lab, o) in grid.rules.items()},
                  "episodes": {t: pg.TASKS[t].episode for t in grid.tasks}},
         "runs": []}
@@ -190,11 +190,15 @@ def append_to(saved: dict, new: dict) -> dict:
     and rules of both, the invocations' commands listed in order; the peer and recall settings
     and the not-measured notes are kept from whichever invocation ran them.
 
-    Runs of one grid must share a step budget, so a different ``--steps`` is refused.
+    Runs of one grid must share a step budget and the shared settings of every run, so a
+    different ``--steps`` (or a saved result from before the shared settings changed) is refused.
     """
     if saved["grid"]["total_steps"] != new["grid"]["total_steps"]:
         raise SystemExit(f"--append: the saved grid ran {saved['grid']['total_steps']:,} steps per run, this "
                          f"invocation {new['grid']['total_steps']:,}; runs of one page share one budget")
+    if saved["grid"].get("shared", []) != new["grid"].get("shared", []):
+        raise SystemExit(f"--append: the saved grid's runs share the settings {saved['grid'].get('shared', [])}, "
+                         f"this invocation's {new['grid'].get('shared', [])}; runs of one page share them")
     joined = json.loads(json.dumps(saved))
     meta, g = joined["meta"], joined["grid"]
     meta["command"] = f"{meta['command']}; then {new['meta']['command']}"

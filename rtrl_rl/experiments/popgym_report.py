@@ -111,18 +111,20 @@ def _results_table(data: dict, agg: dict) -> list[str]:
 
 
 def _levers(data: dict, agg: dict) -> list[str]:
-    """The variants of the RTRL LRU rule (``rtrl-lru+<lever>``) beside it, on the tasks they ran."""
+    """The variants of a rule (``<rule>+<lever>``) each beside its rule, on the tasks they ran."""
     levers = [r for r in data["grid"]["rules"] if "+" in r and any(r in cells for cells in agg.values())]
     if not levers:
         return []
     tasks = [t for t, cells in agg.items() if any(r in cells for r in levers)]
     labels = _labels(data)
-    lines = ["## Levers tried on the RTRL LRU rule", "",
-             "Each row changes one setting of the RTRL lru rule; MMER (final greedy return), the same budget. "
-             "The rule the grid uses is the first row.", "",
+    bases = list(dict.fromkeys(r.split("+")[0] for r in levers))
+    lines = ["## Levers", "",
+             "Each variant changes one setting of a rule (the row above it, as the grid runs it); MMER (final greedy "
+             "return), the same budget.", "",
              "| variant | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
-    for rule in ["rtrl-lru", *levers]:
-        lines.append(f"| {labels.get(rule, rule)} | " + " | ".join(
+    for rule in [r for base in bases for r in (base, *[v for v in levers if v.split("+")[0] == base])]:
+        name = labels.get(rule, rule) if "+" not in rule else "&nbsp;&nbsp;" + labels.get(rule, rule)
+        lines.append(f"| {name} | " + " | ".join(
             f"{_fmt(agg[t].get(rule), 'mmer')} ({_fmt(agg[t].get(rule), 'final_return')})" for t in tasks) + " |")
     return lines + [""]
 
@@ -195,7 +197,10 @@ def write_page(data: dict, out: Path, md: Path) -> list[Path]:
         f"Grid `{g['name']}`: tasks {', '.join(g['tasks'])}; seeds {g['seeds']}; **{g['total_steps']:,} environment "
         f"steps per run** for every rule (the POPGym paper used 15M). Segment T = {g['segment_length']} for every "
         "rule except the episode-long BPTT baseline, whose segment is the task's longest episode. Every run: "
-        "`configs/default.yaml` settings (128 streams, Adam 3e-3, n = 64, V-trace) with the overrides listed below.",
+        "`configs/default.yaml` settings (128 streams, Adam 3e-3, n = 64, V-trace)"
+        + (f", then `{' '.join(g['shared'])}` for every rule (POPGym's small per-step rewards; chosen on "
+           "RepeatFirstEasy and CountRecallEasy, see the Levers table)" if g.get("shared") else "")
+        + ", then the rule's overrides listed below.",
         "",
         "**Metric.** MMER, POPGym's max-mean episodic return: the training curve is, per update, the mean return "
         f"of the episodes that ended in it; it is averaged over fixed windows of {WINDOW_STEPS:,} environment steps "
