@@ -257,3 +257,22 @@ def test_a_run_whose_process_dies_gives_an_error_result(tmp_path):
     results = json.loads(out.stdout.strip().splitlines()[-1])
     assert sorted(r["n"] for r in results) == [0, 1]
     assert all("died (exit code 3)" in r["error"] for r in results)
+
+
+def test_an_interrupted_run_is_an_error_not_a_result(tmp_path, monkeypatch):
+    # a run stopped by a signal ends with a summary like a finished one: the grid must not count it
+    import rtrl_rl.trainer
+    from rtrl_rl.experiments.memory import run_one
+
+    def stopped(summary_stopped):
+        def fake_train(config):
+            return {"steps": 1280, "wall_s": 1.0, "sps": 1280.0, "stopped": summary_stopped, "mean_return": 0.1,
+                    "evaluations": []}
+        return fake_train
+
+    spec = {"task": "recall-blank", "length": 10, "rule": "rtrl-elstm", "seed": 0, "overrides": ["train.seed=0"]}
+    monkeypatch.setattr(rtrl_rl.trainer, "train", stopped("interrupted (SIGTERM)"))
+    result = run_one(spec, str(tmp_path))
+    assert "interrupted (SIGTERM) at step 1280, before the budget" in result["error"]
+    monkeypatch.setattr(rtrl_rl.trainer, "train", stopped("budget"))
+    assert "error" not in run_one(spec, str(tmp_path))

@@ -165,6 +165,10 @@ def run_one(spec: dict, work_dir: str) -> dict:
         result.update({k: summary.get(k) for k in keep})
         result["evaluations"] = [{k: e.get(k) for k in ("step", "wall_s", "success_rate", "mean_return")}
                                  for e in summary["evaluations"]]
+        if str(summary.get("stopped", "")).startswith("interrupted"):
+            # a stopped run is not a measurement at the grid's budget: an error, so reports leave it
+            # out and a resumed grid runs it again
+            result["error"] = f"{summary['stopped']} at step {summary.get('steps')}, before the budget"
     return result
 
 

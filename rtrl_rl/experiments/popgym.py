@@ -270,8 +270,9 @@ def run_task(spec: dict, work_dir: str) -> dict:
     if result["task"] == RECALL["spec"]:
         result["time_to_target_s"] = _time_to(result.get("evaluations", []), RECALL["target"])
         return result
-    if "curve" not in result:
-        result["curve"] = training_curve(result["run_dir"])
+    curve = result["curve"] if "curve" in result else training_curve(result["run_dir"])
+    # wall times to 3 and returns to 5 decimals: the saved grid stays small, and MMER comes from what is saved
+    result["curve"] = [[step, round(wall, 3), round(ret, 5)] for step, wall, ret in curve]
     result["mmer"] = mmer(result["curve"])
     final = result["evaluations"][-1] if result.get("evaluations") else {}
     result["final_return"] = final.get("mean_return")

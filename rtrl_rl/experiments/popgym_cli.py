@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         data["meta"]["json"] = str(json_path)
         data["meta"]["report_command"] = f"python -m benchmarks.popgym --report-only --out {args.out}"
         if args.join:
-            json_path.write_text(json.dumps(data, indent=1))
+            write_json(json_path, data)
         print("wrote", *map(str, write_page(data, out, md)))
         return 0
     out.mkdir(parents=True, exist_ok=True)
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"to-target {result.get('time_to_target_s')}"])
         print(f"[{len(done)}/{len(specs)}] {result['task']} {result['rule']} seed {result['seed']}: "
               f"{status[0]} ({result.get('wall_s') or 0:.0f} s)", flush=True)
-        json_path.write_text(json.dumps(data, indent=1))
+        write_json(json_path, data)
 
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="popgym-grid-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -176,13 +176,19 @@ def main(argv: list[str] | None = None) -> int:
 
         tasks = [t for t in popgym_cost.LONG_TASKS if t in grid.tasks] or list(grid.tasks)
         data["cost"] = popgym_cost.measure(tasks, steps=args.cost_steps or popgym_cost.COST_STEPS, extra=grid.extra)
-        json_path.write_text(json.dumps(data, indent=1))
+        write_json(json_path, data)
     data["meta"].update(wall_s=time.perf_counter() - start + data["meta"].get("wall_s_earlier", 0.0))
     data["meta"]["machine"]["load_end"] = _load()
     files = write_page(data, out, md)
-    json_path.write_text(json.dumps(data, indent=1))
+    write_json(json_path, data)
     print(f"done in {data['meta']['wall_s']:.0f} s; wrote", *map(str, files))
     return 1 if any("error" in r for r in done) else 0
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Save the result on one line: a full grid's curves are tens of thousands of points
+    (``run_task`` rounds them), which indentation would make several times larger."""
+    path.write_text(json.dumps(data, separators=(",", ":")))
 
 
 def append_to(saved: dict, new: dict) -> dict:
