@@ -215,3 +215,56 @@ def test_every_core_and_the_baselines_run_with_several_streams(tmp_path, agent):
     summary = train_stream(cfg)
     assert summary["steps"] == 60 and summary["updates"] == 20
     assert (tmp_path / "run" / "model.pt").exists()
+
+
+def test_evaluate_rebuilds_a_stream_run_as_it_learned(tmp_path, capsys):
+    # the stream model's LayerNorm and observation normaliser live in hooks outside the state
+    # dict: `rtrl-rl evaluate` must rebuild them, or it plays a different policy than the run's
+    import json
+
+    from rtrl_rl.cli import main
+    from rtrl_rl.stream_trainer import train_stream
+
+    cfg = load_config(None, [
+        "agent.algorithm=stream", "env.num_envs=1", "env.options.delay=2", "env.options.num_symbols=2",
+        "env.options.distractors=false", "agent.hidden_size=16", "agent.encoder_size=16",
+        "train.total_steps=800", "log.eval_episodes=200", "log.eval_interval_steps=1000000",
+        "log.progress=false", "log.tensorboard=false", f"run_dir={tmp_path / 'run'}"])
+    trained = train_stream(cfg)["success_rate"]
+    assert main(["evaluate", str(tmp_path / "run"), "--episodes", "200", "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)["success_rate"]
+    assert trained >= 0.8 and evaluated >= 0.8  # chance is 0.5
+
+
+def test_evaluation_model_normalises_observations_by_the_saved_statistics(tmp_path):
+    from rtrl_rl.checkpoint import load_checkpoint
+    from rtrl_rl.commands.evaluate import evaluation_model
+    from rtrl_rl.config import build_config
+    from rtrl_rl.stream_trainer import train_stream
+
+    cfg = load_config(None, ["agent.algorithm=stream", "env.id=gym:CartPole-v1", "env.num_envs=1",
+                             "agent.hidden_size=8", "agent.encoder_size=8", "train.total_steps=200",
+                             "log.eval_episodes=0", "log.progress=false", "log.tensorboard=false",
+                             f"run_dir={tmp_path / 'run'}"])
+    train_stream(cfg)
+    payload = load_checkpoint(tmp_path / "run" / "model.pt")
+    stats = payload["learner"]["obs_stats"]
+    assert stats is not None and stats["count"] > 0
+    model = evaluation_model(payload, build_config(payload["config"]), *_cartpole_spaces())
+    seen = []
+    model.encoder.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    obs = torch.tensor([[0.5, -1.0, 0.1, 2.0]])
+    with torch.no_grad():
+        model.encoder(obs)
+    var = stats["m2"] / max(stats["count"] - 1, 1)
+    torch.testing.assert_close(seen[-1], (obs - stats["mean"]) / (var + 1e-8).sqrt(), rtol=1e-4, atol=1e-5)
+
+
+def _cartpole_spaces():
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1")
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()

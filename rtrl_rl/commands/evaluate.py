@@ -81,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
 
 def evaluate_payload(payload: dict, config, args) -> dict:
     """Build env and model from a checkpoint and play the episodes; ValueError on mismatch."""
-    from rtrl_rl.agents import ActorCritic
     from rtrl_rl.evaluation import evaluation_seed, run_episodes
     from rtrl_rl.trainer import make_env
 
@@ -89,9 +88,7 @@ def evaluate_payload(payload: dict, config, args) -> dict:
     n = max(1, min(args.num_envs, args.episodes))
     with make_env(config, seed, num_envs=n, evaluation=True) as venv:
         check_spaces(payload, venv.single_observation_space, venv.single_action_space)
-        model = ActorCritic(venv.single_observation_space, venv.single_action_space, config.agent)
-        model.load_state_dict(payload["model"])
-        model.eval()
+        model = evaluation_model(payload, config, venv.single_observation_space, venv.single_action_space)
         recorder = FrameRecorder(venv) if args.video else None
         with torch.random.fork_rng(devices=[]):  # --sample draws from a generator seeded by --seed
             torch.manual_seed(seed)
@@ -99,6 +96,28 @@ def evaluate_payload(payload: dict, config, args) -> dict:
     if recorder is not None:
         recorder.write(args.video)
     return result
+
+
+def evaluation_model(payload: dict, config, observation_space, action_space):
+    """The checkpoint's model, in eval mode, as its run used it.
+
+    A stream run's model (``agent.algorithm=stream``) normalises its observations by the running
+    statistics its learner kept and puts LayerNorm on the encoder and core outputs, both by hooks
+    outside the state dict: they are rebuilt here from the config and the saved learner state.
+    """
+    from rtrl_rl.agents import ActorCritic
+
+    if getattr(config.agent, "algorithm", "segment") == "stream":
+        from rtrl_rl.stream_trainer import build_stream_agent
+
+        model, learner = build_stream_agent(config, observation_space, action_space)
+        if learner.obs_stats is not None and (payload.get("learner") or {}).get("obs_stats") is not None:
+            learner.obs_stats.load_state_dict(payload["learner"]["obs_stats"])
+        model.stream_learner = learner  # the normalising hook belongs to the learner: keep it alive with the model
+    else:
+        model = ActorCritic(observation_space, action_space, config.agent)
+    model.load_state_dict(payload["model"])
+    return model.eval()
 
 
 class FrameRecorder:
