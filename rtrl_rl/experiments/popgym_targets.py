@@ -37,7 +37,7 @@ def verdicts(agg: dict, best: str = BEST_RTRL, peer: str = "sb3-recurrentppo", c
 
     ``cost``: a side-by-side measurement (``popgym_cost.measure``) of ``best`` against the
     episode-long rule; its ratio decides "cheaper" on the tasks it measured."""
-    side_by_side = (cost or {}).get("tasks", {}) if (cost or {}).get("rules") == [best, "tbptt-lstm-episode"] else {}
+    side_by_side = _side_by_side(cost, best)
     out: dict = {}
     for task, cells in agg.items():
         rtrl, lstm = _mean(cells, best), _mean(cells, "tbptt-lstm")
@@ -67,6 +67,14 @@ def verdicts(agg: dict, best: str = BEST_RTRL, peer: str = "sb3-recurrentppo", c
     return {"tasks": out, "summary": out_summary}
 
 
+def _side_by_side(cost: dict | None, best: str) -> dict:
+    """task -> cell of a side-by-side cost measurement of ``best`` against the episode-long rule
+    (empty when none ran, or when it measured other rules)."""
+    if not cost or cost.get("rules") != [best, "tbptt-lstm-episode"]:
+        return {}
+    return cost.get("tasks", {})
+
+
 def _mark(value: bool | None) -> str:
     return "–" if value is None else ("yes" if value else "**no**")
 
@@ -81,8 +89,7 @@ def targets_section(agg: dict, labels: dict[str, str], n_tasks: int, peer_budget
     ``peer_budget`` says what the peer ran (the target is at equal wall time); ``cost`` as in
     :func:`verdicts`."""
     v = verdicts(agg, best, cost=cost)
-    measured_side_by_side = bool(cost) and cost.get("rules") == [best, "tbptt-lstm-episode"]
-    cost_source = ("measured side by side in one process: the cost table below" if measured_side_by_side else
+    cost_source = ("measured side by side in one process: the cost table below" if _side_by_side(cost, best) else
                    "wall times of runs that may have run under different loads: the wall-time table above")
     rows, s = v["tasks"], v["summary"]
     lines = ["## Targets", "",
