@@ -213,6 +213,10 @@ def test_append_joins_invocations_and_replaces_reruns():
     assert joined["grid"]["seeds"] == [0, 1, 2] and "then python -m benchmarks.popgym --rules tbptt-gru" in \
         joined["meta"]["command"]
     assert joined["meta"]["wall_s_earlier"] == 60.0 and "wall_s" not in joined["meta"]
+    # a second append: the saved wall_s (60 s before, 40 s in the last invocation) already
+    # holds the earlier invocations, so it is the new "earlier", not added to the old one
+    twice = append_to({**joined, "meta": {**joined["meta"], "wall_s": 100.0}}, fresh)
+    assert twice["meta"]["wall_s_earlier"] == 100.0
     fresh["grid"]["total_steps"] = 1
     with pytest.raises(SystemExit, match="share one budget"):
         append_to(saved, fresh)

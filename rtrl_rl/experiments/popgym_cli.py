@@ -177,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         tasks = [t for t in popgym_cost.LONG_TASKS if t in grid.tasks] or list(grid.tasks)
         data["cost"] = popgym_cost.measure(tasks, steps=args.cost_steps or popgym_cost.COST_STEPS, extra=grid.extra)
         write_json(json_path, data)
-    data["meta"].update(wall_s=time.perf_counter() - start + data["meta"].get("wall_s_earlier", 0.0))
+    took = time.perf_counter() - start
+    data["meta"].update(wall_s=took + data["meta"].get("wall_s_earlier", 0.0))
     data["meta"]["machine"]["load_end"] = _load()
     files = write_page(data, out, md)
     write_json(json_path, data)
-    print(f"done in {data['meta']['wall_s']:.0f} s; wrote", *map(str, files))
+    print(f"done in {took:.0f} s; wrote", *map(str, files))
     return 1 if any("error" in r for r in done) else 0
 
 
@@ -208,7 +209,8 @@ def append_to(saved: dict, new: dict) -> dict:
     joined = json.loads(json.dumps(saved))
     meta, g = joined["meta"], joined["grid"]
     meta["command"] = f"{meta['command']}; then {new['meta']['command']}"
-    meta["wall_s_earlier"] = meta.get("wall_s_earlier", 0.0) + meta.pop("wall_s", 0.0)
+    # a finished invocation's wall_s already holds the invocations before it (see main)
+    meta["wall_s_earlier"] = meta.pop("wall_s", meta.get("wall_s_earlier", 0.0))
     meta["machine"] = new["meta"]["machine"] | {"load_start": meta["machine"]["load_start"]}
     meta["versions"] = meta["versions"] | new["meta"]["versions"]
     if "not run in this invocation" not in new["meta"]["peer"]:
