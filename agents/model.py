@@ -46,6 +46,7 @@ _AGENT_DEFAULTS = {
     "prev_reward": True,
     "start_flag": False,
     "input_mixer": False,
+    "core_norm": False,
 }
 
 
@@ -124,6 +125,10 @@ class ActorCritic(nn.Module):
             self.mixer = nn.Sequential(nn.Linear(input_size, opts["encoder_size"]), nn.ReLU())
             input_size = opts["encoder_size"]
         self.core = self._make_core(opts, input_size)
+        # LayerNorm (no learned parameters, so the state dict is unchanged) between the core and
+        # the heads: a linear recurrence with |λ| near 1 and a large trained input gain can grow
+        # its state without bound, and the value head would follow it (seen on MineSweeper).
+        self.core_norm = bool(opts["core_norm"])
         if self.core.output_size != opts["hidden_size"]:  # e.g. rtu: 2n outputs (the pair per unit)
             self.policy = make_policy_head(action_space, self.core.output_size)
         self.value_head = ValueHead(self.core.output_size)
@@ -193,6 +198,11 @@ class ActorCritic(nn.Module):
         x = torch.cat(parts, dim=-1)
         return x if self.mixer is None else self.mixer(x)
 
+    def features(self, y: torch.Tensor) -> torch.Tensor:
+        """What the heads see of the core output y (..., core output size): y itself, or y
+        normalised over its last dim when the agent has ``core_norm``."""
+        return nn.functional.layer_norm(y, y.shape[-1:]) if self.core_norm else y
+
     def unroll(
         self, obs: Observation, prev_action: torch.Tensor, prev_reward: torch.Tensor, first: torch.Tensor, carry: Carry
     ) -> tuple[torch.Tensor, torch.Tensor, Carry]:
@@ -203,6 +213,7 @@ class ActorCritic(nn.Module):
         """
         x = self.core_input(obs, prev_action, prev_reward, first)
         y, carry = self.core(x, carry, first.to(self.device))
+        y = self.features(y)
         return self.policy(y), self.value_head(y), carry
 
     @torch.no_grad()
@@ -222,7 +233,8 @@ class ActorCritic(nn.Module):
         """
         x = self.core_input(_map_obs(obs, lambda o: o.unsqueeze(0)), prev_action[None], prev_reward[None], first[None])
         y, state = self.core(x, state.state(), first[None].to(self.device))
-        params, value = self.policy(y[0]), self.value_head(y[0])
+        y = self.features(y[0])
+        params, value = self.policy(y), self.value_head(y)
         action = self.policy.greedy(params) if greedy else self.policy.sample(params)
         return ActOutput(action, params, self.policy.log_prob(params, action), value, state)
 
@@ -245,4 +257,4 @@ class ActorCritic(nn.Module):
             first = torch.zeros(prev_reward.shape, dtype=torch.bool)
         x = self.core_input(_map_obs(obs, lambda o: o.unsqueeze(0)), prev_action[None], prev_reward[None], first[None])
         y, _ = self.core(x, state.state(), first[None].to(self.device))
-        return self.value_head(y[0])
+        return self.value_head(self.features(y[0]))

@@ -80,17 +80,13 @@ def sparse_init_(model: nn.Module, sparsity: float) -> None:
 
 
 def add_layer_norm(model: ActorCritic) -> None:
-    """LayerNorm without learned parameters on the encoder's and the core's outputs (by
-    forward hooks, so the model's state dict is unchanged)."""
+    """LayerNorm without learned parameters on the encoder's output (by a forward hook, so the
+    model's state dict is unchanged) and on the core's (the agent's ``core_norm``)."""
     def encoder_hook(module, inputs, output):
         return nn.functional.layer_norm(output, output.shape[-1:])
 
-    def core_hook(module, inputs, output):
-        y, carry = output
-        return nn.functional.layer_norm(y, y.shape[-1:]), carry
-
     model.encoder.register_forward_hook(encoder_hook)
-    model.core.register_forward_hook(core_hook)
+    model.core_norm = True  # the core's output: the agent's own option (ActorCritic.features)
 
 
 def obgd_scale(l1: Tensor, delta: Tensor, lr: float, kappa: float) -> float:

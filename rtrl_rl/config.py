@@ -96,6 +96,11 @@ class AgentConfig:
         "pass the core's input [obs ; prev reward ; prev action ; start flag] through ReLU(Linear) of "
         "encoder_size first, so a linear-recurrent core (lru, rtu) can store an input gated by the others",
     )
+    core_norm: bool = _doc(
+        False,
+        "LayerNorm (no learned parameters) on the core's output before the policy and value heads: "
+        "bounds what the heads see when a recurrence's state grows large",
+    )
     algorithm: str = _choice(
         "segment", ("segment", "stream"),
         "segment: V-trace on segments of many streams; stream: stream AC(lambda), one update per step "

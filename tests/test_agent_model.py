@@ -147,6 +147,31 @@ def test_input_mixer_lets_a_linear_core_see_the_observation_gated_by_the_start()
     assert mixed.mixer[0].weight.grad.abs().sum() > 0  # the mixer learns through the core
 
 
+def test_core_norm_gives_the_heads_a_fixed_scale_whatever_the_core_state():
+    # A core output scaled up a millionfold (as when |λ| is near 1 and the input gain large)
+    # leaves the value bounded with core_norm; without it the value follows the scale.
+    torch.manual_seed(0)
+    normed = ActorCritic(VEC, spaces.Discrete(3), config(core="lru", core_norm=True)).double()
+    plain = ActorCritic(VEC, spaces.Discrete(3), config(core="lru")).double()
+    plain.load_state_dict(normed.state_dict())  # no parameters of its own: the same state dict
+    obs = torch.randn(4, 2, 3, dtype=torch.float64)
+    rest = (torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, 2, dtype=torch.float64), torch.zeros(4, 2, dtype=torch.bool))
+    values = {}
+    for scale in (1.0, 1e6):
+        with torch.no_grad():
+            plain.core.out_weight.mul_(scale), plain.core.out_bias.mul_(scale)
+            normed.core.out_weight.copy_(plain.core.out_weight), normed.core.out_bias.copy_(plain.core.out_bias)
+        logits, value, _ = normed.unroll(obs, *rest, normed.initial_carry(2))
+        y, _ = normed.core(normed.core_input(obs, *rest), normed.initial_carry(2), rest[2])
+        torch.testing.assert_close(value, normed.value_head(torch.nn.functional.layer_norm(y, y.shape[-1:])))
+        values[scale] = (value, plain.unroll(obs, *rest, plain.initial_carry(2))[1])
+    # a unit-variance vector of n entries has norm sqrt(n): the value is bounded by the head alone
+    head = normed.value_head.linear
+    bound = head.weight.norm() * normed.core.output_size ** 0.5 + head.bias.abs().sum()
+    assert values[1e6][0].abs().max() <= bound
+    assert values[1e6][1].abs().max() > 1e3 * max(bound, values[1.0][1].abs().max())
+
+
 def test_core_choices_and_encoder_gradient_option():
     assert ActorCritic(VEC, spaces.Discrete(3), config(encoder_grad="step")).core.input_grad == "step"
     assert ActorCritic(VEC, spaces.Discrete(3), config(encoder_grad="segment")).core.input_grad == "segment"

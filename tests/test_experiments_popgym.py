@@ -12,6 +12,7 @@ import pytest
 
 from rtrl_rl.experiments import popgym as pg
 from rtrl_rl.experiments.popgym_report import write_page
+from rtrl_rl.experiments.popgym_targets import BEST_RTRL as BEST
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,8 +29,9 @@ def test_mmer_is_the_best_window_mean_computed_by_hand():
 
 def test_rules_extend_by_core_name_and_the_episode_segment_is_per_task():
     rules = pg.rules(["elstm", "mingru", "lru"])
-    assert list(rules)[:3] == ["rtrl-elstm", "rtrl-mingru", "rtrl-lru"]
+    assert list(rules)[:4] == [pg.BEST_RTRL, "rtrl-elstm", "rtrl-mingru", "rtrl-lru"]
     assert "agent.core=lru" in rules["rtrl-lru"][1]
+    assert {"agent.input_mixer=true", "agent.core_norm=true"} <= set(rules[pg.BEST_RTRL][1])
     grid = pg.Grid("t", ["RepeatFirstEasy", "MineSweeperEasy"], rules, [0, 1], 1000)
     specs = grid.specs()
     assert len(specs) == 2 * 2 * len(rules)
@@ -178,13 +180,13 @@ def test_targets_verdicts_by_hand():
 
     agg = {
         # inside the segment: 0.86 is within 0.05 of 0.90; the peer is beaten
-        "RepeatPreviousEasy": {"rtrl-lru": _cell(0.86), "tbptt-lstm": _cell(0.90), pg.PEER: _cell(-0.5)},
+        "RepeatPreviousEasy": {BEST: _cell(0.86), "tbptt-lstm": _cell(0.90), pg.PEER: _cell(-0.5)},
         # beyond the segment, LSTM below 0.9: +0.08 is not the +0.1 asked; the episode rule is matched
         # (0.30 >= 0.40 - 0.05 fails) and costs more per step
-        "RepeatFirstEasy": {"rtrl-lru": _cell(0.30), "tbptt-lstm": _cell(0.22),
+        "RepeatFirstEasy": {BEST: _cell(0.30), "tbptt-lstm": _cell(0.22),
                             "tbptt-lstm-episode": _cell(0.40, wall_s=400.0), pg.PEER: _cell(0.5)},
         # beyond the segment but LSTM solves it (>= 0.9): the +0.1 rule does not apply
-        "CountRecallEasy": {"rtrl-lru": _cell(0.95), "tbptt-lstm": _cell(0.92)},
+        "CountRecallEasy": {BEST: _cell(0.95), "tbptt-lstm": _cell(0.92)},
         # RTRL missing: nothing is judged
         "MineSweeperEasy": {"tbptt-lstm": _cell(0.1)},
     }
@@ -270,10 +272,10 @@ def test_side_by_side_cost_decides_cheaper_per_step():
     from rtrl_rl.experiments.popgym_targets import targets_section, verdicts
 
     # by the grid's wall times RTRL is cheaper (100 s against 400 s); measured side by side it is not
-    agg = {"RepeatFirstEasy": {"rtrl-lru": _cell(0.30), "tbptt-lstm": _cell(0.22),
+    agg = {"RepeatFirstEasy": {BEST: _cell(0.30), "tbptt-lstm": _cell(0.22),
                                "tbptt-lstm-episode": _cell(0.40, wall_s=400.0)}}
-    cost = {"steps": 1000, "rounds": 2, "rules": ["rtrl-lru", "tbptt-lstm-episode"],
-            "tasks": {"RepeatFirstEasy": {"rtrl-lru": [3e-5, 5e-5], "tbptt-lstm-episode": [2e-5, 2e-5],
+    cost = {"steps": 1000, "rounds": 2, "rules": [BEST, "tbptt-lstm-episode"],
+            "tasks": {"RepeatFirstEasy": {BEST: [3e-5, 5e-5], "tbptt-lstm-episode": [2e-5, 2e-5],
                                           "ratio": 2.0}}}
     assert verdicts(agg)["tasks"]["RepeatFirstEasy"]["cheaper_than_episode"] is True
     assert verdicts(agg, cost=cost)["tasks"]["RepeatFirstEasy"]["cheaper_than_episode"] is False
@@ -281,7 +283,7 @@ def test_side_by_side_cost_decides_cheaper_per_step():
     assert verdicts(agg, cost=other)["tasks"]["RepeatFirstEasy"]["cheaper_than_episode"] is True
     text = "\n".join(targets_section(agg, {}, 1, "270 s", cost=cost))
     assert "lower wall time per step: 0 of 1 measured tasks: **not met** (measured side by side" in text
-    table = "\n".join(cost_section(cost, {"rtrl-lru": "RTRL lru"}))
+    table = "\n".join(cost_section(cost, {BEST: "RTRL lru"}))
     assert "| RepeatFirstEasy | 40.0 | 20.0 | 2.00 |" in table and "| RTRL lru |" in table
     assert cost_section(None, {}) == []
 
@@ -294,7 +296,7 @@ def test_cost_measurement_alternates_the_rules_in_one_process():
     lines = []
     cost = measure(["RepeatPreviousEasy"], steps=640, rounds=2, extra=["env.num_envs=16"], log=lines.append)
     cell = cost["tasks"]["RepeatPreviousEasy"]
-    assert cost["rules"] == ["rtrl-lru", "tbptt-lstm-episode"] and len(cell["rtrl-lru"]) == 2
+    assert cost["rules"] == [BEST, "tbptt-lstm-episode"] and len(cell[BEST]) == 2
     assert all(0 < s < 1 for r in cost["rules"] for s in cell[r])
     medians = [statistics.median(cell[r]) for r in cost["rules"]]
     assert cell["ratio"] == pytest.approx(medians[0] / medians[1], rel=1e-3)

@@ -43,9 +43,9 @@ def _span(runs: list[dict]) -> str:
 
 def _rule_order(data: dict) -> list[str]:
     """The page's rules in the benchmark's order (RTRL first), whatever order invocations added them."""
-    from rtrl_rl.experiments.popgym import RTRL_CORES, rules
+    from rtrl_rl.experiments.popgym import BEST_RTRL, RTRL_CORES, rules
 
-    cores = {r[5:] for r in data["grid"]["rules"] if r.startswith("rtrl-") and "+" not in r}
+    cores = {r[5:] for r in data["grid"]["rules"] if r.startswith("rtrl-") and "+" not in r and r != BEST_RTRL}
     ordered = [c for c in RTRL_CORES if c in cores] + sorted(cores - set(RTRL_CORES))
     known = [r for r in rules(ordered) if r in data["grid"]["rules"]]
     return known + [r for r in data["grid"]["rules"] if r not in known]

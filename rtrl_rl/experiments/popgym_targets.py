@@ -18,8 +18,9 @@ A comparison whose runs are missing is reported as not measured, never as met.
 
 from __future__ import annotations
 
-#: the rule the targets are about: the best RTRL agent of the benchmark
-BEST_RTRL = "rtrl-lru"
+#: the rule the targets are about: the best RTRL agent of the benchmark (its settings:
+#: ``popgym.BEST_OVERRIDES``)
+BEST_RTRL = "rtrl-best"
 #: tasks whose dependencies reach further back than the 10-step segment
 LONG_TASKS = ("RepeatFirstEasy", "RepeatPreviousMedium", "CountRecallEasy", "AutoencodeEasy", "ConcentrationEasy")
 TOLERANCE, MARGIN, SOLVED, PEER_WINS = 0.05, 0.1, 0.9, 10
