@@ -33,6 +33,9 @@ RECALL = ["env.id=memory:recall", "env.options.num_symbols=2", "env.options.dela
 #: evaluation, and evaluations per run (POPGym's long episodes: only the final one; their curves are
 #: the training returns)
 TASKS = {
+    # the cue 2 blank steps back, as in the stream learning test: a span one stream is known to learn
+    "recall-blank-2": {"overrides": [*RECALL[:2], "env.options.delay=2", "env.options.distractors=false"],
+                       "metric": "success_rate", "chance": 0.5, "eval_episodes": 100, "evaluations": 4},
     "recall-blank": {"overrides": [*RECALL, "env.options.distractors=false"], "metric": "success_rate",
                      "chance": 0.5, "eval_episodes": 100, "evaluations": 4},
     "recall-distractors": {"overrides": [*RECALL, "env.options.distractors=true"], "metric": "success_rate",

@@ -161,7 +161,7 @@ def test_core_norm_gives_the_heads_a_fixed_scale_whatever_the_core_state():
         with torch.no_grad():
             plain.core.out_weight.mul_(scale), plain.core.out_bias.mul_(scale)
             normed.core.out_weight.copy_(plain.core.out_weight), normed.core.out_bias.copy_(plain.core.out_bias)
-        logits, value, _ = normed.unroll(obs, *rest, normed.initial_carry(2))
+        _, value, _ = normed.unroll(obs, *rest, normed.initial_carry(2))
         y, _ = normed.core(normed.core_input(obs, *rest), normed.initial_carry(2), rest[2])
         torch.testing.assert_close(value, normed.value_head(torch.nn.functional.layer_norm(y, y.shape[-1:])))
         values[scale] = (value, plain.unroll(obs, *rest, plain.initial_carry(2))[1])
