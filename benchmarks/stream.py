@@ -242,7 +242,7 @@ def measure(args: argparse.Namespace) -> dict:
     started, runs, machine_start, versions_start = time.time(), [], machine(), versions()
     cmd = (f"python -m benchmarks.stream --steps {args.steps} --seeds {' '.join(map(str, args.seeds))} "
            f"--tasks {' '.join(args.tasks)} --rules {' '.join(args.rules)} --jobs {args.jobs}")
-    data = {"meta": {"command": cmd, "machine": machine_start, "versions": versions_start},
+    data = {"meta": {"command": cmd, "machine": machine_start, "versions": versions_start, "jobs": args.jobs},
             "tasks": {t: TASKS[t] for t in args.tasks},
             "rules": {r: {"label": RULES[r][0], "overrides": RULES[r][1]} for r in args.rules},
             "model": MODEL, "steps": args.steps, "seeds": args.seeds, "runs": runs, "drift": [], "memory": [],

@@ -16,8 +16,6 @@ from pathlib import Path
 #: POPGym: the final greedy return)
 MARGIN = 0.1
 FEEDFORWARD = "stream-feedforward"
-#: the step budget of the POPGym page's segment-agent runs, for scale
-POPGYM_PAGE_STEPS = 1_000_000
 
 
 def _mean_std(values: list[float]) -> str:
@@ -104,6 +102,9 @@ def beats_feedforward(data: dict) -> dict[str, list[str] | None]:
 
 def _header(data: dict) -> list[str]:
     meta = data["meta"]
+    from rtrl_rl.experiments.popgym import full_grid
+
+    popgym_steps = full_grid().total_steps  # the POPGym page's budget per run, for scale
     done, planned = len(data["runs"]), data.get("planned_runs", len(data["runs"]))
     lines = ["# Streaming actor-critic: measured", "",
              (f"Written by `{meta['command']}` ({meta['wall_s']:.0f} s; machine: {meta['machine']['nproc']} cores, "
@@ -115,8 +116,8 @@ def _header(data: dict) -> list[str]:
                   "cells show the seeds that finished (the seeds column of the last table)."), ""]
     lines += [(f"**Budget: {data['steps']:,} environment steps per run**, seeds {', '.join(map(str, data['seeds']))}, "
               f"model {' '.join(data['model'])}. This is small: {_one_stream_speed(data)}, "
-              f"and the segment agent's POPGym page trains {POPGYM_PAGE_STEPS:,} steps per run, "
-              f"{POPGYM_PAGE_STEPS // data['steps']} times more. Memory tasks: 100 greedy episodes every "
+              f"and the segment agent's POPGym page trains {popgym_steps:,} steps per run, "
+              f"{popgym_steps // data['steps']} times more. Memory tasks: 100 greedy episodes every "
               f"{data['steps'] // 4} steps (the curves); POPGym: 20 greedy episodes at the end, and the curves are "
               "the training returns. Stream rules use one stream (`env.num_envs=1`) and "
               "the `stream.*` defaults; the segment agent uses 128 streams and segments of 10 steps with the "
@@ -176,8 +177,10 @@ def render(data: dict, plot_name: str) -> list[str]:
         lines.append(f"| {task} | {rules[rule]['label']} | {seeds} | {statistics.fmean(r['wall_s'] for r in runs):.1f} "
                      f"| {statistics.fmean(r['sps'] for r in runs):.0f} | "
                      f"{'–' if updates is None else f'{updates:.0f}'} | {max(r['max_rss_mib'] for r in runs):.0f} |")
-    lines += ["", ("Wall time and steps per second are over the whole run, evaluations included, one run at a "
-                   "time. The machine is shared, so these are upper bounds."), ""]
+    jobs = data["meta"].get("jobs")
+    at_once = f"{jobs} run{'s' if jobs != 1 else ''} at a time" if jobs else "runs at a time as the command says"
+    lines += ["", (f"Wall time and steps per second are over the whole run, evaluations included, {at_once}, one "
+                   "torch thread each. The machine is shared, so these are upper bounds."), ""]
     if data.get("throughput"):
         lines += ["### Training throughput", "",
                   (f"recall-blank, {data['throughput'][0]['steps']:,} steps, no evaluation, one torch thread; steps "

@@ -21,7 +21,7 @@ def _run(task, rule, seed, score):
 def _data(tasks=("tmaze", POPGYM), seeds=(0, 1), planned=None):
     runs = [_run(task, rule, seed, 0.5 + 0.1 * seed + (0.3 if rule == "stream-rtrl-elstm" else 0.0))
             for task in tasks for rule in RULES for seed in seeds]
-    return {"meta": {"command": "python -m benchmarks.stream", "wall_s": 10.0, "load_end": "1 / 1 / 1",
+    return {"meta": {"command": "python -m benchmarks.stream", "wall_s": 10.0, "load_end": "1 / 1 / 1", "jobs": 2,
                      "machine": {"nproc": 2, "cpu": "cpu", "load_start": "1 / 1 / 1"},
                      "versions": {"git_commit": "abc"}},
             "tasks": {t: TASKS[t] for t in tasks},
@@ -50,6 +50,7 @@ def test_report_has_every_rule_both_task_kinds_and_the_plot(tmp_path):
     assert "Budget: 100 environment steps per run" in text
     assert "one stream trains at 150–230 steps per CPU-second" in text, "the segment agent is not one stream"
     assert "| stream, RTRL eLSTM | 20 | 150 |" in text
+    assert "evaluations included, 2 runs at a time, one torch thread each" in text
     assert "Left out of this grid to fit its compute budget: recall-blank-2, recall-blank, recall-distractors" in text
 
 
