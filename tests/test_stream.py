@@ -8,6 +8,7 @@ import torch
 from gymnasium import spaces
 
 from rtrl_rl.agents import ActorCritic
+from rtrl_rl.agents.cores import elementwise_cores
 from rtrl_rl.agents.stream import (
     FlatTraces,
     RunningMeanVar,
@@ -115,7 +116,7 @@ def test_learner_traces_decay_accumulate_and_reset_at_episode_ends():
         first = done
 
 
-@pytest.mark.parametrize("core", ["elstm", "mingru", "lru"])
+@pytest.mark.parametrize("core", elementwise_cores())
 def test_one_step_gradient_with_held_parameters_is_full_stream_bptt(core):
     # an update step of 1e-300 leaves float64 parameters bit-for-bit unchanged, so the
     # learner's per-stream gradient of V(s_t) must equal autograd through the whole stream
@@ -202,7 +203,7 @@ def test_one_stream_learns_a_small_memory_task_above_chance(tmp_path):
     assert summary["steps"] == 800 and summary["success_rate"] >= 0.8
 
 
-@pytest.mark.parametrize("agent", [["agent.core=elstm"], ["agent.core=mingru"], ["agent.core=lru"],
+@pytest.mark.parametrize("agent", [*([f"agent.core={core}"] for core in elementwise_cores()),
                                    ["agent.learning=tbptt"],
                                    ["agent.core=none", "agent.learning=none"]])
 def test_every_core_and_the_baselines_run_with_several_streams(tmp_path, agent):
