@@ -260,12 +260,14 @@ def measure(args: argparse.Namespace) -> dict:
         jobs = {"drift": [(measure_drift, lr, args.drift_steps) for lr in (1.0, 0.1, 0.01)],
                 "memory": [(measure_memory, delay, args.memory_steps) for delay in (10, 100, 1000)],
                 "throughput": [(measure_throughput, rule, args.throughput_steps) for rule in args.rules]}
-        pending = {k: [pool.submit(*job) for job in v] for k, v in jobs.items() if not done.get(k)}
+        kept = {key: _kept_rows(done.get(key) or [], key, [job[1] for job in v]) for key, v in jobs.items()}
+        pending = {key: {job[1]: pool.submit(*job) for job in v if job[1] not in kept[key]}
+                   for key, v in jobs.items()}
         futures = [pool.submit(run_one, task, rule, seed, args.steps, str(args.work))
                    for seed in args.seeds for task in args.tasks for rule in args.rules
                    if (task, rule, seed) not in finished]
-        for key in jobs:
-            data[key] = [f.result() for f in pending[key]] if key in pending else done[key]
+        for key, v in jobs.items():
+            data[key] = [kept[key][job[1]] if job[1] in kept[key] else pending[key][job[1]].result() for job in v]
         for future in as_completed(futures):
             runs.append(future.result())
             r = runs[-1]
@@ -290,6 +292,17 @@ def _resumable(partial: Path, data: dict) -> dict:
     print(f"resuming: {len(runs)} finished runs from {partial}", flush=True)
     return {**{k: old.get(k) for k in ("drift", "memory", "throughput")}, "runs": runs,
             "wall_s": old["meta"].get("wall_s", 0.0)}
+
+
+#: the field of a drift, memory or throughput row that names what it measured
+_ROW_KEY = {"drift": "lr", "memory": "delay", "throughput": "rule"}
+
+
+def _kept_rows(rows: list[dict], key: str, wanted: list) -> dict:
+    """The saved rows of one measurement that this invocation asks for, by what each measured
+    (a learning rate, a delay, a rule): ``--resume`` measures only the rest, so a grid that adds
+    rules gets their throughput rows while keeping the old ones."""
+    return {row[_ROW_KEY[key]]: row for row in rows if row[_ROW_KEY[key]] in wanted}
 
 
 def _load() -> str:

@@ -102,6 +102,23 @@ def test_report_from_a_tiny_saved_result(tmp_path):
     assert data["aggregate"]["RepeatPreviousEasy"]["rtrl-elstm"]["mmer"]["values"] == [pytest.approx(-0.3), 0.1]
 
 
+def test_the_full_grid_note_is_decided_from_the_runs():
+    from rtrl_rl.experiments.popgym_report import _notes, missing_from_full_grid
+
+    data = _tiny_result()
+    data["meta"]["not_measured"] = ["The full grid (...) is not on this page.", "Sample Factory: not run."]
+    n_runs = 3 * len(pg.TASKS)
+    missing = missing_from_full_grid(data)
+    assert missing["rtrl-elstm"] == n_runs - 2 and missing[pg.PEER] == n_runs - 1 and "rtrl-lru+wide" not in missing
+    assert "missing from this page" in _notes(data)[0] and "not on this page" not in " ".join(_notes(data))
+    run = data["runs"][0]
+    data["runs"] = [{**run, "task": t, "rule": r, "seed": s} for t in pg.TASKS for s in (0, 1, 2)
+                    for r in [*pg.full_grid().rules, pg.PEER]]
+    data["runs"][0] = {k: v for k, v in data["runs"][0].items() if k not in ("mmer", "curve")} | {"error": "diverged"}
+    assert missing_from_full_grid(data) == {}, "a run that failed was still run"
+    assert _notes(data) == ["Sample Factory: not run."]
+
+
 def test_a_result_of_levers_only_still_gets_its_page(tmp_path):
     # the curves plots leave the levers out: their panels are empty, and the page must still be written
     data = _tiny_result()

@@ -87,3 +87,12 @@ def test_resume_keeps_the_finished_runs_of_the_same_budget_only(tmp_path):
     with pytest.raises(SystemExit, match="another budget"):
         _resumable(partial, {**grid, "steps": 200})
     assert _resumable(tmp_path / "none.json", grid) == {}
+
+
+def test_resume_measures_only_the_rows_it_lacks():
+    from benchmarks.stream import _kept_rows
+
+    saved = [{"rule": "stream-rtrl-elstm", "sps": 1.0}, {"rule": "stream-feedforward", "sps": 2.0}]
+    kept = _kept_rows(saved, "throughput", ["stream-rtrl-elstm", "stream-rtrl-rtu"])
+    assert kept == {"stream-rtrl-elstm": saved[0]}, "a rule no longer asked for is dropped, a new one is not kept"
+    assert _kept_rows([{"lr": 0.1}], "drift", [1.0, 0.1]) == {0.1: {"lr": 0.1}}

@@ -24,11 +24,31 @@ def without_places(command: str) -> str:
     return re.sub(r" --(?:out|md|work-dir)(?:=| )[^\s;]+", "", command)
 
 
+def missing_from_full_grid(data: dict) -> dict[str, int]:
+    """rule -> how many of the full grid's runs (every task, seeds 0-2, the peer included) the
+    saved result lacks. A run that ended in an error (a divergence) counts as run: the page
+    reports it under "Failed runs"."""
+    from rtrl_rl.experiments.popgym import TASKS, full_grid
+
+    grid = full_grid()
+    have = {(r["task"], r["rule"], r["seed"]) for r in data["runs"]}
+    out = {rule: sum((t, rule, s) not in have for t in TASKS for s in grid.seeds) for rule in [*grid.rules, PEER]}
+    return {rule: n for rule, n in out.items() if n}
+
+
 def _notes(data: dict) -> list[str]:
-    """The saved not-measured notes, less the one saying the peer did not run where an
-    appended invocation ran it."""
-    peer_ran = any(r["rule"] == PEER and r["task"] != "memory:recall" for r in data["runs"])
-    return [n for n in data["meta"].get("not_measured", []) if not (peer_ran and "did not run on the POPGym" in n)]
+    """What this result does not hold: the saved not-measured notes of its invocations, less
+    those about the full grid and the peer, which are decided here from the runs themselves
+    (appended invocations may have completed what an earlier one left out)."""
+    saved = [n for n in data["meta"].get("not_measured", [])
+             if "did not run on the POPGym" not in n and "The full grid" not in n]
+    missing = missing_from_full_grid(data)
+    if not missing:
+        return saved
+    labels = _labels(data)
+    parts = ", ".join(f"{labels.get(rule, rule)} {n}" for rule, n in missing.items())
+    return [f"Runs of the full grid (13 tasks x every rule x seeds 0-2 x 3M steps, and the peer: "
+            f"`python -m benchmarks.popgym --peer --recall`) missing from this page: {parts}.", *saved]
 
 
 def _span(runs: list[dict]) -> str:
@@ -168,7 +188,7 @@ def _estimate_line(data: dict, agg: dict) -> list[str]:
     from rtrl_rl.experiments.popgym import TASKS
 
     hours = full_grid_estimate(agg, data["meta"]["jobs"], 3 * len(TASKS), 3_000_000)
-    if not hours:
+    if not hours or not missing_from_full_grid(data):
         return []
     labels = _labels(data)
     parts = ", ".join(f"{labels.get(r, r)} {h:.1f} h" for r, h in hours.items())
