@@ -143,6 +143,38 @@ def test_report_only_rewrites_the_section_from_the_json(tmp_path):
 
 def test_committed_page_is_the_section_generated_from_the_committed_json():
     assert RESULTS.exists(), "the page's JSON is committed beside it"
-    expected = "\n".join(section(json.loads(RESULTS.read_text())))
+    expected = "\n".join(page_tail(RESULTS))  # the full grid's section, then the long grid's if it ran
     page = PAGE.read_text()
     assert page.count(HEADING) == 1 and page.endswith(expected)
+
+
+def test_the_long_grid_runs_recall_blank_at_three_times_the_budget_with_the_same_networks():
+    specs = al.LONG.specs()
+    assert {s["task"] for s in specs} == {"recall-blank"} and len(specs) == 3 * (len(al.LSTM_RULES) + 1)
+    for spec in specs:
+        config = load_config(None, spec["overrides"])
+        assert config.train.total_steps == 3 * al.FULL.memory_steps and config.train.segment_length == 10
+        assert config.env.options["delay"] == al.FULL.memory_tasks["recall-blank"]
+        assert config.agent.hidden_size == (64 if spec["rule"] == "rtrl-elstm" else al.LSTM_N)
+
+
+def test_the_long_grid_writes_its_own_json_and_a_subsection_after_the_full_grids(tmp_path):
+    from rtrl_rl.bench.approx_learning import default_json, results_of_page
+    from rtrl_rl.bench.approx_learning_page import longer_section
+
+    assert default_json("long").endswith(al.LONG_JSON_NAME) and default_json("full") != default_json("long")
+    longer = _data([_run("recall-blank", r, s, 0.9 if r == "lstm-rtrl" else 0.25, "memory")
+                    for r in [*al.LSTM_RULES, "rtrl-elstm"] for s in (0, 1, 2)])
+    longer["grid"] = al.LONG.describe()
+    full_path, long_path = tmp_path / "approx_learning.json", tmp_path / al.LONG_JSON_NAME
+    full_path.write_text(json.dumps(_sample()))
+    assert results_of_page(long_path, longer) == (_sample(), longer), "the full grid's results are read beside it"
+    assert results_of_page(full_path, _sample()) == (_sample(), None), "no long grid run yet"
+    text = "\n".join(longer_section(longer))
+    assert text.startswith("### A longer budget: 600,000 steps") and "All 18 runs finished." in text
+    assert f"| exact RTRL LSTM (n = {al.LSTM_N}) | 0.90 ± 0.00 (solves) |" in text
+    assert "while exact RTRL of the same LSTM learns recall-blank" in text
+    long_path.write_text(json.dumps(longer))
+    doc = tmp_path / "page.md"
+    assert main(["--report-only", "--grid", "long", "--json", str(long_path), "--doc", str(doc)]) == 0
+    assert doc.read_text() == "\n".join(section(_sample()) + longer_section(longer)) == "\n".join(page_tail(full_path))

@@ -24,11 +24,13 @@ DEFAULT_DOC = "docs/approximations.md"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's arguments to ``parser``."""
     parser.add_argument("--grid", choices=sorted(al.GRIDS), default="full",
-                        help="full: 3 seeds, 200k steps per memory run, 100k per POPGym run; "
+                        help="full: 3 seeds, 200k steps per memory run, 100k per POPGym run; long: recall-blank "
+                             "only, 600k steps, 3 seeds (its JSON and subsection sit beside the full grid's); "
                              "quick: 1 seed, half the steps; tiny: seconds, for tests")
     parser.add_argument("--quick", action="store_true", help="same as --grid quick")
     parser.add_argument("--jobs", type=int, default=1, help="training processes at a time (default 1)")
-    parser.add_argument("--json", default=DEFAULT_JSON, help=f"results JSON (default {DEFAULT_JSON})")
+    parser.add_argument("--json", default=None, help=f"results JSON (default {DEFAULT_JSON}; with --grid long "
+                        f"{al.LONG_JSON_NAME} in the same folder)")
     parser.add_argument("--doc", default=DEFAULT_DOC, help=f"page whose section is (re)written (default {DEFAULT_DOC})")
     parser.add_argument("--work-dir", default=None, help="run directories (default: a temporary directory)")
     parser.add_argument("--resume", action="store_true", help="keep the runs already in --json, run the rest")
@@ -40,11 +42,25 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["rtrl-rl bench approx-learning"]
     if args.grid != "full":
         parts.append(f"--grid {args.grid}")
-    if args.json != DEFAULT_JSON:
+    if args.json != default_json(args.grid):
         parts.append(f"--json {args.json}")
     if args.doc != DEFAULT_DOC:
         parts.append(f"--doc {args.doc}")
     return " ".join(parts)
+
+
+def default_json(grid: str) -> str:
+    """Where a grid's results go unless ``--json`` says: the long grid beside the full one."""
+    return str(Path(DEFAULT_JSON).with_name(al.LONG_JSON_NAME)) if grid == "long" else DEFAULT_JSON
+
+
+def results_of_page(json_path: Path, data: dict) -> tuple[dict | None, dict | None]:
+    """(the full grid's results, the long grid's) for the section: ``data`` is one of them, the
+    other is read from its file beside ``json_path`` (None where it has not been run)."""
+    is_long = data["grid"]["name"] == "long"
+    other = json_path.with_name("approx_learning.json" if is_long else al.LONG_JSON_NAME)
+    other_data = json.loads(other.read_text()) if other.exists() and other != json_path else None
+    return (other_data, data) if is_long else (data, other_data)
 
 
 def _key(run: dict) -> tuple:
@@ -58,11 +74,12 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print("error: --jobs must be >= 1")
         return 2
+    args.json = args.json or default_json(args.grid)
     json_path, doc = Path(args.json), Path(args.doc)
     if args.report_only:
         from rtrl_rl.bench.approx_learning_page import write_section
 
-        write_section(doc, json.loads(json_path.read_text()))
+        write_section(doc, *results_of_page(json_path, json.loads(json_path.read_text())))
         print("wrote", doc)
         return 0
     from rtrl_rl.bench.approx_learning_page import finished
@@ -109,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     # imported late: a grid runs for long, and the page is written with the code of its end
     from rtrl_rl.bench.approx_learning_page import write_section
 
-    write_section(doc, data)
+    write_section(doc, *results_of_page(json_path, data))
     print(f"done in {time.perf_counter() - started:.0f} s; wrote {json_path} and {doc}")
     return 1 if any("error" in r for r in data["runs"]) else 0
 
