@@ -85,7 +85,10 @@ def plot_curves(data: dict, path: Path, against: str) -> Path:
     rows = -(-len(tasks) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
     labels = _labels(data)
-    colours = {rule: f"C{k % 10}" for k, rule in enumerate([*_rule_order(data), PEER])}
+    # the levers are left out of the plots, so only the grid's rules and the peer take colours:
+    # ten of them at most, one each of matplotlib's ten-colour cycle
+    plotted = [r for r in [*_rule_order(data), PEER] if "+" not in r]
+    colours = {rule: f"C{k % 10}" for k, rule in enumerate(plotted)}
     for ax, task in zip(axes.flat, tasks):
         for run in (r for r in data["runs"] if r["task"] == task and "error" not in r and r.get("curve")
                     and "+" not in r["rule"]):  # the levers have their own table
