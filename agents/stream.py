@@ -255,6 +255,18 @@ class StreamLearner:
                 "returns": self.returns, "return_stats": self.return_stats.state_dict(), "updates": self.updates,
                 "obs_stats": self.obs_stats.state_dict() if self.obs_stats is not None else None}
 
+    def restart_episodes(self) -> None:
+        """Forget every stream's episode in progress: zero the traces, the carry and the
+        discounted returns of the reward scaler, as at an episode's end. A resumed run
+        restarts its environments, so what belonged to the old episodes must not carry
+        over; the parameters, the normalisers' statistics and the counters stay."""
+        every = torch.ones(self.B, dtype=torch.bool)
+        self.traces_value.reset(every)
+        self.traces_policy.reset(every)
+        self.carry = self.model.initial_carry(self.B)
+        self.returns = torch.zeros(self.B)
+        self._pending = None
+
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` wrote."""
         self.traces_value.load(state["z_value"])

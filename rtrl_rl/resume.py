@@ -143,12 +143,13 @@ def check_spaces(payload: dict, observation_space, action_space) -> None:
                                   f"the environment's is {space!r}")
 
 
-def restore_run(run_dir: str | Path, model, learner) -> dict:
+def restore_run(run_dir: str | Path, model, learner, seed: int | None = None) -> dict:
     """Load the latest checkpoint of ``run_dir`` into ``model`` and ``learner``.
 
     The learner's current config is applied over the restored optimizer and schedule
     (``Learner.load_state_dict``). The RNG states are restored unless ``train.seed``
-    differs from the stored one: a new seed means new random streams. Raises
+    (``seed``, by default the learner's ``config.seed``) differs from the stored one: a
+    new seed means new random streams. Raises
     :class:`CheckpointError` when the checkpoint does not fit. Returns the counters to
     continue from: ``step``, ``update`` and ``wall_s``.
     """
@@ -163,7 +164,8 @@ def restore_run(run_dir: str | Path, model, learner) -> dict:
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
         raise CheckpointError(f"checkpoint in {run_dir} has a learner state that does not fit: {err}") from None
     stored_seed = ((payload.get("config") or {}).get("train") or {}).get("seed")
-    if getattr(learner.config, "seed", stored_seed) == stored_seed:
+    seed = getattr(learner.config, "seed", stored_seed) if seed is None else seed
+    if seed == stored_seed:
         restore_rng(payload)
     extra = payload.get("extra", {})
     return {"step": int(payload["step"]), "update": int(payload["update"]), "wall_s": float(extra.get("wall_s", 0.0))}

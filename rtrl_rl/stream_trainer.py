@@ -8,6 +8,8 @@ trainer's (:class:`rtrl_rl.session.RunSession`).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -51,19 +53,29 @@ def _value_obs(batch):
     return _as_obs(obs)
 
 
-def train_stream(config: Config) -> dict:
-    """Train with stream AC(λ) and return the run summary (files as :func:`rtrl_rl.trainer.train`)."""
+def train_stream(config: Config, resume_from: str | Path | None = None) -> dict:
+    """Train with stream AC(λ) and return the run summary (files as :func:`rtrl_rl.trainer.train`).
+
+    ``resume_from`` names a run directory whose latest checkpoint to continue from: the
+    parameters, the normalisers' statistics, the counters and the RNG states come back;
+    the environments start new episodes, so the traces and the carry start from zero
+    (:meth:`StreamLearner.restart_episodes`).
+    """
+    from rtrl_rl.resume import restore_run
     from rtrl_rl.session import RunSession
 
     if config.runtime.actors > 0:
         raise ConfigError("agent.algorithm=stream runs in one process: set runtime.actors=0")
     if config.train.device not in ("cpu", "auto"):
         raise ConfigError("agent.algorithm=stream runs on the CPU: set train.device=cpu")
-    prepare_run(config)
+    prepare_run(config, resume_from)
     venv = make_env(config, config.train.seed)
     try:
         model, learner = build_stream_agent(config, venv.single_observation_space, venv.single_action_space)
-        session = RunSession(config, model, learner)
+        start = restore_run(resume_from, model, learner, seed=config.train.seed) if resume_from else {}
+        learner.restart_episodes()
+        session = RunSession(config, model, learner, start_step=start.get("step", 0),
+                             start_updates=start.get("update", 0), start_time_s=start.get("wall_s", 0.0))
         venv.guard = session.signals.interruptible  # a Ctrl-C need not wait for a slow env step
         return session.run(lambda: _loop(config, venv, learner, session), evaluate_on_cpu)
     finally:

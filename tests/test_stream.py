@@ -17,7 +17,7 @@ from rtrl_rl.agents.stream import (
     obgd_step,
     sparse_init_,
 )
-from rtrl_rl.config import StreamConfig, load_config
+from rtrl_rl.config import StreamConfig, build_config, load_config
 from rtrl_rl.gradcheck import random_resets, relative_error
 from rtrl_rl.stream_trainer import build_stream_agent
 
@@ -259,6 +259,33 @@ def test_evaluation_model_normalises_observations_by_the_saved_statistics(tmp_pa
         model.encoder(obs)
     var = stats["m2"] / max(stats["count"] - 1, 1)
     torch.testing.assert_close(seen[-1], (obs - stats["mean"]) / (var + 1e-8).sqrt(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_stream_run_resumes_from_its_checkpoint_with_new_episodes(tmp_path):
+    # `rtrl-rl train --resume` continues a stream run: counters, parameters and normaliser
+    # statistics come back, and the traces and carry restart with the new episodes
+    from rtrl_rl.checkpoint import load_checkpoint
+    from rtrl_rl.cli import main
+
+    run = tmp_path / "run"
+    common = ["agent.hidden_size=8", "agent.encoder_size=8", "log.eval_episodes=0", "log.progress=false",
+              "log.tensorboard=false"]
+    assert main(["train", "agent.algorithm=stream", "env.id=gym:CartPole-v1", "env.num_envs=1",
+                 "train.total_steps=200", f"run_dir={run}", *common]) == 0
+    first = load_checkpoint(run / "model.pt")
+    assert main(["train", "--resume", str(run), "train.total_steps=400"]) == 0
+    second = load_checkpoint(run / "model.pt")
+    assert (first["step"], second["step"]) == (200, 400) and second["learner"]["updates"] == 400
+    count = first["learner"]["obs_stats"]["count"], second["learner"]["obs_stats"]["count"]
+    assert count == (200, 400), "one observation per step acted on: the statistics continue, they do not restart"
+    assert any(not torch.equal(first["model"][k], second["model"][k]) for k in first["model"])
+
+    model, learner = build_stream_agent(build_config(first["config"]), *_cartpole_spaces())
+    learner.load_state_dict(first["learner"])
+    mean = learner.obs_stats.mean.clone()
+    learner.restart_episodes()
+    assert all(not z.any() for z in [*learner.z_value, *learner.z_policy]) and not learner.returns.any()
+    assert torch.equal(learner.obs_stats.mean, mean) and learner.obs_stats.count == 200 and learner.updates == 200
 
 
 def _cartpole_spaces():

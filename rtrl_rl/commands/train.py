@@ -133,11 +133,9 @@ def _failure_line(err: Exception) -> str:
 
 def _dispatch(config, resume_dir):
     if config.agent.algorithm == "stream":
-        if resume_dir:
-            raise ConfigError("agent.algorithm=stream cannot resume yet: start a new run")
         from rtrl_rl.stream_trainer import train_stream
 
-        return train_stream(config)
+        return train_stream(config, resume_from=resume_dir)
     if config.runtime.actors > 0 or config.runtime.backend == "ray":  # ray checks its actor count
         from rtrl_rl.runtime import train_with_actors
 
