@@ -29,7 +29,7 @@ import rtrl_rl
 from rtrl_rl.agents import ActorCritic, Learner
 from rtrl_rl.config import Config
 from rtrl_rl.runtime import ActorFailure
-from rtrl_rl.runtime.batches import OrderCheck
+from rtrl_rl.runtime.learn_loop import Delivery, learn
 from rtrl_rl.runtime.ray_fleet import RayFleet, ray_options
 from rtrl_rl.runtime.run import POLL_S, START_S, _restore, _spaces, silence_limit_s
 from rtrl_rl.session import RunSession
@@ -181,7 +181,7 @@ def run_learner(config: Config, resume_from: str | None, signals: StopSignals | 
         try:
             fleet.publish(model)
             fleet.start()
-            return _learn(config, learner, session, fleet)
+            return learn(config, learner, session, FleetTransport(config, fleet))
         finally:
             fleet.stop()  # before the final evaluation and checkpoint
 
@@ -204,33 +204,33 @@ def _stall_limit_s(config: Config) -> float:
     return max(START_S, silence) if silence > 0 else float("inf")
 
 
-def _learn(config: Config, learner: Learner, session: RunSession, fleet: RayFleet) -> str:
-    """The learner loop; returns why it stopped (budget, target or interrupted (REASON))."""
-    monitor = session.monitor
-    order = OrderCheck(fleet.num_actors)
-    steps_per_batch = config.train.segment_length * config.env.num_envs
-    stall_s = _stall_limit_s(config)
-    while monitor.step < config.train.total_steps:
-        if stop := session.stop_requested():
-            return stop
-        batch = fleet.next_batch(POLL_S, stall_s)  # restarts failed actors (or raises ActorFailure)
+class FleetTransport:
+    """The Ray backend's :class:`~rtrl_rl.runtime.learn_loop.Transport`: segments as object
+    refs from the fleet, parameters through the object store (one put per version)."""
+
+    def __init__(self, config: Config, fleet: RayFleet) -> None:
+        self.fleet, self.num_actors = fleet, fleet.num_actors
+        self.stall_s = _stall_limit_s(config)
+
+    @property
+    def version(self) -> int:
+        return self.fleet.version
+
+    def streams(self, actor: int) -> torch.Tensor:
+        return self.fleet.streams[actor]
+
+    def next(self) -> Delivery | None:
+        batch = self.fleet.next_batch(POLL_S, self.stall_s)  # restarts failed actors (or raises ActorFailure)
         if batch is None:
-            continue
-        lags = []
-        for actor, record, _ in batch:
-            if order.admit(actor, record["generation"], record["seq"]):
-                learner.reset_carry(fleet.streams[actor])  # a restarted actor's streams start afresh
-            lags.append(fleet.version - record["version"])
-        segment = join_segments([part for _, _, part in batch])
-        stream_ids = torch.cat([fleet.streams[actor] for actor, _, _ in batch])
-        metrics = learner.update(segment, stream_ids)
-        fleet.publish(learner.model)
-        fleet.top_up()
-        monitor.record_episodes([ep for _, record, _ in batch for ep in record["episodes"]])
-        monitor.record_update(steps_per_batch, {**metrics, "runtime/policy_lag": sum(lags) / len(lags)})
-        if session.after_update(evaluate_on_cpu):
-            return "target"
-    return "budget"
+            return None
+        parts = [(actor, r["generation"], r["seq"], r["version"]) for actor, r, _ in batch]
+        stream_ids = torch.cat([self.fleet.streams[actor] for actor, _, _ in batch])
+        episodes = [ep for _, record, _ in batch for ep in record["episodes"]]
+        return Delivery(parts, join_segments([part for _, _, part in batch]), stream_ids, episodes)
+
+    def done_with(self, delivery: Delivery, model) -> None:
+        self.fleet.publish(model)
+        self.fleet.top_up()
 
 
 class LearnerHost:

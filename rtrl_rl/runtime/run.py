@@ -16,7 +16,8 @@ import torch
 
 from rtrl_rl.agents import ActorCritic, Learner
 from rtrl_rl.config import Config
-from rtrl_rl.runtime.batches import Batcher, OrderCheck, gather
+from rtrl_rl.runtime.batches import Batcher, gather
+from rtrl_rl.runtime.learn_loop import Delivery, learn
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import allocate_slots, slots_per_actor
 from rtrl_rl.runtime.supervisor import Supervisor
@@ -92,42 +93,43 @@ def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
     def loop() -> str:
         try:
             supervisor.start()
-            return _learn(config, learner, session, supervisor, batcher)
+            return learn(config, learner, session, SlotTransport(config, supervisor, batcher))
         finally:
             supervisor.stop()  # before the final evaluation and checkpoint
 
     return session.run(loop, evaluate_on_cpu)
 
 
-def _learn(config: Config, learner: Learner, session: RunSession, supervisor: Supervisor,
-           batcher: Batcher) -> str:
-    """The learner loop; returns why it stopped (budget, target or interrupted (SIGNAL))."""
-    pool, params, monitor = supervisor.pool, supervisor.params, session.monitor
-    order = OrderCheck(supervisor.num_actors)
-    steps_per_batch = config.train.segment_length * config.env.num_envs
-    silence_s = silence_limit_s(config)
-    while monitor.step < config.train.total_steps:
-        if stop := session.stop_requested():
-            return stop
-        supervisor.check()  # restarts dead actors (or raises ActorFailure)
-        batch = batcher.next(timeout=POLL_S)
+class SlotTransport:
+    """The process backend's :class:`~rtrl_rl.runtime.learn_loop.Transport`: full slots from
+    the batcher, freed after the update; parameters through shared memory."""
+
+    def __init__(self, config: Config, supervisor: Supervisor, batcher: Batcher) -> None:
+        self.supervisor, self.batcher = supervisor, batcher
+        self.pool, self.params = supervisor.pool, supervisor.params
+        self.num_actors = supervisor.num_actors
+        self.silence_s = silence_limit_s(config)
+
+    @property
+    def version(self) -> int:
+        return self.params.version
+
+    def streams(self, actor: int) -> torch.Tensor:
+        return self.pool.streams[actor]
+
+    def next(self) -> Delivery | None:
+        self.supervisor.check()  # restarts dead actors (or raises ActorFailure)
+        batch = self.batcher.next(timeout=POLL_S)
         if batch is None:
-            if silence_s > 0:
-                supervisor.kill_stuck(batcher.waiting_for(silence_s, START_S))
-            continue
-        lags = []
-        for actor, slot in zip(batch.actors, batch.slots):
-            info = pool.info(slot)
-            if order.admit(actor, info["generation"], info["seq"]):
-                learner.reset_carry(pool.streams[actor])  # a restarted actor's streams start afresh
-            lags.append(params.version - info["version"])
-        segment, stream_ids = gather(pool, batch)
-        metrics = learner.update(segment, stream_ids)
-        for slot in batch.slots:
-            supervisor.release(slot)
-        params.publish(learner.model)
-        monitor.record_episodes(batch.episodes)
-        monitor.record_update(steps_per_batch, {**metrics, "runtime/policy_lag": sum(lags) / len(lags)})
-        if session.after_update(evaluate_on_cpu):
-            return "target"
-    return "budget"
+            if self.silence_s > 0:
+                self.supervisor.kill_stuck(self.batcher.waiting_for(self.silence_s, START_S))
+            return None
+        infos = [(actor, self.pool.info(slot)) for actor, slot in zip(batch.actors, batch.slots)]
+        segment, stream_ids = gather(self.pool, batch)
+        parts = [(actor, i["generation"], i["seq"], i["version"]) for actor, i in infos]
+        return Delivery(parts, segment, stream_ids, batch.episodes, handle=batch.slots)
+
+    def done_with(self, delivery: Delivery, model) -> None:
+        for slot in delivery.handle:
+            self.supervisor.release(slot)
+        self.params.publish(model)
