@@ -76,9 +76,13 @@ def save_with_legend(fig, path: Path, axes) -> Path:
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             labels.setdefault(label, handle)
+    # at most five entries a row: one row of ten long rule names runs off the figure's edges
+    ncol = min(len(labels), 5)
     if labels:  # a figure of empty panels (e.g. only the levers ran) has no legend to draw
-        fig.legend(labels.values(), labels.keys(), loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+        fig.legend(labels.values(), labels.keys(), loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    rows = -(-len(labels) // max(ncol, 1))
+    height_in = fig.get_size_inches()[1]  # a legend row at this font takes about a quarter inch
+    fig.tight_layout(rect=(0, min(0.4, (0.1 + 0.25 * rows) / height_in), 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
