@@ -228,7 +228,9 @@ def test_append_joins_invocations_and_replaces_reruns():
     fresh["meta"]["command"] = "python -m benchmarks.popgym --rules tbptt-gru"
     fresh["grid"]["tasks"], fresh["grid"]["seeds"] = ["RepeatFirstEasy"], [2]
     joined = append_to(saved, fresh)
-    assert joined["runs"] == json.loads(json.dumps(saved["runs"])) and joined["grid"]["tasks"] == ["RepeatPreviousEasy", "RepeatFirstEasy"]
+    stamped = [{**r, "cpu": saved["meta"]["machine"]["cpu"]} for r in json.loads(json.dumps(saved["runs"]))]
+    assert joined["runs"] == stamped, "the saved runs keep the machine they ran on"
+    assert joined["grid"]["tasks"] == ["RepeatPreviousEasy", "RepeatFirstEasy"]
     assert joined["grid"]["seeds"] == [0, 1, 2] and "then python -m benchmarks.popgym --rules tbptt-gru" in \
         joined["meta"]["command"]
     assert joined["meta"]["wall_s_earlier"] == 60.0 and "wall_s" not in joined["meta"]
@@ -252,6 +254,7 @@ def test_join_adds_a_finished_invocation(tmp_path):
     out.mkdir()
     saved, other = _tiny_result(), _tiny_result()
     other["runs"] = [{**other["runs"][0], "rule": "tbptt-gru", "mmer": 0.7}, {**other["runs"][1], "mmer": 0.5}]
+    other["meta"]["machine"]["cpu"] = "Other CPU"
     (out / "popgym.json").write_text(json.dumps(saved))
     (tmp_path / "other.json").write_text(json.dumps(other))
     assert main(["--report-only", "--out", str(out), "--join", str(tmp_path / "other.json")]) == 0
@@ -260,6 +263,10 @@ def test_join_adds_a_finished_invocation(tmp_path):
     assert elstm == [pytest.approx(-0.3), 0.5]  # seed 1 replaced by the other invocation's run
     assert [r["mmer"] for r in joined["runs"] if r["rule"] == "tbptt-gru"] == [0.7]
     assert joined["meta"]["wall_s"] == 120.0 and "0.70" in (tmp_path / "results_popgym.md").read_text()
+    assert {r["cpu"] for r in joined["runs"] if r["rule"] == "tbptt-gru"} == {"Other CPU"}
+    page = (tmp_path / "results_popgym.md").read_text()
+    assert "Machines: 2 cores each" in page and "Other CPU: 2 runs (TBPTT GRU (T = 10) seed 0; RTRL elstm seed 1)" in page
+    assert "cpu: the other 4 runs" in page  # the saved five, less the one replaced
 
 
 def test_append_runs_only_what_the_saved_json_lacks(tmp_path, monkeypatch):

@@ -63,6 +63,38 @@ def _load() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def stamp_cpu(rows: list[dict], cpu: str) -> list[dict]:
+    """Give every row (a run, a measurement) that does not say which CPU it ran on ``cpu``:
+    a result that grows over several invocations may have run on several machines, and a
+    wall time means something only beside the machine that measured it. Returns ``rows``."""
+    for row in rows:
+        row.setdefault("cpu", cpu)
+    return rows
+
+
+def machines_line(rows: list[dict], label=None) -> str | None:
+    """None when every row ran on one CPU; else which rows ran where: the smaller groups by
+    ``label(row)`` with their seeds (e.g. "Intel Xeon: 26 runs (SB3-contrib RecurrentPPO
+    seeds 1, 2)"), the largest as "the other N runs"."""
+    by_cpu: dict[str, list[dict]] = {}
+    for row in rows:
+        by_cpu.setdefault(row.get("cpu", "an unrecorded CPU"), []).append(row)
+    if len(by_cpu) < 2:
+        return None
+    largest = max(by_cpu, key=lambda cpu: len(by_cpu[cpu]))
+    parts = []
+    for cpu, group in by_cpu.items():
+        if cpu == largest:
+            continue
+        seeds: dict[str, set] = {}
+        for row in group:
+            seeds.setdefault(label(row) if label else "", set()).add(row.get("seed"))
+        named = "; ".join(f"{name} seed{'s' if len(ss) > 1 else ''} {', '.join(str(x) for x in sorted(ss, key=str))}"
+                          for name, ss in seeds.items() if name)
+        parts.append(f"{cpu}: {len(group)} run{'s' if len(group) > 1 else ''}" + (f" ({named})" if named else ""))
+    return "; ".join([*parts, f"{largest}: the other {len(by_cpu[largest])} runs"])
+
+
 def versions() -> dict:
     """The versions that produced the figures, and the commit (``+dirty`` with local changes)."""
     import gymnasium

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from rtrl_rl.experiments import popgym as pg
-from rtrl_rl.experiments.cli import _load, machine, versions
+from rtrl_rl.experiments.cli import _load, machine, stamp_cpu, versions
 from rtrl_rl.experiments.memory import run_grid
 from rtrl_rl.experiments.popgym_report import write_page
 
@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     done: list[dict] = []
 
     def save(result: dict) -> None:
+        stamp_cpu([result], data["meta"]["machine"]["cpu"])
         done.append(result)
         same = (result["task"], result["rule"], result["seed"])
         data["runs"] = [r for r in data["runs"] if (r["task"], r["rule"], r["seed"]) != same] + [result]
@@ -208,6 +209,7 @@ def append_to(saved: dict, new: dict) -> dict:
                          f"this invocation's {new['grid'].get('shared', [])}; runs of one page share them")
     joined = json.loads(json.dumps(saved))
     meta, g = joined["meta"], joined["grid"]
+    stamp_cpu(joined["runs"], meta["machine"]["cpu"])  # before the machine becomes the new invocation's
     meta["command"] = f"{meta['command']}; then {new['meta']['command']}"
     # a finished invocation's wall_s already holds the invocations before it (see main)
     meta["wall_s_earlier"] = meta.pop("wall_s", meta.get("wall_s_earlier", 0.0))
@@ -226,6 +228,7 @@ def append_to(saved: dict, new: dict) -> dict:
 def join(saved: dict, other: dict) -> dict:
     """Another invocation's finished result added to ``saved`` (see :func:`append_to`): its runs
     replace saved runs of the same task, rule and seed, and its wall time adds to the total."""
+    other = {**other, "runs": stamp_cpu(json.loads(json.dumps(other["runs"])), other["meta"]["machine"]["cpu"])}
     joined = append_to(saved, {**other, "runs": []})
     joined["meta"]["wall_s"] = joined["meta"].pop("wall_s_earlier") + other["meta"].get("wall_s", 0.0)
     keys = {(r["task"], r["rule"], r["seed"]) for r in other["runs"]}
