@@ -27,6 +27,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
+from rtrl_rl.experiments.cli import stamp_cpu
+
 MODEL = ["agent.hidden_size=16", "agent.encoder_size=16"]
 RECALL = ["env.id=memory:recall", "env.options.num_symbols=2", "env.options.delay=4"]
 #: name -> overrides, the greedy evaluation's metric, its chance level (None: none stated), episodes per
@@ -266,10 +268,12 @@ def measure(args: argparse.Namespace) -> dict:
         futures = [pool.submit(run_one, task, rule, seed, args.steps, str(args.work))
                    for seed in args.seeds for task in args.tasks for rule in args.rules
                    if (task, rule, seed) not in finished]
+        here = machine_start["cpu"]
         for key, v in jobs.items():
-            data[key] = [kept[key][job[1]] if job[1] in kept[key] else pending[key][job[1]].result() for job in v]
+            data[key] = [kept[key][job[1]] if job[1] in kept[key] else stamp_cpu([pending[key][job[1]].result()],
+                                                                                 here)[0] for job in v]
         for future in as_completed(futures):
-            runs.append(future.result())
+            runs.append(stamp_cpu([future.result()], here)[0])
             r = runs[-1]
             print(f"{r['task']:24s} {r['rule']:24s} seed {r['seed']}: success {r['success_rate']}, return "
                   f"{r['mean_return']}, {r['wall_s']:.0f} s", flush=True)
@@ -290,8 +294,9 @@ def _resumable(partial: Path, data: dict) -> dict:
     runs = [r for r in old["runs"] if r["task"] in data["tasks"] and r["rule"] in data["rules"]
             and r["seed"] in data["seeds"]]
     print(f"resuming: {len(runs)} finished runs from {partial}", flush=True)
-    return {**{k: old.get(k) for k in ("drift", "memory", "throughput")}, "runs": runs,
-            "wall_s": old["meta"].get("wall_s", 0.0)}
+    cpu = old["meta"]["machine"]["cpu"]  # what ran before: on the machine of that invocation
+    return {**{k: stamp_cpu(old.get(k) or [], cpu) for k in ("drift", "memory", "throughput")},
+            "runs": stamp_cpu(runs, cpu), "wall_s": old["meta"].get("wall_s", 0.0)}
 
 
 #: the field of a drift, memory or throughput row that names what it measured

@@ -11,6 +11,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from rtrl_rl.experiments.cli import machines_line
+
 #: a rule "beats" the feed-forward stream on a task when its mean over seeds is higher by this
 #: much and by more than twice the standard error of the difference (memory tasks: success,
 #: POPGym: the final greedy return)
@@ -111,6 +113,11 @@ def _header(data: dict) -> list[str]:
              f"{meta['machine']['cpu']}, load average at start {meta['machine']['load_start']}, at end "
              f"{meta['load_end']}; commit {meta['versions']['git_commit']}). "
              "Rebuild the page from the JSON with `python -m benchmarks.stream --report-only`."), ""]
+    machines = machines_line(_measured_rows(data), _row_label(data))
+    if machines:
+        lines += [(f"**More than one machine.** A resumed invocation measured part of this page on another CPU "
+                   f"model than the rest (the JSON gives each row's `cpu`): {machines}. Compare wall times and "
+                   "throughputs within one machine only."), ""]
     if done < planned:
         lines += [(f"**Incomplete:** {done} of the {planned} planned runs finished before the grid was stopped; "
                   "cells show the seeds that finished (the seeds column of the last table)."), ""]
@@ -124,6 +131,22 @@ def _header(data: dict) -> list[str]:
               "`train.*` defaults, so at the same number of environment steps it makes only a few updates "
               "(1,280 steps each)."), ""]
     return lines
+
+
+def _measured_rows(data: dict) -> list[dict]:
+    """Every run and every drift, memory and throughput row."""
+    return [*data["runs"], *data.get("drift", []), *data.get("memory", []), *data.get("throughput", [])]
+
+
+def _row_label(data: dict):
+    """What a row is, for the list of which rows ran where."""
+    def label(row: dict) -> str:
+        if "task" in row:
+            return f"{row['task']} {data['rules'][row['rule']]['label']}"
+        if "rule" in row:
+            return f"the throughput of {data['rules'][row['rule']]['label']}"
+        return "a drift measurement" if "lr" in row else "a memory measurement"
+    return label
 
 
 def _one_stream_speed(data: dict) -> str:
@@ -185,9 +208,13 @@ def render(data: dict, plot_name: str) -> list[str]:
         lines += ["### Training throughput", "",
                   (f"recall-blank, {data['throughput'][0]['steps']:,} steps, no evaluation, one torch thread; steps "
                    "per second of wall clock (the run's own figure, setup excluded) and per CPU-second of the process "
-                   "over the whole run, setup included (the machine was shared: the CPU figure is the steadier):"), "", "| rule | steps/s (wall) | steps per CPU-second |", "|---|---|---|"]
+                   "over the whole run, setup included (the machine was shared: the CPU figure is the steadier):"), ""]
+        mixed = len({t.get("cpu") for t in data["throughput"]}) > 1  # then each row names its CPU
+        lines += ["| rule | steps/s (wall) | steps per CPU-second |" + (" CPU |" if mixed else ""),
+                  "|---|---|---|" + ("---|" if mixed else "")]
         for t in data["throughput"]:
-            lines.append(f"| {rules[t['rule']]['label']} | {t['sps']:.0f} | {t['cpu_sps']:.0f} |")
+            lines.append(f"| {rules[t['rule']]['label']} | {t['sps']:.0f} | {t['cpu_sps']:.0f} |"
+                         + (f" {t.get('cpu', '?')} |" if mixed else ""))
         lines.append("")
     return lines + _drift_and_memory(data) + _not_run(data)
 

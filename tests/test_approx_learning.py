@@ -178,3 +178,16 @@ def test_the_long_grid_writes_its_own_json_and_a_subsection_after_the_full_grids
     doc = tmp_path / "page.md"
     assert main(["--report-only", "--grid", "long", "--json", str(long_path), "--doc", str(doc)]) == 0
     assert doc.read_text() == "\n".join(section(_sample()) + longer_section(longer)) == "\n".join(page_tail(full_path))
+
+
+def test_a_grid_resumed_on_another_machine_says_which_runs_ran_where():
+    data = _sample()
+    for run in data["runs"][:3]:
+        run["cpu"] = "Old CPU"
+    for run in data["runs"][3:]:
+        run["cpu"] = "New CPU"
+    data["meta"]["resumes"] = [{"command": "rtrl-rl bench approx-learning --resume", "jobs": 2, "cpu": "New CPU"}]
+    text = "\n".join(section(data))
+    assert "Old CPU: 3 runs (RTRL eLSTM (n = 64, default) seeds 0, 1, 2)" in text
+    assert "New CPU: the other" in text and "(2 at a time, New CPU)" in text
+    assert "two machines" not in "\n".join(section(_sample())), "one machine: nothing to say"

@@ -83,7 +83,7 @@ def test_resume_keeps_the_finished_runs_of_the_same_budget_only(tmp_path):
             "seeds": [1, 2]}
     done = _resumable(partial, grid)
     assert [(r["task"], r["rule"], r["seed"]) for r in done["runs"]] == [("tmaze", "stream-feedforward", 1)]
-    assert done["drift"] == old["drift"] and done["wall_s"] == 7.0
+    assert done["drift"] == [{**row, "cpu": "cpu"} for row in old["drift"]] and done["wall_s"] == 7.0
     with pytest.raises(SystemExit, match="another budget"):
         _resumable(partial, {**grid, "steps": 200})
     assert _resumable(tmp_path / "none.json", grid) == {}
@@ -96,3 +96,26 @@ def test_resume_measures_only_the_rows_it_lacks():
     kept = _kept_rows(saved, "throughput", ["stream-rtrl-elstm", "stream-rtrl-rtu"])
     assert kept == {"stream-rtrl-elstm": saved[0]}, "a rule no longer asked for is dropped, a new one is not kept"
     assert _kept_rows([{"lr": 0.1}], "drift", [1.0, 0.1]) == {0.1: {"lr": 0.1}}
+
+
+def test_rows_measured_on_another_machine_are_named(tmp_path, monkeypatch):
+    import json
+
+    from benchmarks.stream import _resumable
+
+    old = _data()
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(old))
+    grid = {"steps": 100, "model": old["model"], "tasks": {"tmaze": {}}, "rules": {"stream-feedforward": {}},
+            "seeds": [0]}
+    done = _resumable(partial, grid)
+    assert {r["cpu"] for r in [*done["runs"], *done["throughput"], *done["drift"]]} == {"cpu"}, "the old machine's"
+    md = tmp_path / "page.md"
+    write_report(_data(), tmp_path / "results", md)
+    assert "More than one machine" not in md.read_text() and "| CPU |" not in md.read_text()
+    mixed = _data()
+    mixed["throughput"][0]["cpu"] = "Faster CPU"
+    write_report(mixed, tmp_path / "results", md)
+    text = md.read_text()
+    assert "Faster CPU: 1 run (the throughput of stream, RTRL eLSTM); an unrecorded CPU: the other" in text
+    assert "| stream, RTRL eLSTM | 20 | 150 | Faster CPU |" in text, "the throughput table names each row's CPU"

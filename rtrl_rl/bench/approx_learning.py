@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         print("wrote", doc)
         return 0
     from rtrl_rl.bench.approx_learning_page import finished
-    from rtrl_rl.experiments.cli import _load, machine, versions
+    from rtrl_rl.experiments.cli import _load, machine, stamp_cpu, versions
     from rtrl_rl.experiments.memory import run_grid
     from rtrl_rl.experiments.popgym_cli import _Specs
 
@@ -96,13 +96,19 @@ def run(args: argparse.Namespace) -> int:
         data = {"meta": {"command": command_line(args), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                          "jobs": args.jobs, "machine": machine(), "versions": versions()},
                 "grid": grid.describe(), "runs": []}
+    stamp_cpu(data["runs"], data["meta"]["machine"]["cpu"])  # a resumed grid's earlier runs: their machine
+    here = machine()["cpu"]
+    if data["runs"]:  # a resume: the page says how (and how many at a time) the rest ran
+        data["meta"].setdefault("resumes", []).append(
+            {"command": command_line(args) + " --resume", "jobs": args.jobs, "cpu": here,
+             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
     done = {_key(r) for r in data["runs"]}
     todo = [s for s in grid.specs() if _key(s) not in done]
     json_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
     def save(result: dict) -> None:
-        data["runs"].append(result)
+        data["runs"].append(stamp_cpu([result], here)[0])
         if "error" in result:
             status = result["error"].strip().splitlines()[-1]
         elif result["family"] == "memory":

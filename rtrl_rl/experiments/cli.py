@@ -89,7 +89,8 @@ def machines_line(rows: list[dict], label=None) -> str | None:
         seeds: dict[str, set] = {}
         for row in group:
             seeds.setdefault(label(row) if label else "", set()).add(row.get("seed"))
-        named = "; ".join(f"{name} seed{'s' if len(ss) > 1 else ''} {', '.join(str(x) for x in sorted(ss, key=str))}"
+        named = "; ".join(name + ("" if ss == {None} else
+                                  f" seed{'s' if len(ss) > 1 else ''} {', '.join(str(x) for x in sorted(ss, key=str))}")
                           for name, ss in seeds.items() if name)
         parts.append(f"{cpu}: {len(group)} run{'s' if len(group) > 1 else ''}" + (f" ({named})" if named else ""))
     return "; ".join([*parts, f"{largest}: the other {len(by_cpu[largest])} runs"])
