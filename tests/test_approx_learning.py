@@ -148,12 +148,12 @@ def test_committed_page_is_the_section_generated_from_the_committed_json():
     assert page.count(HEADING) == 1 and page.endswith(expected)
 
 
-def test_the_long_grid_runs_recall_blank_at_three_times_the_budget_with_the_same_networks():
+def test_the_long_grid_runs_recall_blank_at_ten_times_the_budget_with_the_same_networks():
     specs = al.LONG.specs()
     assert {s["task"] for s in specs} == {"recall-blank"} and len(specs) == 3 * (len(al.LSTM_RULES) + 1)
     for spec in specs:
         config = load_config(None, spec["overrides"])
-        assert config.train.total_steps == 3 * al.FULL.memory_steps and config.train.segment_length == 10
+        assert config.train.total_steps == 10 * al.FULL.memory_steps and config.train.segment_length == 10
         assert config.env.options["delay"] == al.FULL.memory_tasks["recall-blank"]
         assert config.agent.hidden_size == (64 if spec["rule"] == "rtrl-elstm" else al.LSTM_N)
 
@@ -171,7 +171,7 @@ def test_the_long_grid_writes_its_own_json_and_a_subsection_after_the_full_grids
     assert results_of_page(long_path, longer) == (_sample(), longer), "the full grid's results are read beside it"
     assert results_of_page(full_path, _sample()) == (_sample(), None), "no long grid run yet"
     text = "\n".join(longer_section(longer))
-    assert text.startswith("### A longer budget: 600,000 steps") and "All 18 runs finished." in text
+    assert text.startswith("### A longer budget: 2,000,000 steps") and "All 18 runs finished." in text
     assert f"| exact RTRL LSTM (n = {al.LSTM_N}) | 0.90 ± 0.00 (solves) |" in text
     assert "while exact RTRL of the same LSTM learns recall-blank" in text
     long_path.write_text(json.dumps(longer))

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's arguments to ``parser``."""
     parser.add_argument("--grid", choices=sorted(al.GRIDS), default="full",
                         help="full: 3 seeds, 200k steps per memory run, 100k per POPGym run; long: recall-blank "
-                             "only, 600k steps, 3 seeds (its JSON and subsection sit beside the full grid's); "
+                             "only, 2M steps, 3 seeds (its JSON and subsection sit beside the full grid's); "
                              "quick: 1 seed, half the steps; tiny: seconds, for tests")
     parser.add_argument("--quick", action="store_true", help="same as --grid quick")
     parser.add_argument("--jobs", type=int, default=1, help="training processes at a time (default 1)")

@@ -141,9 +141,9 @@ FULL = Grid("full", MEMORY_TASKS, POPGYM_TASKS, ALL_RULES, seeds=[0, 1, 2], memo
 QUICK = Grid("quick", MEMORY_TASKS, POPGYM_TASKS, ALL_RULES, seeds=[0], memory_steps=100_000,
              popgym_steps=50_000, eval_interval_steps=50_000)
 #: The full grid's budget tells no rule apart (the RTRL eLSTM alone learns, partly): the same
-#: rules but feed-forward on recall-blank only, at three times the budget, 3 seeds.
-LONG = Grid("long", {"recall-blank": 12}, [], [*LSTM_RULES, "rtrl-elstm"], seeds=[0, 1, 2], memory_steps=600_000,
-            popgym_steps=0, eval_interval_steps=100_000, popgym_only=[])
+#: rules but feed-forward on recall-blank only, at ten times the budget, 3 seeds.
+LONG = Grid("long", {"recall-blank": 12}, [], [*LSTM_RULES, "rtrl-elstm"], seeds=[0, 1, 2],
+            memory_steps=2_000_000, popgym_steps=0, eval_interval_steps=250_000, popgym_only=[])
 #: A seconds-long grid for the tests of the plumbing.
 TINY = Grid("tiny", {"recall-distractors": 12}, ["RepeatPreviousEasy"], ["lstm-snap1", "rtrl-elstm", "feedforward"],
             seeds=[0], memory_steps=1_280, popgym_steps=1_280, eval_interval_steps=640, eval_episodes=8,
