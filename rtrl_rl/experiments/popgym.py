@@ -84,6 +84,10 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "core-norm": ("LayerNorm on the core output", ["agent.core_norm=true"]),
     "mixer-norm": ("the input mixer and LayerNorm on the core output",
                    ["agent.input_mixer=true", "agent.core_norm=true"]),
+    # tried on MineSweeperEasy, where the best rule (the mixer) stays below TBPTT LSTM and diverges once
+    "mixer-wide": ("the input mixer, n = 128 units", ["agent.input_mixer=true", "agent.hidden_size=128"]),
+    "mixer-lr-1e-3": ("the input mixer, Adam learning rate 1e-3", ["agent.input_mixer=true", "train.lr=0.001"]),
+    "mixer-two-layers": ("the input mixer, a stack of two LRU layers", ["agent.input_mixer=true", "agent.core_layers=2"]),
 }
 #: variants of every grid rule (``<rule>+<lever>``): the shared settings put back to the library's
 SHARED_LEVERS: dict[str, tuple[str, list[str]]] = {

@@ -228,8 +228,9 @@ def write_page(data: dict, out: Path, md: Path) -> list[Path]:
         (f"Machine: {mach['nproc']} cores ({mach['cpu']}), {mach['mem_gib']} GiB" if not machines else
          f"Machines: {mach['nproc']} cores each, {mach['mem_gib']} GiB; the runs of this page ran on more than "
          f"one CPU model, so compare wall times within one machine only. {machines}") +
-        f". Load average {mach['load_start']} "
-        f"at the start and {mach.get('load_end', '?')} at the end (the machine was shared: wall times are "
+        f". Load average {mach['load_start']} at the start"
+        + (f" and {mach['load_end']} at the end" if mach.get("load_end") else " (the last invocation was stopped "
+           "before its end)") + " (the machine was shared: wall times are "
         f"upper bounds). {m['jobs']} runs at a time, one torch thread each. Versions: " +
         ", ".join(f"{k} {val}" for k, val in v.items()) + ".", "",
         f"Grid `{g['name']}`: tasks {', '.join(g['tasks'])}; seeds {g['seeds']}; **{g['total_steps']:,} environment "
