@@ -110,8 +110,10 @@ def plot_curves(data: dict, path: Path, against: str) -> Path:
                 for step, wall, _ in run["curve"]:
                     ends[(step - 1) // WINDOW_STEPS] = wall
                 xs = [ends[(s - 1) // WINDOW_STEPS] for s, _ in means]
+            # a run shorter than one window (the peer, at equal wall time) is a single point, which a
+            # line alone would not draw
             ax.plot(xs, [v for _, v in means], label=labels.get(run["rule"], run["rule"]), lw=1,
-                    color=colours.get(run["rule"], "0.5"))
+                    color=colours.get(run["rule"], "0.5"), marker="o" if len(xs) == 1 else None, markersize=4)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("env steps (millions)" if against == "steps" else "wall time (s)", fontsize=8)
         ax.set_ylim(-1.05, 1.05)
