@@ -58,7 +58,7 @@ def results_of_page(json_path: Path, data: dict) -> tuple[dict | None, dict | No
     """(the full grid's results, the long grid's) for the section: ``data`` is one of them, the
     other is read from its file beside ``json_path`` (None where it has not been run)."""
     is_long = data["grid"]["name"] == "long"
-    other = json_path.with_name("approx_learning.json" if is_long else al.LONG_JSON_NAME)
+    other = json_path.with_name(Path(DEFAULT_JSON).name if is_long else al.LONG_JSON_NAME)
     other_data = json.loads(other.read_text()) if other.exists() and other != json_path else None
     return (other_data, data) if is_long else (data, other_data)
 
