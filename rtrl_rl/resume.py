@@ -60,13 +60,18 @@ def refuse_changes(stored: Config, new: Config) -> None:
 
 
 def _named_keys(overrides: list[dict], prefix: str = "") -> set[str]:
-    """The dotted keys that parsed overrides set (``{"env": {"id": ..}}`` -> ``env.id``)."""
+    """The dotted leaf keys that parsed overrides set (``{"env": {"id": ..}}`` -> ``env.id``).
+
+    Only the leaves count: ``env.num_envs=8`` names ``env.num_envs``, not ``env``, so it
+    does not stand for the code that ``env.id`` or ``env.imports`` of a stored config name.
+    """
     keys: set[str] = set()
     for data in overrides:
         for key, value in data.items():
-            keys.add(prefix + key)
-            if isinstance(value, dict):
+            if isinstance(value, dict) and value:
                 keys |= _named_keys([value], f"{prefix}{key}.")
+            else:
+                keys.add(prefix + key)
     return keys
 
 

@@ -53,8 +53,9 @@ def require_trust(config: Config, source: str, named: set[str] = frozenset(), tr
                   how: str = "") -> None:
     """Refuse a ``config`` read from ``source`` (a checkpoint) that names code the user did not.
 
-    ``named``: the keys the user gave on the command line (a key also covers the keys
-    under it: ``env.options`` covers ``env.options.imports``). ``trusted``: the user
+    ``named``: the dotted keys the user set on the command line. Only the very key counts
+    (``env.id``, ``env.imports``, ``env.options.imports``): a parent such as ``env`` or
+    ``env.options`` never stands for the code entries under it. ``trusted``: the user
     passed the trust flag. ``how``: what the user can type instead, appended to the
     message. Raises :class:`rtrl_rl.config.ConfigError` (exit 2) before anything is
     imported; the message lists each entry with its value.
@@ -62,7 +63,7 @@ def require_trust(config: Config, source: str, named: set[str] = frozenset(), tr
     if trusted:
         return
     unnamed = {key: value for key, value in code_references(config).items()
-               if not any(key == k or key.startswith(k + ".") for k in named)}
+               if key not in named}
     if unnamed:
         listed = ", ".join(f"{key}={value!r}" for key, value in unnamed.items())
         raise ConfigError(f"the config stored in {source} names code that building its environment would "

@@ -138,3 +138,58 @@ def test_resume_of_a_config_only_run_refuses_code_it_names(crafted, capsys):
     assert main(["train", "--resume", str(run_dir), *QUIET]) == 2
     assert not marker.exists()
     assert "env.id=" in capsys.readouterr().err
+
+
+# Only an override naming the very key (env.id=..., env.imports=...) counts as the user naming
+# that code: any other env.* override used to switch the check off for the whole env section.
+ENV_OVERRIDES = ["env.num_envs=8", "env.options.delay=3", "env.options.num_symbols=4",
+                 "env.options={delay: 3}"]
+CODE_IN_CHECKPOINT = [pytest.param({"id": "ENTRY", "options": {}}, id="entry-point"),
+                      pytest.param({"imports": ["evil_module"]}, id="imports"),
+                      pytest.param({"options": {"imports": ["evil_module"]}}, id="options-imports")]
+
+
+def _code(crafted, env: dict) -> dict:
+    return {k: crafted.entry if v == "ENTRY" else v for k, v in env.items()}
+
+
+@pytest.mark.parametrize("override", ENV_OVERRIDES)
+@pytest.mark.parametrize("env", CODE_IN_CHECKPOINT)
+def test_resume_with_any_other_env_override_still_refuses(crafted, capsys, env, override):
+    run_dir, marker = crafted(**_code(crafted, env))
+    assert main(["train", "--resume", str(run_dir), override, "train.total_steps=800", *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert not marker.exists(), f"{override} let the checkpoint's code run"
+    assert "nothing was imported" in err and "--trust-config" in err
+
+
+@pytest.mark.parametrize("override", ENV_OVERRIDES)
+def test_config_only_restart_with_any_other_env_override_still_refuses(crafted, capsys, override):
+    import yaml
+
+    run_dir, marker = crafted(id=crafted.entry, options={})
+    shutil.rmtree(run_dir / "checkpoints")
+    (run_dir / "model.pt").unlink(missing_ok=True)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["env"].update(id=crafted.entry, options={})
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", "--resume", str(run_dir), override, *QUIET]) == 2
+    assert not marker.exists(), f"{override} let the config's code run"
+    assert "env.id=" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env", CODE_IN_CHECKPOINT)
+def test_evaluate_with_a_built_in_env_imports_nothing_the_checkpoint_names(crafted, capsys, env):
+    run_dir, marker = crafted(**_code(crafted, env))
+    code = main(["evaluate", str(run_dir), "--episodes", "2", "--env", "memory:recall"])
+    assert not marker.exists()
+    # --env replaces an entry point (and its options); imports still need naming or trust
+    assert code == (0 if "id" in env else 2)
+
+
+def test_only_the_very_key_counts_as_named(crafted):
+    run_dir, marker = crafted(imports=["evil_module"], options={"imports": ["evil_module"]})
+    with pytest.raises(ConfigError, match="env.options.imports"):
+        resume_config(run_dir, ["env.imports=[evil_module]"])
+    config = resume_config(run_dir, ["env.imports=[evil_module]", "env.options.imports=[evil_module]"])
+    assert config.env.imports == ["evil_module"] and not marker.exists()
