@@ -14,6 +14,7 @@ import sys
 #: sub-command name -> module that registers it
 COMMANDS: dict[str, str] = {
     "train": "rtrl_rl.commands.train",
+    "config": "rtrl_rl.commands.config",
     "evaluate": "rtrl_rl.commands.evaluate",
     "check-env": "rtrl_rl.commands.check_env",
     "gradcheck": "rtrl_rl.commands.gradcheck",

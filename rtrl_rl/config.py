@@ -27,10 +27,10 @@ def _choice(default: Any, choices: tuple, help: str) -> Any:
 
 
 def _doc(default: Any, help: str, *, at_least: float | None = None, above: float | None = None,
-         at_most: float | None = None, check: Any = None) -> Any:
+         at_most: float | None = None, check: Any = None, rule: str | None = None) -> Any:
     """A documented field; ``at_least``/``above``/``at_most`` bound a number, ``check(value)``
-    returns an error text for other rules (see :func:`_check_value`)."""
-    meta = {"help": help, "at_least": at_least, "above": above, "at_most": at_most, "check": check}
+    returns an error text for other rules (:func:`_check_value`), described by ``rule`` in words."""
+    meta = {"help": help, "at_least": at_least, "above": above, "at_most": at_most, "check": check, "rule": rule}
     meta = {k: v for k, v in meta.items() if v is not None}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
@@ -135,6 +135,7 @@ class TrainConfig:
     device: str = _doc(
         "cpu", "learner device of both trainers: cpu, cuda, cuda:N, or auto (CUDA when available, else "
         "the CPU); acting and evaluation always run on the CPU", check=_device_problem,
+        rule="auto, cpu, cuda or cuda:N",
     )
     threads: int = _doc(
         1, "torch threads of the training process; 0 = torch's default (small models run best on 1)", at_least=0
@@ -439,6 +440,11 @@ def to_dict(config: Config) -> dict:
     return dataclasses.asdict(config)
 
 
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML, keys in dataclass order (what ``--config`` reads back)."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
 def save_config(config: Config, path: str | Path) -> None:
-    """Write the resolved config as YAML (the file ``--config`` can read back)."""
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    """Write the resolved config as YAML (a run's ``config.yaml``; ``rtrl-rl config`` prints it)."""
+    Path(path).write_text(dump_config(config))

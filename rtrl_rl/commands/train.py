@@ -48,6 +48,28 @@ def _resolve(name: str | None):
     return resolve_config_path(name)
 
 
+def preflight(config) -> None:
+    """The checks ``train`` makes on a config before it writes or builds anything, beyond the
+    keys' own rules (``rtrl_rl.config``): the device exists here, the environment spec names
+    a suite or an entry point (nothing is imported), the Ray backend's settings are usable.
+    Raises ConfigError or ValueError (exit 2). ``rtrl-rl config`` makes the same checks."""
+    from rtrl_rl.envs.spec import parse_spec
+
+    if config.runtime.backend != "ray":  # with Ray the learner may run on another node: checked there
+        resolve_device(config.train.device)
+    else:
+        from rtrl_rl.runtime.ray_backend import check_ray_config
+
+        check_ray_config(config)
+    parse_spec(config.env.id)
+
+
+def fresh_config(config_name: str | None, overrides: list[str]):
+    """The config a new run trains with: defaults, the file (a path or a ready config's name),
+    then the overrides, each key checked by its rules (:func:`preflight` comes next)."""
+    return load_config(_resolve(config_name), overrides)
+
+
 def _say(text: str) -> None:
     print(f"rtrl-rl train: {text}", file=sys.stderr)
 
@@ -73,9 +95,8 @@ def _prepare(args: argparse.Namespace):
 
         config = resume_config(resume, args.overrides, trust_config=args.trust_config)
     else:
-        config = load_config(_resolve(args.config), args.overrides)
-    if config.runtime.backend != "ray":  # with Ray the learner may run on another node: checked there
-        resolve_device(config.train.device)
+        config = fresh_config(args.config, args.overrides)
+    preflight(config)
     if restart:
         clear_run_dir(Path(config.run_dir))
         _say(f"{args.resume} holds a config but no checkpoint (the run stopped before its first one): "
@@ -89,11 +110,9 @@ def _prepare(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Parse the config, train (or resume), print the summary; exit 2 on bad input."""
-    from rtrl_rl.checkpoint import CheckpointError
-
     try:
         config, resume = _prepare(args)
-    except (ConfigError, CheckpointError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError) as err:  # ConfigError, CheckpointError, an unknown env suite
         _say(str(err))
         return 2
     from rtrl_rl.runtime import ActorFailure
