@@ -26,17 +26,20 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rtrl_rl.digest import digest_problem, seal
 # the payload's format and builders are public here too: callers save and load through this module
 from rtrl_rl.payload import (  # noqa: F401
-    FORMAT_NAME, FORMAT_VERSION, REQUIRED_KEYS, CheckpointError, capture_rng, library_versions, make_payload,
-    restore_rng, to_plain,
+    FORMAT_NAME, FORMAT_VERSION, REQUIRED_KEYS, CheckpointError, UnreadableCheckpoint, capture_rng,
+    library_versions, make_payload, restore_rng, to_plain,
 )
+from rtrl_rl.pickle_scan import named_globals
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST_NAME = "model.pt"
@@ -164,7 +167,7 @@ def save_checkpoint(run_dir: str | Path, payload: dict, step: int, *, keep: int 
     ckpt_dir = run_dir / CHECKPOINT_DIR
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(run_dir)
-    plain = to_plain(payload)
+    plain = seal(to_plain(payload))  # the digest that load_checkpoint checks (rtrl_rl.digest)
     path = ckpt_dir / checkpoint_name(step)
     _atomic_write(path, lambda f: torch.save(plain, f))
     _point_latest(run_dir, path)
@@ -289,6 +292,18 @@ def resolve_checkpoint(path_or_run_dir: str | Path) -> Path:
     return found
 
 
+def run_dir_of(path: str | Path) -> Path | None:
+    """The run directory that ``path`` belongs to: a directory is one itself,
+    ``RUN/checkpoints/ckpt-N.pt`` and ``RUN/model.pt`` belong to ``RUN``; None for a
+    checkpoint file elsewhere."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.parent.name == CHECKPOINT_DIR and _CKPT_RE.match(path.name):
+        return path.parent.parent
+    return path.parent if path.name == LATEST_NAME else None
+
+
 #: what torch's restricted unpickler says when a pickle names a global (a callable)
 _GLOBAL_RE = re.compile(r"GLOBAL (\S+?)(?:\s|$| was| whose)")
 
@@ -308,27 +323,36 @@ def _safe_load(path: Path) -> Any:
 
     Two outcomes besides success, each a one-line :class:`CheckpointError`: the file
     names a global (a function or class: the way a malicious pickle runs code), refused
-    as such; or it is unreadable (truncated, corrupted, not a torch file, or a pickle with
-    opcodes the restricted loader does not parse, which garbage and foreign pickles share).
+    as such, whether torch's loader named it or, for a raw pickle of protocol 4 or 5 that
+    the loader stops parsing first, :func:`rtrl_rl.pickle_scan.named_globals` found it;
+    or it is unreadable (:class:`UnreadableCheckpoint`: truncated, corrupted, not a torch
+    file, or a pickle of plain data, which rtrl-rl never writes).
     """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on the protocol of a raw pickle: the error says it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = _GLOBAL_RE.search(str(err))
-        if found:
+        named = [found.group(1)] if found else named_globals(path)
+        if named:
             raise CheckpointError(
-                f"refused to load {path}: it would run code when loaded (it names {found.group(1)}, "
+                f"refused to load {path}: it would run code when loaded (it names {named[0]}, "
                 "and a checkpoint holds only tensors and plain data); nothing from it was executed. "
                 "Use checkpoints written by rtrl-rl, from a source you trust") from None
-        raise CheckpointError(f"cannot read {path}: corrupted, truncated or not a checkpoint "
-                              f"({_one_line(str(err))}); nothing from it was executed") from None
+        raise UnreadableCheckpoint(f"cannot read {path}: corrupted, truncated or not a checkpoint "
+                                   f"({_one_line(str(err))}); nothing from it was executed") from None
     except Exception as err:  # torch raises RuntimeError, EOFError, zipfile errors, ... here
-        raise CheckpointError(f"cannot read {path}: corrupted, truncated or not a checkpoint "
-                              f"({type(err).__name__}: {_one_line(str(err))})") from None
+        raise UnreadableCheckpoint(f"cannot read {path}: corrupted, truncated or not a checkpoint "
+                                   f"({type(err).__name__}: {_one_line(str(err))})") from None
 
 
 def _validate(payload: Any, path: Path) -> None:
     """Refuse files that are not our checkpoints or that use another format version."""
+    problem = digest_problem(payload) if isinstance(payload, dict) else None
+    if problem:  # first: a damaged marker or version must read as damage, not as a foreign file
+        raise UnreadableCheckpoint(f"{path} is corrupted: {problem}; nothing from it is used "
+                                   "(use another checkpoint of the run, see docs/checkpoints.md)")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path} is not an rtrl-rl checkpoint (no '{FORMAT_NAME}' marker)")
     version = payload.get("format_version")
@@ -347,7 +371,10 @@ def load_checkpoint(path_or_run_dir: str | Path) -> dict:
     """Load a checkpoint safely onto the CPU: a file, or a run directory (its latest).
 
     Never executes code from the file. Raises :class:`CheckpointError` for a missing path,
-    a corrupted or truncated file, a file that is not a checkpoint, or a newer format.
+    a file that is not a checkpoint, or a newer format; :class:`UnreadableCheckpoint` (a
+    CheckpointError) for a truncated or corrupted file, corrupted including contents that no
+    longer match the sha256 digest saved in the file (``rtrl_rl.digest``; files written
+    before digests existed have none and load unchecked).
     The returned dict has the layout of :func:`make_payload`; :func:`resolve_checkpoint`
     tells which file a run directory stands for.
     """

@@ -28,6 +28,11 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable, unsafe, not ours, or of an incompatible format."""
 
 
+class UnreadableCheckpoint(CheckpointError):
+    """A checkpoint file is damaged: truncated, corrupted (its digest no longer matches) or
+    not a torch file. A resume may fall back to an older checkpoint of the run."""
+
+
 def capture_rng() -> dict:
     """The global RNG states (python, numpy, torch, CUDA) as data ``weights_only`` accepts.
 

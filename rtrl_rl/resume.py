@@ -1,4 +1,7 @@
-"""Continue a run from its latest checkpoint (``rtrl-rl train --resume RUN_DIR key=value ...``).
+"""Continue a run from a checkpoint (``rtrl-rl train --resume RUN_DIR key=value ...``).
+
+Which checkpoint, and in which run directory, is :mod:`rtrl_rl.resume_point`'s: the run's
+newest readable one, or a checkpoint file named on the command line.
 
 What comes back: parameters, optimizer moments, the scheduler's and the step and update
 counters, the RNG states and the config. Overrides on the command line win, and every one
@@ -8,8 +11,9 @@ resume cannot honour are refused before anything is written (:data:`FIXED`): the
 optimizer kind, the model's architecture and sizes, the environment and its spaces. A
 new ``train.seed`` reseeds the run instead of continuing the stored RNG streams.
 
-What does not come back: the environments, which restart their episodes, and therefore
-the per-stream RTRL carries. Every stream's first segment after a resume starts with
+What does not come back: the environments, which restart with new episodes (seeded from
+the run seed and the start step: ``trainer.env_seed``), and therefore the per-stream RTRL
+carries. Every stream's first segment after a resume starts with
 ``first = True``, which resets its state and sensitivities exactly as at a fresh episode
 start; continuing the old carries would pair them with episodes they never saw.
 """
@@ -18,8 +22,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rtrl_rl.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, restore_rng
+from rtrl_rl.checkpoint import CheckpointError, load_checkpoint, restore_rng
 from rtrl_rl.config import REMOVED_KEYS, Config, ConfigError, build_config, load_config, parse_override, to_dict
+from rtrl_rl.resume_point import ResumePoint, find_resume_point, refuse_mixing
 from rtrl_rl.tb import flatten
 from rtrl_rl.trust import require_trust
 
@@ -92,16 +97,26 @@ def _replacements(parsed: list[dict]) -> list[dict]:
     return found
 
 
-def resume_config(run_dir: str | Path, overrides: list[str] = (), trust_config: bool = False) -> Config:
-    """The config stored in the run's latest checkpoint, with ``overrides`` applied.
+def resume_config(path: str | Path, overrides: list[str] = (), trust_config: bool = False) -> Config:
+    """The config that ``--resume path key=value ...`` trains with (:func:`resume_plan`)."""
+    return resume_plan(path, overrides, trust_config)[0]
 
+
+def resume_plan(path: str | Path, overrides: list[str] = (), trust_config: bool = False
+                ) -> tuple[Config, ResumePoint]:
+    """The config stored in the checkpoint that ``path`` (a run directory or a checkpoint
+    file) resumes from, with ``overrides`` applied, and that checkpoint
+    (:func:`rtrl_rl.resume_point.find_resume_point`).
+
+    The run goes on in the checkpoint's run directory unless ``run_dir=`` names another.
     Raises :class:`CheckpointError` when there is no readable checkpoint, and
-    :class:`ConfigError` for an override that cannot be honoured (:func:`refuse_changes`)
-    or for code the stored config names and the user did not (``rtrl_rl.trust``; allowed
-    by ``trust_config``). Nothing is written either way.
+    :class:`ConfigError` for an override that cannot be honoured (:func:`refuse_changes`),
+    for code the stored config names and the user did not (``rtrl_rl.trust``; allowed by
+    ``trust_config``), or for a file that cannot go on in its run (``refuse_mixing``).
+    Nothing is written either way.
     """
-    path = resolve_checkpoint(run_dir)
-    payload = load_checkpoint(path)
+    point = find_resume_point(path)
+    path, payload = point.checkpoint, point.payload
     stored = payload.get("config")
     if not isinstance(stored, dict):
         raise CheckpointError(f"checkpoint {path} holds no config; it cannot be resumed")
@@ -115,8 +130,8 @@ def resume_config(run_dir: str | Path, overrides: list[str] = (), trust_config: 
     require_trust(config, str(path), _named_keys(parsed), trust_config,
                   how=", or repeat each entry as key=value after --resume RUN_DIR")
     if not any(o.startswith("run_dir=") for o in overrides):
-        config.run_dir = str(run_dir)
-    return config
+        config.run_dir = str(refuse_mixing(point))
+    return config, point
 
 
 def restart_config(run_dir: str | Path, overrides: list[str] = (), trust_config: bool = False) -> Config:
@@ -148,8 +163,9 @@ def check_spaces(payload: dict, observation_space, action_space) -> None:
                                   f"the environment's is {space!r}")
 
 
-def restore_run(run_dir: str | Path, model, learner, seed: int | None = None) -> dict:
-    """Load the latest checkpoint of ``run_dir`` into ``model`` and ``learner``.
+def restore_run(run_dir: str | Path, model, learner, seed: int | None = None, payload: dict | None = None) -> dict:
+    """Load the latest checkpoint of ``run_dir`` (or the checkpoint file it names, or the
+    ``payload`` already loaded from it) into ``model`` and ``learner``.
 
     The learner's current config is applied over the restored optimizer and schedule
     (``Learner.load_state_dict``). The RNG states are restored unless ``train.seed``
@@ -158,7 +174,7 @@ def restore_run(run_dir: str | Path, model, learner, seed: int | None = None) ->
     :class:`CheckpointError` when the checkpoint does not fit. Returns the counters to
     continue from: ``step``, ``update`` and ``wall_s``.
     """
-    payload = load_checkpoint(run_dir)
+    payload = load_checkpoint(run_dir) if payload is None else payload
     check_spaces(payload, model.observation_space, model.action_space)
     try:
         model.load_state_dict(payload["model"])

@@ -38,9 +38,11 @@ def check_run_dir(run_dir: Path, resume_from: str | Path | None = None) -> None:
 
     Two runs in one directory would mix their TensorBoard curves, and the older run's
     checkpoints could be kept as the "best" of the new one. Resuming a run in its own
-    directory is what ``--resume`` is for and passes. Raises ValueError with what to do.
+    directory (``resume_from`` is that directory or one of its checkpoint files) is what
+    ``--resume`` is for and passes. Raises ValueError with what to do.
     """
-    if resume_from is not None and Path(resume_from).resolve() == run_dir.resolve():
+    home = ckpt.run_dir_of(resume_from) if resume_from is not None else None
+    if home is not None and home.resolve() == run_dir.resolve():
         return
     found = run_files(run_dir)
     if found:

@@ -17,7 +17,7 @@ from rtrl_rl.agents import ActorCritic
 from rtrl_rl.agents.stream import StreamLearner, add_layer_norm, sparse_init_
 from rtrl_rl.config import Config, ConfigError
 from rtrl_rl.rollout import _action_layout
-from rtrl_rl.trainer import drive, evaluate_on_cpu, make_env, prepare_run
+from rtrl_rl.trainer import drive, env_seed, evaluate_on_cpu, make_env, prepare_run, resume_payload
 
 
 def build_stream_agent(config: Config, observation_space, action_space) -> tuple[ActorCritic, StreamLearner]:
@@ -56,7 +56,7 @@ def _value_obs(batch):
 def train_stream(config: Config, resume_from: str | Path | None = None) -> dict:
     """Train with stream AC(λ) and return the run summary (files as :func:`rtrl_rl.trainer.train`).
 
-    ``resume_from`` names a run directory whose latest checkpoint to continue from: the
+    ``resume_from`` names a run directory (or a checkpoint file) to continue from: the
     parameters, the normalisers' statistics, the counters and the RNG states come back;
     the environments start new episodes, so the traces and the carry start from zero
     (:meth:`StreamLearner.restart_episodes`).
@@ -69,10 +69,11 @@ def train_stream(config: Config, resume_from: str | Path | None = None) -> dict:
     if config.train.device not in ("cpu", "auto"):
         raise ConfigError("agent.algorithm=stream runs on the CPU: set train.device=cpu")
     prepare_run(config, resume_from)
-    venv = make_env(config, config.train.seed)
+    payload = resume_payload(resume_from)
+    venv = make_env(config, env_seed(config.train.seed, payload["step"] if payload else 0))
     try:
         model, learner = build_stream_agent(config, venv.single_observation_space, venv.single_action_space)
-        start = restore_run(resume_from, model, learner, seed=config.train.seed) if resume_from else {}
+        start = restore_run(resume_from, model, learner, seed=config.train.seed, payload=payload) if payload else {}
         learner.restart_episodes()
         session = RunSession(config, model, learner, start_step=start.get("step", 0),
                              start_updates=start.get("update", 0), start_time_s=start.get("wall_s", 0.0))

@@ -35,6 +35,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def env_seed(seed: int, start_step: int = 0) -> int:
+    """Seed of a run's training environments: ``train.seed`` itself for a fresh run; for a
+    run resumed at ``start_step``, a seed drawn from both, so the resumed run meets new
+    episodes instead of replaying its first ones (actors salt their seeds with the start
+    step in the same way: ``runtime.actor.actor_seed``)."""
+    if not start_step:
+        return seed
+    return int(np.random.SeedSequence([seed % 2**32, int(start_step)]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def resume_payload(resume_from: str | Path | None) -> dict | None:
+    """The checkpoint a run resumes from (``resume_from``: a run directory or a checkpoint
+    file), loaded before the environments are built, whose seeds depend on its step."""
+    from rtrl_rl.checkpoint import load_checkpoint
+
+    return load_checkpoint(resume_from) if resume_from else None
+
+
 def default_run_dir(config: Config) -> Path:
     """``runs/<suite>-<name>-<timestamp>`` for runs that name no directory."""
     name = config.env.id.replace(":", "-").replace("/", "-")
@@ -114,8 +132,9 @@ def train(config: Config, resume_from: str | Path | None = None) -> dict:
 
     Writes ``config.yaml``, TensorBoard events, checkpoints, ``model.pt`` and
     ``summary.json`` into ``config.run_dir`` (chosen and filled in when empty).
-    ``resume_from`` names a run directory whose latest checkpoint to continue from.
-    Raises ValueError when ``run_dir`` holds another run (see ``session.check_run_dir``),
+    ``resume_from`` names a run directory whose latest checkpoint to continue from, or a
+    checkpoint file; the environments are then seeded by :func:`env_seed` from the
+    checkpoint's step. Raises ValueError when ``run_dir`` holds another run (see ``session.check_run_dir``),
     ConfigError for an unknown or unavailable ``train.device``. An exception during
     training (e.g. from the environment) propagates after a final checkpoint and
     ``summary.json`` (see ``RunSession.abort``).
@@ -124,10 +143,11 @@ def train(config: Config, resume_from: str | Path | None = None) -> dict:
     from rtrl_rl.session import RunSession
 
     device = prepare_run(config, resume_from)
-    venv = make_env(config, config.train.seed)
+    payload = resume_payload(resume_from)
+    venv = make_env(config, env_seed(config.train.seed, payload["step"] if payload else 0))
     try:
         model, learner = build_agent(config, venv.single_observation_space, venv.single_action_space, device)
-        start = restore_run(resume_from, model, learner) if resume_from else {}
+        start = restore_run(resume_from, model, learner, payload=payload) if payload else {}
         session = RunSession(
             config, model, learner, start_step=start.get("step", 0),
             start_updates=start.get("update", 0), start_time_s=start.get("wall_s", 0.0),

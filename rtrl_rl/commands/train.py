@@ -29,8 +29,10 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--config", help="YAML config file, or a name under configs/ such as atari/pong")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest "
-                        "checkpoint (a run that stopped before its first checkpoint starts again from "
-                        "step 0 with its config.yaml)")
+                        "checkpoint (the newest readable one, with a warning, when that one is damaged), "
+                        "or from a checkpoint file RUN_DIR/checkpoints/ckpt-N.pt (add run_dir=NEW to "
+                        "branch into a new run); a run that stopped before its first checkpoint starts "
+                        "again from step 0 with its config.yaml")
     parser.add_argument("--overwrite", action="store_true", help="start a new run in run_dir even if it "
                         "holds one: the earlier run's files (config, checkpoints, logs, summary) are deleted")
     parser.add_argument("--trust-config", action="store_true",
@@ -84,19 +86,22 @@ def _prepare(args: argparse.Namespace):
 
     if args.overwrite and args.resume:
         raise ConfigError("--overwrite starts a new run and --resume continues one: pass only one")
-    resume, restart = args.resume, False
+    resume, restart, point = args.resume, False, None
     if resume and has_config_only(Path(resume)):
         from rtrl_rl.resume import restart_config
 
         config = restart_config(resume, args.overrides, trust_config=args.trust_config)
         resume, restart = None, True
     elif resume:
-        from rtrl_rl.resume import resume_config
+        from rtrl_rl.resume import resume_plan
 
-        config = resume_config(resume, args.overrides, trust_config=args.trust_config)
+        config, point = resume_plan(resume, args.overrides, trust_config=args.trust_config)
+        resume = str(point.checkpoint)
     else:
         config = fresh_config(args.config, args.overrides)
     preflight(config)
+    if point is not None:
+        _settle(point, config)
     if restart:
         clear_run_dir(Path(config.run_dir))
         _say(f"{args.resume} holds a config but no checkpoint (the run stopped before its first one): "
@@ -106,6 +111,16 @@ def _prepare(args: argparse.Namespace):
         if deleted:
             _say(f"--overwrite: deleted the earlier run in {config.run_dir} ({', '.join(deleted)})")
     return config, resume
+
+
+def _settle(point, config) -> None:
+    """Warn about the damaged checkpoints a resume passed over (set aside when the run goes on
+    in their directory, see ``rtrl_rl.resume_point``)."""
+    from rtrl_rl.resume_point import settle
+
+    in_place = point.run_dir is not None and Path(config.run_dir).resolve() == point.run_dir.resolve()
+    for note in settle(point, in_place):
+        _say(f"warning: {note}")
 
 
 def run(args: argparse.Namespace) -> int:
