@@ -224,7 +224,9 @@ class RunSession:
 
         The summary's ``stopped`` is ``err.reason`` when the exception has one (e.g. an
         env hang, an actor failure), else ``error (Type: message)``; ``error`` holds the
-        message and ``final_checkpoint`` the step saved (None when none could be).
+        message, ``failure`` the exception's ``failure`` record when it has one (an
+        actor's exception, type, message and env spec), and ``final_checkpoint`` the step
+        saved (None when none could be).
         """
         first_line = (str(err).strip().splitlines() or [""])[0]
         reason = getattr(err, "reason", None) or f"error ({type(err).__name__}: {first_line})"
@@ -240,6 +242,8 @@ class RunSession:
             self.monitor.message(f"the final checkpoint failed: {save_err}")
         self.monitor.close()
         summary = {**self.summary(reason), "error": f"{type(err).__name__}: {first_line}", "final_checkpoint": saved}
+        if getattr(err, "failure", None):  # what failed, as the exception records it (an actor's: ActorFailure)
+            summary["failure"] = err.failure
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         self.logger.close()
         err.run_summary = summary  # tells the command line that training had started

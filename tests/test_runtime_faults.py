@@ -123,13 +123,22 @@ def test_a_killed_learner_leaves_no_process_behind(tmp_path):
     assert alive(seen) == []
 
 
-def test_actor_crash_stops_the_run_with_its_traceback(tmp_path):
+def test_actor_crash_stops_the_run_with_its_exception_type_message_and_env(tmp_path):
     run_dir = tmp_path / "run"
     code, stderr, seen = run_train(train_args(run_dir, "env.options={workers: 0, crash_at: 40}"), run_dir)
     assert code == 1, stderr
-    assert "RuntimeError: CounterEnv crashed on purpose" in stderr and "Traceback" in stderr
-    assert "died: exit code 1" in stderr and "pool.segments[slot]" in stderr  # verbatim, not markup
+    spec, said = f"{ASSET}:CounterEnv", "CounterEnv crashed on purpose (runtime fault test)"
+    headline = f"failed in env {spec}: RuntimeError: {said} (exit code 1)"
+    assert headline in stderr and "Traceback" in stderr, stderr
+    assert "pool.segments[slot]" in stderr  # the traceback verbatim, not read as markup
+    stopped = next(line for line in stderr.splitlines() if line.startswith("rtrl-rl train: stopped:"))
+    assert headline in stopped, stopped  # the last line names the exception too, not only the exit code
     assert_clean_end(run_dir, seen, "interrupted (actor failure)")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert headline in summary["error"] and summary["error"].startswith("ActorFailure: actor ")
+    failure = summary["failure"]
+    assert failure["type"] == "RuntimeError" and failure["message"] == said and failure["env"] == spec
+    assert failure["ended"] == "exit code 1" and failure["generation"] == 0 and failure["actor"] in (0, 1)
 
 
 @pytest.mark.parametrize("unreachable, message", [

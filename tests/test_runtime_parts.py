@@ -54,7 +54,7 @@ def test_batcher_takes_the_oldest_slot_of_every_actor():
 def _send_and_exit(writer, slot: int) -> None:
     """Child process: hand over one slot, report a failure, and exit at once (like an actor)."""
     writer.send((SEGMENT, slot, []))
-    writer.send((ERROR, f"traceback {slot}"))
+    writer.send((ERROR, {"type": "RuntimeError", "message": f"failure {slot}", "traceback": f"traceback {slot}"}))
     os._exit(1)
 
 
@@ -76,7 +76,7 @@ def test_an_actor_that_exits_right_after_sending_loses_nothing_and_blocks_no_one
         batcher.attach(0, reader)
         child.join(timeout=10)
         assert child.exitcode == 1
-        assert batcher.report(0) == f"traceback {attempt}" and batcher.readers[0] is None
+        assert batcher.report(0)["traceback"] == f"traceback {attempt}" and batcher.readers[0] is None
         survivor.send((SEGMENT, 100 + attempt, []))
         batch = batcher.next(timeout=5)
         assert batch is not None and batch.slots == [attempt, 100 + attempt]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -23,7 +24,7 @@ from rtrl_rl.checkpoint import load_checkpoint
 from rtrl_rl.config import build_config
 from rtrl_rl.resume import resume_config
 from rtrl_rl.runtime import ActorFailure, train_with_actors
-from test_runtime_faults import alive, run_train, train_args
+from test_runtime_faults import ROOT, alive, descendants, run_train, train_args
 from test_runtime_order import T, check_within, counter_config, learner_events, per_stream_segments  # noqa: F401
 from test_runtime_train import SCALARS, evaluate, memory_config, policy_lags, scalar_tags
 
@@ -177,12 +178,19 @@ def kill_an_actor(monkeypatch):
 
 
 @needs_ray
-def test_a_killed_actor_is_restarted_by_ray(ray_instance, tmp_path, learner_events, kill_an_actor):
+def test_a_killed_actor_is_restarted_by_ray_and_both_are_logged(ray_instance, tmp_path, learner_events,
+                                                                kill_an_actor, capsys):
     config = on_ray(counter_config(tmp_path))
     config.runtime.restart_actors = True
     assert train_with_actors(config)["stopped"] == "budget"
     assert kill_an_actor, "no actor was killed; the test proves nothing"
     assert check_order(learner_events, restarted_actors=1) == {2, 3}
+    lines = capsys.readouterr().err.splitlines()  # the run's console writes to stderr
+    died = [line for line in lines if line.startswith("actor 1 (generation 0) died in env")]
+    restarted = [line for line in lines if line.startswith("restarted actor 1 (generation")]
+    assert len(died) == 1 and "Ray restarts its process" in died[0], lines
+    assert len(restarted) == 1 and "its streams start new episodes" in restarted[0], lines
+    assert lines.index(died[0]) < lines.index(restarted[0])
 
 
 @needs_ray
@@ -219,6 +227,43 @@ def test_a_signal_checkpoints_and_leaves_no_ray_process(tmp_path, sig, group):
         time.sleep(0.1)
     assert alive(seen) == [], "Ray processes left behind"
 
+
+
+@needs_ray
+def test_a_sigkilled_run_leaves_no_ray_process_behind(tmp_path):
+    # Only the `rtrl-rl train` process is killed (no group signal): Ray's node agents used
+    # to outlive it by up to a minute; the run's watchdog ends them within seconds.
+    import psutil
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(train_args(run_dir, "runtime.backend=ray"), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    names: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline and not (
+                (run_dir / "model.pt").exists() and sum("StreamGroup" in n for n in names.values()) >= 2):
+            for pid in descendants(proc.pid):  # again each time: Ray's processes rename themselves
+                try:
+                    names[pid] = " ".join(psutil.Process(pid).cmdline())
+                except psutil.Error:
+                    pass
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        proc.kill()
+        proc.wait()
+        killed = time.monotonic()
+        agents = [n for n in names.values() if "ray::RuntimeEnvAgent" in n or "ray::DashboardAgent" in n]
+        assert agents, f"Ray's agents were never seen; the test proves nothing: {sorted(names.values())}"
+        while alive(set(names)) and time.monotonic() - killed < 5:
+            time.sleep(0.1)
+        left = {pid: names[pid] for pid in alive(set(names))}
+        assert left == {}, f"left behind 5 s after the kill: {left}"
+    finally:
+        for pid in alive(set(names)):
+            os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_bench_runtime_puts_the_backends_side_by_side(capsys):

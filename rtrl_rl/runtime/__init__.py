@@ -9,10 +9,41 @@ from __future__ import annotations
 
 
 class ActorFailure(RuntimeError):
-    """An actor (or its environment) crashed and the run cannot go on."""
+    """An actor (or its environment) crashed and the run cannot go on.
+
+    :attr:`failure` is what ``summary.json`` records under ``failure``: the actor, its
+    generation, the environment spec, and the exception the actor raised (``type``,
+    ``message``) or how its process ended (``ended``). See :func:`describe_failure`.
+    """
 
     #: the run's ``stopped`` reason in summary.json
     reason = "interrupted (actor failure)"
+
+    def __init__(self, message: str, failure: dict | None = None) -> None:
+        super().__init__(message)
+        self.failure = dict(failure or {})
+
+
+def describe_failure(actor: int, generation: int, env: str, error_type: str | None = None,
+                     message: str = "", ended: str = "") -> tuple[str, dict]:
+    """The headline of an actor's failure and its record for ``summary.json``.
+
+    With the exception the actor raised (``error_type``, ``message``):
+    ``actor 0 (generation 0) failed in env SPEC: RuntimeError: what it said (exit code 1)``;
+    without one (the process was killed, or the node lost): ``actor 0 (generation 0) died in
+    env SPEC: killed by SIGKILL``. Both backends word it the same way.
+    """
+    record = {"actor": actor, "generation": generation, "env": env}
+    if error_type:
+        first = (message.strip().splitlines() or [""])[0]
+        record.update(type=error_type, message=message.strip())
+        headline = f"actor {actor} (generation {generation}) failed in env {env}: {error_type}: {first}"
+        headline += f" ({ended})" if ended else ""
+    else:
+        headline = f"actor {actor} (generation {generation}) died in env {env}: {ended or 'no report'}"
+    if ended:
+        record["ended"] = ended
+    return headline, record
 
 
 def train_with_actors(config, resume_from: str | None = None) -> dict:
@@ -27,4 +58,4 @@ def train_with_actors(config, resume_from: str | None = None) -> dict:
     return run(config, resume_from=resume_from)
 
 
-__all__ = ["ActorFailure", "train_with_actors"]
+__all__ = ["ActorFailure", "describe_failure", "train_with_actors"]

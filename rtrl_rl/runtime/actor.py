@@ -8,8 +8,9 @@ version and the segment number, and send the slot index down its pipe to the lea
 together with the episodes that finished. It never computes sensitivities: the learner keeps the
 per-stream RTRL carry.
 
-Faults: any exception is sent (with its traceback) down the same pipe and the process
-exits with code 1; the learner decides whether to stop the run or restart the actor.
+Faults: any exception is sent down the same pipe (:func:`failure_report`: its type,
+message and traceback, and the env spec) and the process exits with code 1; the learner
+decides whether to stop the run or restart the actor.
 SIGINT is ignored (a Ctrl-C reaches the whole process group; the learner shuts actors
 down itself), and an actor whose parent died exits on its own.
 """
@@ -83,6 +84,12 @@ def actor_seed(run_seed: int, actor: int, generation: int, salt: int = 0) -> int
     return int(np.random.SeedSequence([run_seed, actor, generation, salt]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
+def failure_report(err: BaseException, env: str) -> dict:
+    """What a failing actor sends the learner: ``type`` and ``message`` of ``err``, the
+    ``env`` spec and the ``traceback`` (call it inside the ``except`` block)."""
+    return {"type": type(err).__name__, "message": str(err), "env": env, "traceback": traceback.format_exc()}
+
+
 def actor_main(spec: ActorSpec, channels: Channels) -> None:
     """Process entry point: run the actor loop; report any exception and exit non-zero."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -91,10 +98,10 @@ def actor_main(spec: ActorSpec, channels: Channels) -> None:
     code = 0
     try:
         run_actor(spec, channels)
-    except BaseException:  # noqa: BLE001 - every failure must reach the learner
+    except BaseException as err:  # noqa: BLE001 - every failure must reach the learner
         code = 1
         try:  # a synchronous send: the report is in the pipe before this process ends
-            channels.out.send((ERROR, traceback.format_exc()))
+            channels.out.send((ERROR, failure_report(err, spec.config.env.id)))
         except OSError:
             pass  # the learner has stopped reading (it is shutting down or gone)
     # The environment is closed and the report sent; skip the interpreter's teardown

@@ -29,7 +29,8 @@ from rtrl_rl.rollout import Segment
 from rtrl_rl.runtime.slots import LEARNING, SlotPool
 
 #: messages an actor sends: ("ready",) once it has built its environments and model,
-#: then ("segment", slot, episodes) per segment, or ("error", traceback text)
+#: then ("segment", slot, episodes) per segment, or ("error", report) with the report of
+#: ``runtime.actor.failure_report`` (type, message, env, traceback)
 READY, SEGMENT, ERROR = "ready", "segment", "error"
 
 
@@ -53,7 +54,7 @@ class Batcher:
     def __init__(self, num_actors: int) -> None:
         self.pending: list[deque] = [deque() for _ in range(num_actors)]
         self.readers: list[Connection | None] = [None] * num_actors
-        self.reports: dict[int, str] = {}
+        self.reports: dict[int, dict] = {}
         self.last_seen = [time.monotonic()] * num_actors
         self.ready = [False] * num_actors
 
@@ -100,8 +101,8 @@ class Batcher:
         """The slots of ``actor`` that arrived and wait to be batched."""
         return {slot for slot, _ in self.pending[actor]}
 
-    def report(self, actor: int) -> str:
-        """Read what a dead ``actor`` left in its pipe; its traceback ('' if it sent none).
+    def report(self, actor: int) -> dict | None:
+        """Read what a dead ``actor`` left in its pipe; its failure report (None if it sent none).
 
         Call it only once the process has exited: everything it sent is then in the pipe,
         so this never waits. Segments it sent before dying become pending as usual.
@@ -110,7 +111,7 @@ class Batcher:
         while reader is not None and self.readers[actor] is reader and reader.poll(0):
             self._read(actor)
         self._close(actor)
-        return self.reports.pop(actor, "")
+        return self.reports.pop(actor, None)
 
     def close(self) -> None:
         """Close every read end (actors still writing then get a broken pipe and exit)."""

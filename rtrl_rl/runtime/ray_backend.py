@@ -31,7 +31,8 @@ from rtrl_rl.config import Config
 from rtrl_rl.runtime import ActorFailure
 from rtrl_rl.runtime.learn_loop import Delivery, learn
 from rtrl_rl.runtime.ray_fleet import RayFleet, ray_options
-from rtrl_rl.runtime.run import POLL_S, START_S, _restore, _spaces, silence_limit_s
+from rtrl_rl.runtime.ray_reaper import child_pids, start_reaper
+from rtrl_rl.runtime.run import POLL_S, START_S, _restore, _spaces, session_log, silence_limit_s
 from rtrl_rl.session import RunSession
 from rtrl_rl.stopping import StopSignals
 from rtrl_rl.trainer import evaluate_on_cpu, prepare_run
@@ -88,26 +89,41 @@ def ray_instance(config: Config):
 
     A local instance starts with SIGINT blocked, so its processes (which share this
     process group) ignore a Ctrl-C; the learner stops the actors itself and
-    ``ray.shutdown`` ends the instance.
+    ``ray.shutdown`` ends the instance. A watchdog (:mod:`rtrl_rl.runtime.ray_reaper`)
+    ends whatever of a local instance is left once this process ends, also when it is
+    killed: Ray's node agents would outlive it by up to a minute.
     """
     ray = require_ray()
     if ray.is_initialized():
         yield ray
         return
+    local = not config.runtime.ray_address
+    before = child_pids() if local else set()
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    reaper = None
     try:
         ray.init(**init_options(config))
+        reaper = start_reaper(child_pids() - before) if local else None
     except BaseException:
+        _end(ray, reaper)
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
         raise
     try:
         # A Ctrl-C during start-up is delivered here, so Ray is still shut down.
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
-        if not config.runtime.ray_address:
+        if local:
             _check_fits(ray, config)
         yield ray
     finally:
+        _end(ray, reaper)
+
+
+def _end(ray, reaper) -> None:
+    """Shut Ray down (if it started), then let the watchdog end what is left of the instance."""
+    if ray.is_initialized():
         ray.shutdown()
+    if reaper is not None:
+        reaper.stop()
 
 
 def _check_fits(ray, config: Config) -> None:
@@ -174,8 +190,7 @@ def run_learner(config: Config, resume_from: str | None, signals: StopSignals | 
                          start_time_s=resumed["wall_s"])
     if signals is not None:
         session.signals = signals
-    log = lambda text: session.monitor.console.print(text, markup=False, highlight=False)  # noqa: E731
-    fleet = RayFleet(config, log=log, seed_salt=resumed["step"])
+    fleet = RayFleet(config, log=session_log(session), seed_salt=resumed["step"])
 
     def loop() -> str:
         try:

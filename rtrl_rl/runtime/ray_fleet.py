@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 
 from rtrl_rl.config import Config
-from rtrl_rl.runtime import ActorFailure
+from rtrl_rl.runtime import ActorFailure, describe_failure
 from rtrl_rl.runtime.ray_actor import StreamGroup
 from rtrl_rl.runtime.slots import slots_per_actor
 from rtrl_rl.runtime.supervisor import STOP_GRACE_S, Supervisor
@@ -88,6 +88,7 @@ class RayFleet:
         self.restarts: list[deque] = [deque() for _ in range(actors)]
         self.last_seen = [time.monotonic()] * actors
         self.hold = [0.0] * actors  # no calls to an actor before this time (it is restarting)
+        self.down = [False] * actors  # Ray is restarting its process; logged once, until it delivers
         self.version, self.params_ref = 0, None
         self.stopped = False
 
@@ -141,8 +142,8 @@ class RayFleet:
                 continue
             try:
                 results[actor] = ray.get(ref)
-            except getattr(ray.exceptions, "ActorUnavailableError", ()):  # older Ray: a RayActorError
-                self._restarting(actor)
+            except getattr(ray.exceptions, "ActorUnavailableError", ()) as err:  # older Ray: a RayActorError
+                self._restarting(actor, err)
             except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as err:
                 self._fault(actor, err)
         if len(results) < len(heads):
@@ -155,6 +156,10 @@ class RayFleet:
         for actor, (record, segment) in results.items():
             self.pending[actor].popleft()
             self.last_seen[actor] = now
+            if self.down[actor]:
+                self.down[actor] = False
+                self.log(f"restarted actor {actor} (generation {self.generation[actor]}, process "
+                         f"{record['pid']}); its streams start new episodes")
             batch.append((actor, record, segment))
         return batch
 
@@ -166,23 +171,40 @@ class RayFleet:
                 self.ray.kill(self.handles[actor], no_restart=not self.config.runtime.restart_actors)
                 self.last_seen[actor] = now
 
+    def _describe(self, actor: int, err: Exception) -> tuple[str, dict]:
+        """Headline and summary record of ``err``: the exception the actor's call raised
+        (a RayTaskError's cause), or how its process was lost."""
+        if isinstance(err, self.ray.exceptions.RayActorError):
+            ended = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            return describe_failure(actor, self.generation[actor], self.config.env.id, ended=ended)
+        cause = getattr(err, "cause", None) or err
+        return describe_failure(actor, self.generation[actor], self.config.env.id, type(cause).__name__, str(cause))
+
     def _fault(self, actor: int, err: Exception) -> None:
         """Actor ``actor``'s oldest call failed: log it, then restart it or raise ActorFailure."""
-        ray = self.ray
-        died = isinstance(err, ray.exceptions.RayActorError)
-        what = f"actor {actor} (generation {self.generation[actor]}) " + ("died" if died else "raised")
-        self.log(f"{what}:\n{err}".rstrip())
+        what, failure = self._describe(actor, err)
+        self.log(f"{what}\n{err}".rstrip())
         if not self._may_restart(actor):
-            raise ActorFailure(f"{what}: {err}".rstrip())
+            raise ActorFailure(f"{what}\n{err}".rstrip(), failure)
         # Ray restarts a dead process by itself (max_restarts); a live one just starts over.
         self._drop(actor)
         self.last_seen[actor] = time.monotonic()
         self.top_up()
         self.log(f"restarted actor {actor} (generation {self.generation[actor]}); its streams start new episodes")
 
-    def _restarting(self, actor: int) -> None:
-        """Ray is still restarting the actor's process: resubmit after a pause, as a new
-        generation (whether the failed calls ran is unknown, so its streams start afresh)."""
+    def _restarting(self, actor: int, err: Exception) -> None:
+        """Ray is restarting the actor's process: resubmit after a pause, as a new
+        generation (whether the failed calls ran is unknown, so its streams start afresh).
+
+        The death is logged once per outage, as the process runtime logs it, and counts
+        towards the restart limit; the restart is logged when the actor delivers again.
+        """
+        if not self.down[actor]:
+            what, failure = self._describe(actor, err)
+            self.log(f"{what}; Ray restarts its process")
+            if not self._may_restart(actor):
+                raise ActorFailure(what, failure)
+            self.down[actor] = True
         self._drop(actor)
         self.hold[actor] = time.monotonic() + RESTARTING_WAIT_S
         self.last_seen[actor] = time.monotonic()

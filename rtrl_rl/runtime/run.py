@@ -62,6 +62,12 @@ def _restore(resume_from: str | None, model, learner) -> dict:
     return restore_run(resume_from, model, learner)
 
 
+def session_log(session: RunSession):
+    """``log(text)``: a line (or a traceback) on the run's console, verbatim: tracebacks hold
+    "[...]", which rich would read as markup, and a long line stays one line."""
+    return lambda text: session.monitor.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
     """Train with ``runtime.actors`` actor processes and this process as the learner.
 
@@ -85,8 +91,7 @@ def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
                          start_time_s=resumed["wall_s"])
     params = SharedParams(model)
     params.publish(model)
-    # Tracebacks hold "[...]", which rich would read as markup: print them verbatim.
-    log = lambda text: session.monitor.console.print(text, markup=False, highlight=False)  # noqa: E731
+    log = session_log(session)
     batcher = Batcher(actors)
     supervisor = Supervisor(config, pool, params, batcher, log=log, seed_salt=resumed["step"])
 

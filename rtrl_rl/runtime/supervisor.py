@@ -20,7 +20,7 @@ from typing import Callable
 import torch.multiprocessing as mp
 
 from rtrl_rl.config import Config
-from rtrl_rl.runtime import ActorFailure
+from rtrl_rl.runtime import ActorFailure, describe_failure
 from rtrl_rl.runtime.actor import ActorSpec, Channels, StopFlag, actor_main
 from rtrl_rl.runtime.batches import Batcher
 from rtrl_rl.runtime.params import SharedParams
@@ -109,17 +109,21 @@ class Supervisor:
     def check(self) -> None:
         """Look for dead actors; restart them or raise ActorFailure.
 
-        A dead actor's traceback is logged in either case; a replacement's pipe is attached
-        to the batcher, which resets its silence clock.
+        A dead actor's failure (the exception it reported, with its traceback, or how its
+        process ended) is logged in either case; a replacement's pipe is attached to the
+        batcher, which resets its silence clock.
         """
         for actor, proc in enumerate(self.procs):
             if proc is None or proc.is_alive():
                 continue
-            report = self.batcher.report(actor)
-            what = f"actor {actor} (generation {self.generation[actor]}) died: {describe_exit(proc.exitcode)}"
-            self.log(f"{what}\n{report}".rstrip())
+            report = self.batcher.report(actor) or {}
+            what, failure = describe_failure(actor, self.generation[actor], self.config.env.id,
+                                             report.get("type"), report.get("message", ""),
+                                             describe_exit(proc.exitcode))
+            text = f"{what}\n{report.get('traceback', '')}".rstrip()
+            self.log(text)
             if not self._may_restart(actor):
-                raise ActorFailure(f"{what}\n{report}".rstrip())
+                raise ActorFailure(text, failure)
             self._restart(actor)
 
     def _may_restart(self, actor: int) -> bool:
