@@ -71,7 +71,8 @@ def _from_run(run_dir: Path) -> ResumePoint:
             unreadable.append((file, str(err)))
             continue
         return ResumePoint(file, payload, run_dir, unreadable)
-    more = f"; no other checkpoint of {run_dir} can be read either" if len(unreadable) > 1 else ""
+    more = (f"; no other checkpoint of {run_dir} can be read either" if len(unreadable) > 1
+            else f"; {run_dir} holds no other checkpoint to resume from")
     raise UnreadableCheckpoint(unreadable[0][1] + more)
 
 
