@@ -16,7 +16,7 @@ import torch
 from rtrl_rl.agents import ActorCritic
 from rtrl_rl.agents.stream import StreamLearner, add_layer_norm, sparse_init_
 from rtrl_rl.config import Config, ConfigError
-from rtrl_rl.rollout import _action_layout
+from rtrl_rl.rollout import action_layout
 from rtrl_rl.trainer import drive, evaluate_on_cpu, make_env, prepare_run
 
 
@@ -85,7 +85,7 @@ def train_stream(config: Config, resume_from: str | Path | None = None) -> dict:
 def _loop(config: Config, venv, learner: StreamLearner, session) -> str:
     B = venv.num_envs
     batch = venv.reset()
-    act_shape, act_dtype = _action_layout(venv.single_action_space)
+    act_shape, act_dtype = action_layout(venv.single_action_space)
     inputs = {"obs": _as_obs(batch.obs), "first": torch.as_tensor(batch.first, dtype=torch.bool),
               "prev_action": torch.zeros((B,) + act_shape, dtype=act_dtype), "prev_reward": torch.zeros(B)}
 
