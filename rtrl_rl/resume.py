@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rtrl_rl.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, restore_rng
 from rtrl_rl.config import REMOVED_KEYS, Config, ConfigError, build_config, load_config, parse_override, to_dict
+from rtrl_rl.run_paths import RunPaths
 from rtrl_rl.tb import flatten
 from rtrl_rl.trust import require_trust
 
@@ -126,7 +127,7 @@ def restart_config(run_dir: str | Path, overrides: list[str] = (), trust_config:
     not from the user's command line, so the same trust rule as for a checkpoint applies:
     code it names is imported only when the user repeats the entry or trusts the config.
     """
-    path = Path(run_dir) / "config.yaml"
+    path = RunPaths(run_dir).config
     parsed = [parse_override(o) for o in overrides]
     config = load_config(path, [f"run_dir={run_dir}", *overrides])
     require_trust(config, str(path), _named_keys(parsed), trust_config,

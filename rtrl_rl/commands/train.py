@@ -147,6 +147,9 @@ def _dispatch(config, resume_dir):
 
 def print_summary(summary: dict) -> None:
     """Print the run's headline figures, then where its files are."""
+    from rtrl_rl.run_paths import RunPaths
+
+    paths = RunPaths(summary["run_dir"])
     keys = ("steps", "wall_s", "sps", "mean_return", "success_rate", "time_to_target_s", "stopped")
     width = max(len(k) for k in keys)
     print("summary")
@@ -155,5 +158,6 @@ def print_summary(summary: dict) -> None:
             value = summary[key]
             text = f"{value:.4g}" if isinstance(value, float) else str(value)
             print(f"  {key:<{width}}  {text}")
-    print(f"  run_dir{' ' * (width - 7)}  {summary['run_dir']} (summary.json, config.yaml, model.pt)")
+    files = ", ".join(path.name for path in (paths.summary, paths.config, paths.latest))
+    print(f"  run_dir{' ' * (width - 7)}  {summary['run_dir']} ({files})")
     sys.stdout.flush()
