@@ -136,7 +136,7 @@ def _dispatch(config, resume_dir):
         from rtrl_rl.stream_trainer import train_stream
 
         return train_stream(config, resume_from=resume_dir)
-    if config.runtime.actors > 0 or config.runtime.backend == "ray":  # ray checks its actor count
+    if config.runtime.actors > 0 or config.runtime.backend == "ray":
         from rtrl_rl.runtime import train_with_actors
 
         return train_with_actors(config, resume_from=resume_dir)
