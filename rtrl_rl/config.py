@@ -55,7 +55,7 @@ def _choice(default: Any, choices: tuple, help: str, **rules: Any) -> Any:
     return _doc(default, help, choices=choices, **rules)
 
 
-def _device_problem(name: str) -> str | None:
+def device_problem(name: str) -> str | None:
     """Why ``name`` is not a device spelling (auto, cpu, cuda, cuda:N), or None."""
     if name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit()):
         return None
@@ -206,7 +206,7 @@ class TrainConfig:
     )
     device: str = _doc(
         "cpu", "learner device of both trainers: cpu, cuda, cuda:N, or auto (CUDA when available, else "
-        "the CPU); acting and evaluation always run on the CPU", check=_device_problem,
+        "the CPU); acting and evaluation always run on the CPU", check=device_problem,
     )
     threads: int = _doc(
         1, "torch threads of the training process; 0 = torch's default (small models run best on 1)", at_least=0
@@ -383,31 +383,6 @@ def refuse_changes(stored: Config, new: Config) -> None:
         if old != value and (why := _why_fixed(meta, section, old, value)):
             raise ConfigError(f"config key '{key}' cannot change on resume ({old!r} -> {value!r}): {why}. "
                               f"Leave it out, or start a new run (another run_dir) to change it")
-
-
-def resolve_device(name: str) -> str:
-    """The torch device that the ``train.device`` value ``name`` means on this machine.
-
-    ``auto`` is ``cuda`` when CUDA is available, else ``cpu``. Raises ConfigError for a
-    spelling other than auto, cpu, cuda, cuda:N, or a CUDA device this machine lacks, so a
-    run never trains silently on another device than the one asked for.
-    """
-    problem = _device_problem(name)
-    if problem:
-        raise ConfigError(f"config key 'train.device' {problem}, got {name!r}")
-    import torch  # here, not at the top: reading configs stays cheap
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"train.device={name}, but CUDA is not available on this machine; "
-                              "use train.device=cpu or auto")
-        index = int(name[5:] or 0)
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"train.device={name}, but this machine has {torch.cuda.device_count()} "
-                              "CUDA device(s)")
-    return name
 
 
 def build_config(*sources: dict) -> Config:

@@ -29,7 +29,7 @@ from gymnasium import spaces
 
 from rtrl_rl import envs
 from rtrl_rl.agents import ActorCritic, Learner
-from rtrl_rl.config import Config, check, resolve_device
+from rtrl_rl.config import Config, ConfigError, check, device_problem
 from rtrl_rl.evaluation import evaluation_options, evaluation_seed, run_episodes
 from rtrl_rl.run_paths import RunPaths
 from rtrl_rl.session import RunSession, check_run_dir
@@ -70,8 +70,31 @@ def make_env(config: Config, seed: int, num_envs: int | None = None, evaluation:
     return WatchedEnv(venv, config.runtime.step_timeout_s)
 
 
+def resolve_device(name: str) -> str:
+    """The torch device that the ``train.device`` value ``name`` means on this machine.
+
+    ``auto`` is ``cuda`` when CUDA is available, else ``cpu``. Raises ConfigError for a
+    spelling other than auto, cpu, cuda, cuda:N, or a CUDA device this machine lacks, so a
+    run never trains silently on another device than the one asked for.
+    """
+    problem = device_problem(name)
+    if problem:
+        raise ConfigError(f"config key 'train.device' {problem}, got {name!r}")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device={name}, but CUDA is not available on this machine; "
+                              "use train.device=cpu or auto")
+        index = int(name[5:] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"train.device={name}, but this machine has {torch.cuda.device_count()} "
+                              "CUDA device(s)")
+    return name
+
+
 def learner_device(config: Config) -> torch.device:
-    """The learner's device, ``train.device`` resolved on this machine (see ``config.resolve_device``).
+    """The learner's device, ``train.device`` resolved on this machine (see :func:`resolve_device`).
 
     Raises ConfigError for an unknown or unavailable device, before anything is written.
     """

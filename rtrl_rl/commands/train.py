@@ -16,7 +16,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from rtrl_rl.config import ConfigError, load_config, resolve_device
+from rtrl_rl.config import ConfigError, load_config
 
 
 def register(subparsers) -> None:
@@ -75,6 +75,8 @@ def _prepare(args: argparse.Namespace):
     else:
         config = load_config(_resolve(args.config), args.overrides)
     if config.runtime.backend != "ray":  # with Ray the learner may run on another node: checked there
+        from rtrl_rl.run_builder import resolve_device
+
         resolve_device(config.train.device)
     if restart:
         clear_run_dir(Path(config.run_dir))

@@ -3,10 +3,10 @@
 The learner is the process runtime's: the same run (``run_builder.build_run``: model,
 :class:`rtrl_rl.agents.Learner`, restored state, :class:`~rtrl_rl.session.RunSession` for
 progress, TensorBoard, checkpoints, evaluation, summary), the same loop, order check and
-policy-lag metric (``learn_loop.transport_advance``), the same segment layout. What differs is transport and scheduling: actors are Ray actors
-(:mod:`rtrl_rl.runtime.ray_actor`) fed by a :class:`~rtrl_rl.runtime.ray_fleet.RayFleet`,
-parameters go through the object store once per version, and segments come back as
-object references to numpy arrays.
+policy-lag metric (``learn_loop.transport_advance``), the same segment layout. What
+differs is transport and scheduling: actors are Ray actors (:mod:`rtrl_rl.runtime.ray_actor`)
+fed by a :class:`~rtrl_rl.runtime.ray_fleet.RayFleet`, parameters go through the object
+store once per version, and segments come back as object references to numpy arrays.
 
 Where Ray runs: ``runtime.ray_address`` empty starts a local Ray instance for the run
 and shuts it down at the end; ``auto`` or ``host:port`` joins a running cluster (and
@@ -98,7 +98,7 @@ def ray_instance(config: Config):
 def check_fits(ray, config: Config) -> None:
     """Raise ConfigError when a local instance lacks the GPUs or custom resources asked for
     (Ray would wait for them for ever; a cluster may still add nodes, so it is not checked).
-    Like a CUDA device the machine lacks (``config.resolve_device``), a fact of this machine."""
+    Like a CUDA device the machine lacks (``run_builder.resolve_device``), a fact of this machine."""
     have = ray.cluster_resources()
     wanted: dict[str, float] = {}
     for resources, count in ((config.runtime.ray_actor_resources, config.runtime.actors),
