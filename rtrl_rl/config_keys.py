@@ -35,18 +35,19 @@ def _number(value: float) -> str:
 
 
 def describe_rule(meta: dict) -> str:
-    """The rule a field's metadata sets, in words: ``one of a, b``, ``at least 1``, ``in [0, 1]``."""
+    """The rule a field's metadata sets, in words: ``one of a, b``, ``at least 1``, ``in [0, 1)``."""
     if meta.get("choices"):
         return "one of " + ", ".join(str(c) for c in meta["choices"])
+    low = ("[", meta["at_least"], "at least") if "at_least" in meta else (
+        ("(", meta["above"], "above") if "above" in meta else None)
+    high = ("]", meta["at_most"], "at most") if "at_most" in meta else (
+        (")", meta["below"], "below") if "below" in meta else None)
     parts = []
-    if "at_least" in meta and "at_most" in meta:
-        parts.append(f"in [{_number(meta['at_least'])}, {_number(meta['at_most'])}]")
-    elif "at_least" in meta:
-        parts.append(f"at least {_number(meta['at_least'])}")
-    elif "at_most" in meta:
-        parts.append(f"at most {_number(meta['at_most'])}")
-    if "above" in meta:
-        parts.append(f"above {_number(meta['above'])}")
+    if low and high:
+        parts.append(f"in {low[0]}{_number(low[1])}, {_number(high[1])}{high[0]}")
+    elif low or high:
+        _, bound, words = low or high
+        parts.append(f"{words} {_number(bound)}")
     if meta.get("rule"):
         parts.append(meta["rule"])
     return ", ".join(parts)

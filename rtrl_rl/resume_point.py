@@ -22,11 +22,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rtrl_rl.checkpoint import (
-    CHECKPOINT_DIR, LATEST_NAME, UnreadableCheckpoint, list_checkpoints, load_checkpoint, resolve_checkpoint,
-    run_dir_of,
-)
+from rtrl_rl.checkpoint import UnreadableCheckpoint, list_checkpoints, load_checkpoint, resolve_checkpoint
 from rtrl_rl.config import ConfigError
+from rtrl_rl.run_paths import RunPaths, run_dir_of
 
 #: the suffix a damaged checkpoint gets when it is set aside
 UNREADABLE_SUFFIX = ".unreadable"
@@ -54,8 +52,9 @@ def _same(a: Path, b: Path) -> bool:
 def _newest_first(run_dir: Path) -> list[Path]:
     """The run's checkpoint files by step, newest first; ``model.pt`` last when it is no
     hard link to one of them (a copy, or the only checkpoint left)."""
-    files = [run_dir / CHECKPOINT_DIR / entry["file"] for entry in reversed(list_checkpoints(run_dir))]
-    model_pt = run_dir / LATEST_NAME
+    paths = RunPaths(run_dir)
+    files = [paths.checkpoints / entry["file"] for entry in reversed(list_checkpoints(run_dir))]
+    model_pt = paths.latest
     if model_pt.is_file() and not any(_same(model_pt, f) for f in files):
         files.append(model_pt)
     return files
@@ -82,7 +81,7 @@ def _from_file(file: Path) -> ResumePoint:
     if point.run_dir is None:
         return point
     for entry in list_checkpoints(point.run_dir):
-        other = point.run_dir / CHECKPOINT_DIR / entry["file"]
+        other = RunPaths(point.run_dir).checkpoints / entry["file"]
         if entry["step"] <= int(payload["step"]) or _same(other, file):
             continue
         try:

@@ -16,7 +16,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from rtrl_rl.config import ConfigError, load_config, resolve_device
+from rtrl_rl.config import ConfigError, load_config
 
 
 def register(subparsers) -> None:
@@ -52,17 +52,15 @@ def _resolve(name: str | None):
 
 def preflight(config) -> None:
     """The checks ``train`` makes on a config before it writes or builds anything, beyond the
-    keys' own rules (``rtrl_rl.config``): the device exists here, the environment spec names
-    a suite or an entry point (nothing is imported), the Ray backend's settings are usable.
+    rules of ``rtrl_rl.config`` (which every loaded config obeys): the device exists on this
+    machine, and the environment spec names a suite or an entry point (nothing is imported).
     Raises ConfigError or ValueError (exit 2). ``rtrl-rl config`` makes the same checks."""
     from rtrl_rl.envs.spec import parse_spec
 
     if config.runtime.backend != "ray":  # with Ray the learner may run on another node: checked there
-        resolve_device(config.train.device)
-    else:
-        from rtrl_rl.runtime.ray_backend import check_ray_config
+        from rtrl_rl.run_builder import resolve_device
 
-        check_ray_config(config)
+        resolve_device(config.train.device)
     parse_spec(config.env.id)
 
 
@@ -170,7 +168,7 @@ def _dispatch(config, resume_dir):
         from rtrl_rl.stream_trainer import train_stream
 
         return train_stream(config, resume_from=resume_dir)
-    if config.runtime.actors > 0 or config.runtime.backend == "ray":  # ray checks its actor count
+    if config.runtime.actors > 0 or config.runtime.backend == "ray":
         from rtrl_rl.runtime import train_with_actors
 
         return train_with_actors(config, resume_from=resume_dir)
@@ -181,6 +179,9 @@ def _dispatch(config, resume_dir):
 
 def print_summary(summary: dict) -> None:
     """Print the run's headline figures, then where its files are."""
+    from rtrl_rl.run_paths import RunPaths
+
+    paths = RunPaths(summary["run_dir"])
     keys = ("steps", "wall_s", "sps", "mean_return", "success_rate", "time_to_target_s", "stopped")
     width = max(len(k) for k in keys)
     print("summary")
@@ -189,5 +190,6 @@ def print_summary(summary: dict) -> None:
             value = summary[key]
             text = f"{value:.4g}" if isinstance(value, float) else str(value)
             print(f"  {key:<{width}}  {text}")
-    print(f"  run_dir{' ' * (width - 7)}  {summary['run_dir']} (summary.json, config.yaml, model.pt)")
+    files = ", ".join(path.name for path in (paths.summary, paths.config, paths.latest))
+    print(f"  run_dir{' ' * (width - 7)}  {summary['run_dir']} ({files})")
     sys.stdout.flush()
