@@ -54,7 +54,8 @@ class EnvConfig:
         {"delay": 40, "num_symbols": 4, "distractors": True},
         "keyword options passed to rtrl_rl.envs.make_vector for this suite",
     )
-    imports: list = _doc([], "modules to import first (they register custom gymnasium ids)")
+    imports: list = _doc([], "modules to import first (they register custom gymnasium ids); gym:, popgym: "
+                             "and minigrid: ids only")
 
 
 @dataclass
@@ -325,6 +326,10 @@ def _drop_removed(sources: tuple[dict, ...]) -> list[dict]:
     return kept
 
 
+#: the suites whose ids gymnasium's registry resolves, so ``env.imports`` can register them
+IMPORT_SUITES = ("gym", "popgym", "minigrid")
+
+
 def validate(config: Config) -> None:
     """Rules that involve more than one key (each key's own rules apply as it is merged)."""
     actors, streams = config.runtime.actors, config.env.num_envs
@@ -332,6 +337,22 @@ def validate(config: Config) -> None:
         raise ConfigError(
             f"config key 'env.num_envs' ({streams}) must be a multiple of 'runtime.actors' ({actors}): "
             "each actor runs the same number of streams"
+        )
+
+
+def check_env_imports(config: Config) -> None:
+    """Raise ConfigError when ``env.imports`` goes with a suite that takes none.
+
+    Checked where the environment is built rather than in :func:`validate`, so that a
+    stored config is read whole first and the trust check (``rtrl_rl.trust``) names what
+    it would import.
+    """
+    suite = config.env.id.partition(":")[0]
+    if config.env.imports and suite not in IMPORT_SUITES:
+        raise ConfigError(
+            f"config key 'env.imports' ({config.env.imports}) registers gymnasium ids before a "
+            f"{', '.join(s + ':' for s in IMPORT_SUITES)} env is made; env.id={config.env.id} takes none "
+            "(an entry point module:Class or file.py:Class names its own code): leave env.imports out"
         )
 
 
