@@ -39,18 +39,17 @@ class NonFiniteValue(RuntimeError):
         self.reason = reason
 
 
-def _bad_float_rows(values: np.ndarray) -> np.ndarray | None:
-    """Indices of the rows (streams) of ``values`` (N, ...) holding NaN or inf, or None."""
-    if values.dtype.kind not in "fc" or np.isfinite(values).all():
-        return None
+def _bad_rows(values: np.ndarray) -> np.ndarray:
+    """Indices of the rows (streams) of ``values`` (N, ...) holding NaN or inf."""
     return np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
 
 
-def _leaves(obs: Any) -> list[tuple[str, np.ndarray]]:
-    """(field name, array) of an observation batch: ``observation`` or ``observation['key']``."""
-    if isinstance(obs, dict):
-        return [(f"observation[{key!r}]", np.asarray(value)) for key, value in obs.items()]
-    return [("observation", np.asarray(obs))]
+def _stacked(final_obs: dict[int, Any]) -> Any:
+    """The final observations of ``{stream: observation}`` as one batch, in the dict's order."""
+    finals = list(final_obs.values())
+    if isinstance(finals[0], dict):
+        return {key: np.stack([np.asarray(f[key]) for f in finals]) for key in finals[0]}
+    return np.stack([np.asarray(f) for f in finals])
 
 
 class CheckedValues(VectorEnvWrapper):
@@ -59,7 +58,8 @@ class CheckedValues(VectorEnvWrapper):
     ``streams`` names the sub-envs in messages (the run's stream ids; default 0..N-1) and
     ``where`` says whose streams they are (e.g. ``"actor 1"``). ``reward_limit`` bounds
     |reward| (``math.inf``: finite is enough, for a learner that clips rewards). Every
-    other attribute is the wrapped env's.
+    other attribute is the wrapped env's. Per step the check costs a handful of numpy
+    calls whatever the number of streams (docs/runtime.md, "How a run stops").
     """
 
     def __init__(self, venv: Any, streams: Sequence[int] | None = None, reward_limit: float = MAX_ABS_REWARD,
@@ -67,14 +67,16 @@ class CheckedValues(VectorEnvWrapper):
         self.venv, self.where = venv, where
         self.streams = list(range(venv.num_envs)) if streams is None else [int(s) for s in streams]
         self.reward_limit = float(reward_limit)
+        # rewards travel as float32: a larger one is inf by the time it reaches a learner
+        self._limit = min(self.reward_limit, float(np.finfo(np.float32).max))
         self.steps = 0  # vector steps since the last reset
-        self.episode_steps = np.zeros(venv.num_envs, dtype=np.int64)
+        self.episode_start = np.zeros(venv.num_envs, dtype=np.int64)  # the step each episode began at
 
     def reset(self, *args: Any, **kwargs: Any) -> StepBatch:
         """The wrapped env's ``reset``, its observations checked."""
         batch = self.venv.reset(*args, **kwargs)
         self.steps = 0
-        self.episode_steps[:] = 0
+        self.episode_start[:] = 0
         self._check_obs(batch.obs, "reset observation")
         return batch
 
@@ -82,21 +84,17 @@ class CheckedValues(VectorEnvWrapper):
         """The wrapped env's ``step``, its rewards and observations checked."""
         batch = self.venv.step(actions)
         self.steps += 1
-        self.episode_steps += 1
-        self._check_rewards(np.asarray(batch.reward))
-        for i, final in batch.final_obs.items():
-            self._check_obs({k: np.asarray(v)[None] for k, v in final.items()} if isinstance(final, dict)
-                            else np.asarray(final)[None], "final observation", [int(i)])
-        self.episode_steps[np.asarray(batch.first, dtype=bool)] = 0
+        if not (np.abs(batch.reward) <= self._limit).all():  # False for NaN, and for inf (the limit is finite)
+            self._refuse_reward(np.asarray(batch.reward))
+        if batch.final_obs:
+            self._check_obs(_stacked(batch.final_obs), "final observation", [int(i) for i in batch.final_obs])
+        if batch.first.any():
+            self.episode_start[batch.first] = self.steps
         self._check_obs(batch.obs, "observation")
         return batch
 
-    def _check_rewards(self, reward: np.ndarray) -> None:
-        limit = min(self.reward_limit, float(np.finfo(reward.dtype).max)) if reward.dtype.kind == "f" else math.inf
-        within = np.abs(reward) <= limit  # False for NaN and, as limit is finite, for inf
-        if within.all():
-            return
-        i = int(np.flatnonzero(~within)[0])
+    def _refuse_reward(self, reward: np.ndarray) -> None:
+        i = int(np.flatnonzero(~(np.abs(reward) <= self._limit))[0])
         value = float(reward[i])
         if math.isfinite(value):
             raise NonFiniteValue(
@@ -108,15 +106,15 @@ class CheckedValues(VectorEnvWrapper):
                              "numbers: fix the environment, or wrap it to replace such values")
 
     def _check_obs(self, obs: Any, what: str, rows: list[int] | None = None) -> None:
-        for name, values in _leaves(obs):
-            bad = _bad_float_rows(values)
-            if bad is None:
+        """Raise for the first stream whose float observation (``rows[j]`` for row j) is not finite."""
+        for key, values in (obs.items() if isinstance(obs, dict) else ((None, obs),)):
+            if values.dtype.kind not in "fc" or np.isfinite(values).all():
                 continue
-            i = int(bad[0]) if rows is None else rows[int(bad[0])]
-            field = name.replace("observation", what, 1)
+            j = int(_bad_rows(values)[0])
+            field = what if key is None else f"{what}[{key!r}]"
             raise NonFiniteValue(
-                f"{self._where(i)} returned a non-finite {field} (it holds "
-                f"{_describe(values[int(bad[0])])}); observations must be finite: fix the environment, "
+                f"{self._where(j if rows is None else rows[j])} returned a non-finite {field} (it holds "
+                f"{_describe(values[j])}); observations must be finite: fix the environment, "
                 "or wrap it to replace such values")
 
     def _where(self, i: int) -> str:
@@ -124,7 +122,7 @@ class CheckedValues(VectorEnvWrapper):
         spec = getattr(self.venv, "spec", "") or type(self.venv).__name__
         owner = f"{self.where}, " if self.where else ""
         return (f"env {spec!r} at step {self.steps} of stream {self.streams[i]} "
-                f"({owner}step {int(self.episode_steps[i])} of its episode)")
+                f"({owner}step {self.steps - int(self.episode_start[i])} of its episode)")
 
 
 def _describe(row: np.ndarray) -> str:
