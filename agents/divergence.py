@@ -34,7 +34,8 @@ def _fmt(x: float) -> str:
 
 def group_norms(model: nn.Module) -> dict[str, tuple[float, str]]:
     """Per top-level part of ``model``: (gradient norm, its parameter with the largest one,
-    a non-finite one first), from the ``.grad`` of every parameter (NaN where any entry is NaN)."""
+    a non-finite one first), from the ``.grad`` of every parameter, in float64 (so a norm
+    that overflows the parameters' float32 is still told apart from a NaN or inf entry)."""
     groups: dict[str, list[tuple[float, str]]] = {}
     for name, p in model.named_parameters():
         if p.grad is not None:
@@ -68,17 +69,20 @@ def divergence_report(update: int, terms: dict[str, Tensor], model: nn.Module,
     values = {name: float(term) for name, term in terms.items()}
     bad = [name for name, v in values.items() if not math.isfinite(v)]
     shown = ", ".join(f"{name} {_fmt(v)}" for name, v in values.items())
+    norms = group_norms(model)
     if bad:
         what = f"the {' and '.join(bad)} loss {'is' if len(bad) == 1 else 'are'} not finite ({shown})"
-    else:
-        what = f"the loss terms are finite ({shown}) but their gradient overflowed"
+    elif any(not math.isfinite(n) for n, _ in norms.values()):
+        what = f"the loss terms are finite ({shown}) but their gradient is not"
+    else:  # every gradient is finite: only the sum of their squares overflowed
+        what = f"the loss terms and their gradient are finite ({shown}) but the gradient's norm overflows"
     rewards = _largest(segment["reward"].float())
     obs = [v for k, v in segment.items() if (k == "obs" or k.startswith("obs.")) and v.is_floating_point()]
     inputs = f"largest |reward| in the segment {rewards}"
     if obs:
         inputs += f", largest |observation| {_largest(torch.cat([o.reshape(-1) for o in obs]))}"
     remedies = REMEDIES if rewards != "NaN/inf" else ("the rewards hold NaN or inf: check them", *REMEDIES)
-    return (f"training diverged at update {update}: {what}; {_where(group_norms(model))}; {inputs}. The "
+    return (f"training diverged at update {update}: {what}; {_where(norms)}; {inputs}. The "
             f"parameters were left unchanged. Remedies (docs/agent.md, \"When training diverges\"): "
             f"{'; '.join(remedies)}")
 

@@ -285,3 +285,16 @@ def test_life_loss_flags_are_used_only_when_enabled():
         losses[name] = learner.loss(segment, learner.carry)[0].item()
     assert losses["off"] == losses["off-none"]
     assert losses["on"] != losses["off"]
+
+
+def test_a_gradient_whose_norm_alone_overflows_is_told_apart():
+    # float32: every gradient entry finite, the sum of their squares beyond 3.4e38
+    stream = random_stream(4, 2, seed=8)
+    model = ActorCritic(OBS, ACT, agent_config())
+    with torch.no_grad():
+        model.value_head.linear.weight.mul_(1e18)
+    learner = Learner(model, train_config(lr=1e-2), num_streams=2)
+    segment = {k: v.float() if v.is_floating_point() else v for k, v in segment_of(stream, 0, 4).items()}
+    with pytest.raises(Diverged, match="the loss terms and their gradient are finite .* but the gradient's norm "
+                                       "overflows; the largest finite gradient is in the"):
+        learner.update(segment, torch.arange(2))
