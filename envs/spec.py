@@ -29,6 +29,11 @@ class SpecError(ValueError):
     """An unknown suite or name; check-env turns it into exit code 2."""
 
 
+class SpaceError(ValueError):
+    """An env's observation or action space that no vectorised env here can carry (Text,
+    Graph, Sequence, nested Dicts, an empty Discrete); check-env turns it into exit code 2."""
+
+
 @dataclass(frozen=True)
 class Spec:
     """A parsed spec: ``suite`` (a key of SUITES or ``"entry"``) and ``name``."""
