@@ -150,7 +150,8 @@ class ImpalaEncoder(nn.Module):
 
 class MinAtarEncoder(nn.Module):
     """MinAtar's network for (H, W, C) grids: Conv 3x3 of 16 channels (stride 1, no padding) +
-    ReLU, then Linear 128 + ReLU, as in the MinAtar paper's DQN and AC(lambda) (Young & Tian 2019).
+    ReLU, then Linear 128 + ReLU: the MinAtar paper's DQN network (Young & Tian 2019; its AC(lambda)
+    has the same layers with SiLU and dSiLU activations).
 
     A (10, 10, C) bool MinAtar observation becomes 16 x 8 x 8 = 1,024 conv features, then 128.
     The grid is read as 0/1 (bool) or as it is (other dtypes); channels-last is permuted to CHW.

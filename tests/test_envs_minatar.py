@@ -139,3 +139,16 @@ def test_missing_package_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "minatar.gym", None)
     with pytest.raises(ImportError, match=r'pip install "rtrl-rl\[minatar\]"'):
         envs.make_vector("minatar:Breakout", 1)
+
+
+@pytest.mark.parametrize("name, steps", [("minatar/segment", 1280), ("minatar/stream", 20)])
+def test_the_ready_configs_train_on_minatar(tmp_path, name, steps):
+    from rtrl_rl.configs import resolve_config_path
+    from rtrl_rl.stream_trainer import train_stream
+
+    config = load_config(resolve_config_path(name), [f"train.total_steps={steps}", "log.progress=false",
+                                                     "log.tensorboard=false", f"run_dir={tmp_path}"])
+    assert config.env.id.startswith("minatar:") and config.env.options == {}  # MinAtar's defaults
+    assert (config.agent.core, config.agent.learning, config.agent.encoder) == ("elstm", "rtrl", "minatar")
+    summary = (train_stream if config.agent.algorithm == "stream" else train)(config)
+    assert summary["steps"] == steps and summary["updates"] >= 1
