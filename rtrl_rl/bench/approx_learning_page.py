@@ -117,8 +117,8 @@ def _setup(data: dict) -> list[str]:
          f"success over {g['eval_episodes']} episodes at the end. POPGym: {popgym}; {g['popgym_steps']:,} steps per "
          f"run, metric: MMER (the best mean training return over windows of {g['window_steps']:,} steps{one_window}) "
          "and the "
-         f"final greedy return over {g['eval_episodes']} episodes. These budgets are small (they were set to fit "
-         "one session of a shared 2-core machine): \"does not learn\" means at this budget."),
+         f"final greedy return over {g['eval_episodes']} episodes. These budgets are small (the whole grid "
+         "fits about an hour of a shared 2-core machine): \"does not learn\" means at this budget."),
         "",
         (f"Every LSTM rule trains the same dense LSTM, n = {g['lstm_n']} units on an encoder of width "
          f"{g['lstm_encoder']}, so the rules differ only in their gradient. Exact RTRL sets that size: it keeps "
