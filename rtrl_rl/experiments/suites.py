@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from rtrl_rl.run_paths import RunPaths
+
 RULES = {
     "RTRL eLSTM": ["agent.core=elstm", "agent.learning=rtrl"],
     "feed-forward": ["agent.core=none", "agent.learning=none"],
@@ -114,7 +116,8 @@ def run_pair(config: str, minutes: float, work: Path, episodes: int) -> list[dic
     codes = {rule: stop(p) for rule, p in procs.items()}
     results = []
     for rule, run_dir in dirs.items():
-        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+        summary_file = RunPaths(run_dir).summary
+        summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
         suite = config.split("/")[0]
         results.append({
             "config": config, "rule": rule, "exit_code": codes[rule],
@@ -136,7 +139,7 @@ def evaluate_recorded(data: dict, work: Path, configs: list[str] | None, episode
         if configs and run["config"] not in configs:
             continue
         run_dir = run_dir_of(work, run["config"], run["rule"])
-        if not (run_dir / "checkpoints").is_dir():
+        if not RunPaths(run_dir).checkpoints.is_dir():
             missing.append(str(run_dir))
             continue
         print(f"evaluating {run_dir}", flush=True)
