@@ -44,6 +44,7 @@ class Problems:
 def _single_env(spec: str, options: dict[str, Any]) -> gym.Env | None:
     """One plain gymnasium.Env for the spec, for gymnasium's checker (None: native suite)."""
     from rtrl_rl.envs.gym_suite import EnvFactory, gym_factory
+    from rtrl_rl.envs.minatar import GymnasiumSeeding
 
     parsed = parse_spec(spec)
     env_opts = {k: v for k, v in options.items()
@@ -52,6 +53,9 @@ def _single_env(spec: str, options: dict[str, Any]) -> gym.Env | None:
         return EnvFactory("memory", parsed.name, env_opts)()
     if parsed.suite in ("gym", "popgym", "minigrid"):
         return gym_factory(parsed.suite, parsed.name, env_opts)().unwrapped
+    if parsed.suite == "minatar":  # with the wrapper that gives it gymnasium's seeding contract
+        env = gym_factory(parsed.suite, parsed.name, env_opts)()
+        return GymnasiumSeeding(env.unwrapped)
     if parsed.suite == ENTRY_POINT:
         return EnvFactory("entry", spec, env_opts)()
     return None

@@ -1,4 +1,4 @@
-"""Custom and registered gymnasium envs: ``gym:<id>``, ``popgym:``, ``minigrid:``, entry points.
+"""Custom and registered gymnasium envs: ``gym:<id>``, ``popgym:``, ``minigrid:``, ``minatar:``, entry points.
 
 Every env is described by a picklable :class:`EnvFactory` (strings and plain options
 only), so worker processes rebuild it under any start method, file-path classes included.
@@ -18,16 +18,11 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces
 
-from rtrl_rl.envs.spec import SpaceError, SpecError, closest
+from rtrl_rl.envs.spec import SpaceError, SpecError, closest, missing_extra
 from rtrl_rl.envs.third_party import ThirdPartyEnv, quiet_import
 
 ARRAY_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 OPTIONAL = {"popgym": ("popgym", "popgym-{}-v0"), "minigrid": ("minigrid", "MiniGrid-{}-v0")}
-
-
-def _missing(extra: str, err: ImportError) -> ImportError:
-    return ImportError(f"{extra} is not installed ({err}); install it with "
-                       f'pip install "rtrl-rl[{extra}]"')
 
 
 def load_class(target: str) -> type:
@@ -76,7 +71,7 @@ def resolve_id(suite: str, name: str, imports: list[str]) -> str:
         try:
             quiet_import(package)
         except ImportError as err:
-            raise _missing(suite, err) from err
+            raise missing_extra(suite, suite, err) from err
         if name not in gym.registry and pattern.format(name) in gym.registry:
             name = pattern.format(name)
     if name not in gym.registry:
@@ -130,7 +125,7 @@ def array_action_space(space: gym.Space) -> gym.Space:
 
 @dataclass
 class EnvFactory:
-    """Picklable recipe for one env: ``kind`` in gym/entry/memory/dmlab, a target, kwargs."""
+    """Picklable recipe for one env: ``kind`` in gym/entry/memory/dmlab/minatar, a target, kwargs."""
 
     kind: str
     target: str
@@ -145,6 +140,9 @@ class EnvFactory:
             quiet_import(self.suite_package)
         for module in self.imports:
             importlib.import_module(module)
+        if self.kind == "minatar":  # registers MinAtar's ids in this process first
+            from rtrl_rl.envs.minatar import make_game
+            return make_game(self.target, self.kwargs)
         if self.kind == "memory":
             from rtrl_rl.envs.memory import MemoryEnv
             return MemoryEnv(self.target, **self.kwargs)
@@ -196,7 +194,13 @@ def _sample(space: gym.Space) -> Any:
 
 
 def gym_factory(suite: str, name: str, options: dict[str, Any]) -> EnvFactory:
-    """Factory for ``gym:``/``popgym:``/``minigrid:`` ids (``imports=`` consumed here)."""
+    """Factory for ``gym:``/``popgym:``/``minigrid:`` ids (``imports=`` consumed here) and
+    ``minatar:`` games (MinAtar's options and defaults: :mod:`rtrl_rl.envs.minatar`)."""
+    if suite == "minatar":
+        from rtrl_rl.envs.minatar import game_options, register, resolve_game
+        game = resolve_game(name)
+        register()  # fail here with the extra's name, not later inside every worker
+        return EnvFactory("minatar", game, game_options(options))
     options = dict(options)
     imports = _imports(options.pop("imports", None))
     env_id = resolve_id(suite, name, imports)

@@ -24,8 +24,8 @@ def popgym_ids() -> dict[str, str]:
         quiet_import("popgym")  # first: the workers import it to register the ids
         popgym_envs = quiet_import("popgym.envs")
     except ImportError as err:
-        raise ImportError(f"popgym is not installed ({err}); install it with "
-                          'pip install "rtrl-rl[popgym]"') from err
+        from rtrl_rl.envs.spec import missing_extra
+        raise missing_extra("popgym", "popgym", err) from err
     return {cls.__name__: info["id"] for cls, info in popgym_envs.ALL.items()}
 
 

@@ -141,10 +141,13 @@ class AgentConfig:
                             "cores (rnn, gru, lstm); none = feed-forward", fixed=_learning_change)
     hidden_size: int = _doc(64, "units of the recurrent core", at_least=1)
     encoder: str = _choice(
-        "auto", ("auto", "mlp", "impala", "identity"), "observation encoder; auto: impala for images, mlp otherwise"
+        "auto", ("auto", "mlp", "impala", "minatar", "identity"),
+        "observation encoder; auto: minatar for boolean (H, W, C) grids (MinAtar's network: conv 3x3 of 16, "
+        "then 128 units), impala for other images, mlp otherwise",
     )
     encoder_size: int = _doc(
-        64, "output width of the MLP encoder (the IMPALA encoder always outputs 256)", at_least=1
+        64, "output width of the MLP encoder (the IMPALA encoder always outputs 256, the MinAtar one 128)",
+        at_least=1,
     )
     encoder_grad: str = _choice(
         "step",

@@ -12,7 +12,7 @@ from rtrl_rl.configs import available_configs, config_dir, resolve_config_path
 
 READY = ["default", "memory/recall", "memory/tmaze", "atari/pong", "atari/breakout",
          "procgen/coinrun", "procgen/starpilot", "dmlab/rooms_watermaze",
-         "dmlab/rooms_select_nonmatching_object", "popgym/easy"]
+         "dmlab/rooms_select_nonmatching_object", "popgym/easy", "minatar/segment", "minatar/stream"]
 #: suites that use the reference implementation's hyperparameters (Irie et al., ICLR 2024)
 REFERENCE = [n for n in READY if n.split("/")[0] in ("atari", "procgen", "dmlab")]
 
