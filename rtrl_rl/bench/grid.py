@@ -98,13 +98,19 @@ class Grid:
 
 
 def plan(specs: list[dict]) -> dict:
-    """What a grid holds, for a page to say what it would take: its cells and the steps of
-    each rule's runs summed (specs name their ``total_steps``)."""
+    """What a grid holds, for a page to say what it would take: its cells, the steps of each
+    rule's runs summed (specs name their ``total_steps``) and the seconds of the runs that
+    stop on a wall-time budget instead (``wall_s_budget``)."""
     steps: dict[str, int] = {}
+    seconds = 0.0
     for s in specs:
-        steps[s["rule"]] = steps.get(s["rule"], 0) + s["total_steps"]
+        if s.get("wall_s_budget"):
+            seconds += s["wall_s_budget"]
+        else:
+            steps[s["rule"]] = steps.get(s["rule"], 0) + s["total_steps"]
     return {"runs": len(specs), "tasks": list(dict.fromkeys(s["task"] for s in specs)),
-            "rules": list(steps), "seeds": sorted({s["seed"] for s in specs}), "steps": steps}
+            "rules": list(dict.fromkeys(s["rule"] for s in specs)), "seeds": sorted({s["seed"] for s in specs}),
+            "steps": steps, "seconds": seconds}
 
 
 #: the fields that name what a cell measured (a training run, or a drift, memory or throughput row)

@@ -65,7 +65,8 @@ def estimate(plan: dict, runs: list[dict], jobs: int) -> float | None:
             per_step.setdefault(r["rule"], []).append((r.get("process_wall_s") or r["wall_s"]) / r["steps"])
     if not all(rule in per_step for rule in plan["steps"]):
         return None
-    return sum(steps * statistics.fmean(per_step[rule]) for rule, steps in plan["steps"].items()) / jobs
+    steps = sum(steps * statistics.fmean(per_step[rule]) for rule, steps in plan["steps"].items())
+    return (steps + plan.get("seconds", 0.0)) / jobs
 
 
 def machines_line(rows: list[dict], label: Callable[[dict], str] | None = None) -> str | None:

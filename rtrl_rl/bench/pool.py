@@ -39,7 +39,7 @@ def train_cell(spec: dict, work_dir: str) -> dict:
     """Train one cell in this process; return the spec's fields with its measured figures.
 
     Its terminal output goes to ``train.log`` in its run directory; a failure is returned
-    as an ``error`` (the traceback) instead of raised, so one broken run cannot stop the grid.
+    as an ``error`` instead of raised, so one broken run cannot stop the grid.
     """
     from rtrl_rl.config import load_config
     from rtrl_rl.session import fresh_run_dir
@@ -53,8 +53,8 @@ def train_cell(spec: dict, work_dir: str) -> dict:
     with open(run_dir / "train.log", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
             summary = train(load_config(None, [*spec["overrides"], f"run_dir={run_dir}"]))
-        except Exception:  # noqa: BLE001 - reported in the results, never hidden
-            result["error"] = traceback.format_exc()
+        except Exception as error:  # noqa: BLE001 - reported in the results, never hidden
+            result["error"] = failure(error)
             summary = None
     result["process_wall_s"] = round(time.perf_counter() - start, 2)
     if summary is not None:
@@ -65,6 +65,13 @@ def train_cell(spec: dict, work_dir: str) -> dict:
             # out and a resumed grid runs it again
             result["error"] = f"{summary['stopped']} at step {summary.get('steps')}, before the budget"
     return result
+
+
+def failure(error: BaseException) -> str:
+    """What a failed cell records: the exception and its message. The traceback, which names
+    this machine's paths, goes to the cell's log (its stderr) instead of the results."""
+    traceback.print_exc()
+    return "".join(traceback.format_exception_only(error)).strip()
 
 
 def run_grid(specs: list[dict], work_dir: str | Path, jobs: int = 2,
