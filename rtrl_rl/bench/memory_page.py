@@ -313,5 +313,5 @@ def _reproduce(data: dict, json_path: Path, md_path: Path) -> list[str]:
                  + took("quick")),
                 ("rtrl-rl bench memory --report-only", "this page and its charts from the JSON, in seconds")]
     rel = os.path.relpath(json_path, md_path.parent)
-    return [*reproduce(rel, commands), f"Machine: {machine_line(meta)} The machine was shared with other work, "
+    return [*reproduce([rel], commands), f"Machine: {machine_line(meta)} The machine was shared with other work, "
             "so wall times are upper bounds.", ""]

@@ -108,17 +108,18 @@ def machine_line(meta: dict) -> str:
     return line + f". Versions: {shown}{commit}."
 
 
-def reproduce(json_path: str, commands: list[tuple[str, str]], notes: list[str] = ()) -> list[str]:
+def reproduce(json_paths: list[str], commands: list[tuple[str, str]], notes: list[str] = ()) -> list[str]:
     """The "Reproduce" section: at most three (command, what it does and how long it takes)
     pairs, then where the run history is kept."""
     if len(commands) > 3:
         raise ValueError("a page lists at most three commands to reproduce it")
     lines = ["## Reproduce", ""]
     lines += [f"- `{command}`: {what}" for command, what in commands]
+    named = ", ".join(f"`{p}`" for p in json_paths)
     lines += ["", f"Each invocation that measured this page, with its command, machine and time, is in the "
-              f"`history` of `{json_path}`; every run records its own command and CPU there. This page is "
-              "written from that file alone: do not edit it by hand.", *notes, ""]
-    return lines
+              f"`history` of {named}; every run records its own command and CPU there. This page is written from "
+              "that alone: do not edit it by hand.", ""]
+    return lines + [line for note in notes for line in (note, "")]
 
 
 def write(path: Path, lines: list[str]) -> Path:

@@ -215,7 +215,7 @@ def _reproduce(data: dict, json_path: Path, md_path: Path, peer: str) -> list[st
                  + took("quick")),
                 ("rtrl-rl bench popgym --report-only", "this page and its charts from the JSON, in seconds")]
     machines = machines_line(data["runs"], lambda r: labels(data).get(r["rule"], r["rule"]))
-    return [*reproduce(os.path.relpath(json_path, md_path.parent), commands),
+    return [*reproduce([os.path.relpath(json_path, md_path.parent)], commands),
             f"This page's runs came from {len(meta['history'])} invocations, {duration(span)} from the first run's "
             f"start to the last run's end, {jobs} runs at a time, one torch thread each. Machine: {machine_line(meta)}"
             + (f" The runs ran on more than one CPU model, so compare wall times within one machine only: {machines}."
