@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,10 @@ def drive(exp: Experiment, args: argparse.Namespace, *, describe: dict, specs: l
     if args.resume:
         data = record.load(json_path)
         data["grid"] = join_grids(data["grid"], describe)
+    elif json_path.is_file() and record.load(json_path)["grid"].get("name") != describe["name"]:
+        print(f"error: {json_path} holds the {record.load(json_path)['grid'].get('name')!r} grid; write the "
+              f"{describe['name']!r} grid elsewhere (--out DIR) rather than over it", file=sys.stderr)
+        return 2
     else:
         data = {"meta": record.new_meta(), "grid": describe, "runs": []}
     entry = record.begin(data["meta"], command(args, exp), args.jobs)

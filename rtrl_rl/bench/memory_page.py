@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from rtrl_rl.bench import charts, memory_costs
-from rtrl_rl.bench.page import duration, estimate, fmt, machine_line, mean_std, reproduce, spread, table, write
+from rtrl_rl.bench.page import duration, estimate, estimated, fmt, machine_line, mean_std, reproduce, spread, table, write
 
 #: a cell is "solved" at or above this mean greedy success, "at chance" within the margin
 SOLVED = 0.9
@@ -300,17 +300,14 @@ def _reproduce(data: dict, json_path: Path, md_path: Path) -> list[str]:
         measured = f"{duration(sum(h.get('wall_s', 0.0) for h in meta['history']))} on {jobs} cores"
         if data["grid"]["name"] == name and len(data["runs"]) == plans[name]["runs"]:
             return f"{measured}, as measured here"
-        seconds = estimate(plans[name], data["runs"], jobs)
-        if seconds is not None:
-            return f"about {duration(seconds)} on {jobs} cores at the wall time per step measured here"
-        if data["grid"]["name"] == name:
+        if data["grid"]["name"] == name and estimate(plans[name], data["runs"], jobs) is None:
             return (f"the {len(data['runs'])} of its runs on this page took {measured}; the rules without a run here "
                     "are not measured")
-        return "not measured (a rule of it has no run here)"
+        return estimated(plans[name], data["runs"], jobs)
     commands = [("rtrl-rl bench memory", f"the full grid ({plans['full']['runs']} runs) and the cost benchmarks: "
                  + took("full")),
-                ("rtrl-rl bench memory --quick", f"the quick grid ({plans['quick']['runs']} runs, one seed): "
-                 + took("quick")),
+                ("rtrl-rl bench memory --quick --out quick/results", f"the quick grid ({plans['quick']['runs']} runs, "
+                 "one seed) into a folder of its own: " + took("quick")),
                 ("rtrl-rl bench memory --report-only", "this page and its charts from the JSON, in seconds")]
     rel = os.path.relpath(json_path, md_path.parent)
     return [*reproduce([rel], commands), f"Machine: {machine_line(meta)} The machine was shared with other work, "

@@ -57,8 +57,8 @@ def duration(seconds: float) -> str:
 
 def estimate(plan: dict, runs: list[dict], jobs: int) -> float | None:
     """Seconds the grid of ``plan`` would take at the wall time per step each of its rules
-    took in ``runs`` (start-up and evaluations included), ``jobs`` runs at a time; None
-    when a rule has no measured run."""
+    took in ``runs`` (evaluations included, process start-up not), ``jobs`` runs at a time;
+    None when a rule has no measured run."""
     per_step: dict[str, list[float]] = {}
     for r in runs:
         if "error" not in r and r.get("steps"):
@@ -67,6 +67,15 @@ def estimate(plan: dict, runs: list[dict], jobs: int) -> float | None:
         return None
     steps = sum(steps * statistics.fmean(per_step[rule]) for rule, steps in plan["steps"].items())
     return (steps + plan.get("seconds", 0.0)) / jobs
+
+
+def estimated(plan: dict, runs: list[dict], jobs: int) -> str:
+    """:func:`estimate` as a page says it."""
+    seconds = estimate(plan, runs, jobs)
+    if seconds is None:
+        return "not measured (a rule of it has no run here)"
+    return (f"about {duration(seconds)} with {jobs} run{'s' if jobs > 1 else ''} at a time, from the wall time per "
+            "step measured here (process start-up aside)")
 
 
 def machines_line(rows: list[dict], label: Callable[[dict], str] | None = None) -> str | None:

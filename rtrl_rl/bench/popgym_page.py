@@ -11,7 +11,7 @@ import os
 import statistics
 from pathlib import Path
 
-from rtrl_rl.bench.page import (duration, estimate, fmt, machine_line, machines_line, mean_std, reproduce, spread,
+from rtrl_rl.bench.page import (duration, estimated, machine_line, machines_line, mean_std, reproduce, spread,
                                 table, write)
 from rtrl_rl.bench.popgym_charts import plot_curves, plot_tasks
 from rtrl_rl.bench.popgym_targets import BEST_RTRL, targets_section
@@ -201,18 +201,14 @@ def _reproduce(data: dict, json_path: Path, md_path: Path, peer: str) -> list[st
     budgets = {r.get("wall_budget_s") for r in data["runs"] if r["rule"] == peer and r.get("wall_budget_s")}
     peer_flag = f" --peer-wall-s {next(iter(budgets)):g}" if len(budgets) == 1 else ""
 
-    def took(name: str) -> str:
-        seconds = estimate(plans[name], data["runs"], jobs)
-        return "not measured" if seconds is None else \
-            f"about {duration(seconds)} on {jobs} cores at the wall time per step measured here"
     timed = [r for r in data["runs"] if "started_unix" in r and r.get("wall_s") is not None]
     span = (max(r["started_unix"] + r["wall_s"] for r in timed) - min(r["started_unix"] for r in timed)) if timed else 0
     recall = sum(r["wall_s"] for r in data["runs"] if r["task"] == "memory:recall" and "error" not in r)
     commands = [(f"rtrl-rl bench popgym --peer{peer_flag} --recall --cost",
-                 f"the full grid ({plans['full']['runs']} runs, the peer's included): {took('full')}; then the "
+                 f"the full grid ({plans['full']['runs']} runs, the peer's included): {estimated(plans['full'], data['runs'], jobs)}; then the "
                  f"default task ({duration(recall)} here) and the side-by-side cost"),
-                ("rtrl-rl bench popgym --quick", f"the quick grid ({plans['quick']['runs']} runs, one seed): "
-                 + took("quick")),
+                ("rtrl-rl bench popgym --quick --out quick/results", f"the quick grid ({plans['quick']['runs']} runs, "
+                 "one seed) into a folder of its own: " + estimated(plans["quick"], data["runs"], jobs)),
                 ("rtrl-rl bench popgym --report-only", "this page and its charts from the JSON, in seconds")]
     machines = machines_line(data["runs"], lambda r: labels(data).get(r["rule"], r["rule"]))
     return [*reproduce([os.path.relpath(json_path, md_path.parent)], commands),
