@@ -25,7 +25,7 @@ from rtrl_rl.bench.pool import run_grid
 
 #: grid fields that a resumed result joins (the union of both); every other field must agree,
 #: because the runs of one page share one budget and one set of settings
-JOINED = ("tasks", "seeds", "rules", "episodes", "cells", "configs", "plans")
+JOINED = ("tasks", "seeds", "rules", "episodes", "cells", "configs", "plans", "full_steps", "published")
 
 
 @dataclass(frozen=True)
@@ -76,25 +76,25 @@ def check(args: argparse.Namespace, exp: Experiment) -> str | None:
 
 
 def join_grids(saved: dict, new: dict) -> dict:
-    """The grid of a resumed result: the union of the :data:`JOINED` fields, every other field
-    as saved; a field on which the two disagree (a budget, shared settings) stops the run."""
-    for k in set(saved) | set(new):
-        if k not in JOINED and k in saved and k in new and saved[k] != new[k]:
-            raise SystemExit(f"--resume: the saved grid has {k} = {saved[k]!r}, this invocation {new[k]!r}; "
-                             "the runs of one page share it (start a new result without --resume)")
+    """The grid of a resumed result: the union of the :data:`JOINED` fields (lists and
+    dicts), every other field as saved; a field on which the two disagree (a budget,
+    shared settings) stops the run."""
     joined = {**new, **saved}
-    for k in JOINED:
-        if k in saved and k in new:
-            a, b = saved[k], new[k]
-            joined[k] = a | b if isinstance(a, dict) else list(dict.fromkeys([*a, *b]))
-            if k == "seeds":
-                joined[k] = sorted(joined[k])
+    for k in set(saved) & set(new):
+        a, b = saved[k], new[k]
+        if k in JOINED and isinstance(a, dict) and isinstance(b, dict):
+            joined[k] = a | b
+        elif k in JOINED and isinstance(a, list) and isinstance(b, list):
+            joined[k] = sorted({*a, *b}) if k == "seeds" else list(dict.fromkeys([*a, *b]))
+        elif a != b:
+            raise SystemExit(f"--resume: the saved grid has {k} = {a!r}, this invocation {b!r}; "
+                             "the runs of one page share it (start a new result without --resume)")
     return joined
 
 
 def drive(exp: Experiment, args: argparse.Namespace, *, describe: dict, specs: list[dict],
           runner: Callable[[dict, str], dict], write_page: Callable[[dict, Path, Path], list[Path]],
-          done: Callable[[dict], bool] = lambda r: "error" not in r,
+          done: Callable[[dict], bool] = lambda r: "error" not in r, cell: Callable[[dict], tuple] = grids.key,
           before: Callable[[dict], None] | None = None, after: Callable[[dict], None] | None = None) -> int:
     """Run an experiment's cells into its JSON and write its page; returns the exit code
     (1 when a cell of this invocation failed)."""
@@ -117,11 +117,15 @@ def drive(exp: Experiment, args: argparse.Namespace, *, describe: dict, specs: l
     if before is not None:
         before(data)
     lists = ["runs", *dict.fromkeys(s["into"] for s in specs if "into" in s)]
-    todo = grids.missing(specs, [_in(r, name) for name in lists for r in data.get(name, [])], done)
+    todo = grids.missing(specs, [_in(r, name) for name in lists for r in data.get(name, [])], done, cell)
     failed = []
 
     def save(result: dict) -> None:
-        record.stamp_cpu([result], cpu)
+        for row in result.pop("rows", [result]):  # a cell gives one row, or several (a pair of runs)
+            keep(record.stamp_cpu([row], cpu)[0])
+        record.save(json_path, data, exp.compact)
+
+    def keep(result: dict) -> None:
         name = result.pop("into", "runs")  # a measurement other than a training run has its own list
         same = grids.key(_in(result, name))
         data[name] = [r for r in data.get(name, []) if grids.key(_in(r, name)) != same] + [result]
@@ -130,7 +134,6 @@ def drive(exp: Experiment, args: argparse.Namespace, *, describe: dict, specs: l
             failed.append(result)
         print(f"[{len(data['runs'])}] {result.get('task')} {result.get('rule')} seed {result.get('seed')}: "
               f"{status[0]} ({result.get('process_wall_s') or result.get('wall_s') or 0:.0f} s)", flush=True)
-        record.save(json_path, data, exp.compact)
 
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix=f"{exp.name}-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,7 @@ def plan(specs: list[dict]) -> dict:
 
 
 #: the fields that name what a cell measured (a training run, or a drift, memory or throughput row)
-KEY_FIELDS = ("into", "task", "length", "rule", "seed", "lr", "delay")
+KEY_FIELDS = ("into", "config", "task", "length", "rule", "seed", "lr", "delay")
 
 
 def key(row: dict) -> tuple:
@@ -122,7 +122,9 @@ def key(row: dict) -> tuple:
     return tuple(row.get(k) for k in KEY_FIELDS)
 
 
-def missing(specs: list[dict], rows: list[dict], done: Callable[[dict], bool] = lambda r: "error" not in r) -> list[dict]:
-    """The specs with no finished row among ``rows``: what a resumed grid still runs."""
-    have = {key(r) for r in rows if done(r)}
-    return [s for s in specs if key(s) not in have]
+def missing(specs: list[dict], rows: list[dict], done: Callable[[dict], bool] = lambda r: "error" not in r,
+            cell: Callable[[dict], tuple] = key) -> list[dict]:
+    """The specs with no finished row among ``rows``: what a resumed grid still runs. ``cell``
+    names the cell of a spec or a row (a cell may give several rows)."""
+    have = {cell(r) for r in rows if done(r)}
+    return [s for s in specs if cell(s) not in have]

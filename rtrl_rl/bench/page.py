@@ -107,7 +107,9 @@ def _seeds(seeds: set) -> str:
 
 def machine_line(meta: dict) -> str:
     """The machine and versions of a result, in one sentence."""
-    m, v = meta["machine"], meta["versions"]
+    m, v = meta.get("machine"), meta.get("versions") or {}
+    if not m:
+        return "not recorded with these runs."
     line = f"{m['nproc']} CPU cores ({m['cpu']}), {m['mem_gib']} GiB memory, GPU: {m.get('gpu') or 'none'}"
     if m.get("load_start"):
         line += f"; load average {m['load_start']} at the start" + (
@@ -126,7 +128,7 @@ def reproduce(json_paths: list[str], commands: list[tuple[str, str]], notes: lis
     lines += [f"- `{command}`: {what}" for command, what in commands]
     named = ", ".join(f"`{p}`" for p in json_paths)
     lines += ["", f"Each invocation that measured this page, with its command, machine and time, is in the "
-              f"`history` of {named}; every run records its own command and CPU there. This page is written from "
+              f"`history` of {named}; every run records its own command there. This page is written from "
               "that alone: do not edit it by hand.", ""]
     return lines + [line for note in notes for line in (note, "")]
 

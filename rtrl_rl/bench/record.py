@@ -106,7 +106,8 @@ def begin(meta: dict, command: str, jobs: int) -> dict:
 def finish(meta: dict, entry: dict) -> None:
     """Record the invocation's wall time and the load at its end."""
     entry["wall_s"] = round(time.time() - entry.pop("began_unix"), 1)
-    meta["machine"]["load_end"] = load_average()
+    if meta.get("machine"):  # a result measured before machines were recorded keeps saying so
+        meta["machine"]["load_end"] = load_average()
 
 
 def load(path: Path) -> dict:
