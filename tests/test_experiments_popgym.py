@@ -79,7 +79,7 @@ def _tiny_result() -> dict:
                  "versions": {"torch": "2"}, "peer": "defaults",
                  "history": [{"command": "rtrl-rl bench popgym --grid tiny", "started": "now", "wall_s": 60.0,
                               "jobs": 2, "cpu": "cpu"}]},
-        "grid": grid, "notes": ["the rest"],
+        "grid": grid, "not_measured": ["the rest"],
         "runs": [{**run, "rule": "rtrl-elstm"}, {**run, "rule": "rtrl-elstm", "seed": 1, "mmer": 0.1,
                                                 "final_return": 0.35},
                  {**run, "rule": pg.PEER, "final_return": None},

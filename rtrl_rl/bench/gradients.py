@@ -20,7 +20,6 @@ rows, ``--doc`` the page ``docs/approximations.md`` from them (:mod:`rtrl_rl.ben
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys

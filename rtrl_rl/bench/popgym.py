@@ -22,7 +22,7 @@ from rtrl_rl.bench import driver, popgym_cost
 from rtrl_rl.bench.curves import WINDOW_STEPS, mmer, training_curve
 from rtrl_rl.bench.grid import SEGMENT_LENGTH, Block, Budget, Cell, Grid, plan
 from rtrl_rl.bench.pool import cell_dir, failure, train_cell
-from rtrl_rl.bench.popgym_targets import BEST_RTRL, PEER
+from rtrl_rl.bench.popgym_targets import BEST_RTRL, LONG_TASKS, PEER
 
 
 @dataclass(frozen=True)
@@ -107,9 +107,9 @@ PEER_LABEL = "SB3-contrib RecurrentPPO (MlpLstmPolicy)"
 RECALL = {"spec": "memory:recall", "options": {"delay": 40, "num_symbols": 4, "distractors": True},
           "target": 0.95, "eval_interval_steps": 20_000, "eval_episodes": 256}
 #: what no invocation here measures, and why
-NOTES = ["Sample Factory: not run. Its latest release (sample-factory 2.1.1) requires gymnasium<1.0 (and "
-         "numpy<2.0, wandb, opencv-python, pyglet); this library needs gymnasium>=1.0, so installing it would "
-         "replace a core dependency."]
+NOT_MEASURED = ["Sample Factory: not run. Its latest release (sample-factory 2.1.1) requires gymnasium<1.0 (and "
+                "numpy<2.0, wandb, opencv-python, pyglet); this library needs gymnasium>=1.0, so installing it "
+                "would replace a core dependency."]
 
 
 def rules(rtrl_cores: list[str] | None = None) -> dict[str, Rule]:
@@ -260,7 +260,7 @@ def describe(g: Grid, catalog: dict[str, Rule]) -> dict:
 def measure_cost(g: Grid, catalog: dict[str, Rule], steps: int) -> dict:
     """The side-by-side cost measurement on the grid's long-dependency tasks (all its tasks
     when it has none): short runs without evaluation or TensorBoard."""
-    tasks = [t for t in popgym_cost.LONG_TASKS if t in g.tasks] or g.tasks
+    tasks = [t for t in LONG_TASKS if t in g.tasks] or g.tasks
     cost_grid = grid("cost", tasks, list(popgym_cost.COST_RULES), [0], steps, eval_episodes=0,
                      extra=["log.tensorboard=false", *g.extra])
     runs: dict = {}
@@ -343,7 +343,7 @@ def run(args: argparse.Namespace) -> int:
     def settings(data: dict) -> None:
         from rtrl_rl.bench.popgym_peer import N_ENVS, peer_versions
 
-        data.setdefault("notes", NOTES)
+        data.setdefault("not_measured", NOT_MEASURED)
         data["meta"]["versions"] |= peer_versions()
         if args.peer:
             data["meta"]["peer"] = (f"SB3-contrib defaults (n_steps 128, batch 128, 10 epochs, lr 3e-4, LSTM 256), "

@@ -15,7 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from rtrl_rl.bench.popgym_targets import BEST_RTRL, LONG_TASKS
+from rtrl_rl.bench.popgym_targets import BEST_RTRL
 
 #: the two rules of the measurement: the best RTRL rule and the strongest BPTT baseline
 COST_RULES = (BEST_RTRL, "tbptt-lstm-episode")

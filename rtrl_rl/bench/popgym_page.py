@@ -172,7 +172,7 @@ def _rules(data: dict, agg: dict, peer: str) -> list[str]:
 
 def _missing(data: dict, agg: dict, peer: str) -> list[str]:
     """What this result does not hold: its notes, the peer's machines, the full grid's missing runs."""
-    notes = list(data.get("notes", []))
+    notes = list(data.get("not_measured", []))
     peer_runs = [r for r in data["runs"] if r["rule"] == peer and r["task"] != "memory:recall"]
     peer_machines = machines_line(peer_runs)
     if peer_machines:

@@ -36,7 +36,9 @@ TARGETS = {
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``bench`` and one sub-parser per experiment; one whose module cannot be imported
     gets a parser that reports why instead."""
-    parser = subparsers.add_parser("bench", help="run an experiment or a benchmark", description=__doc__)
+    parser = subparsers.add_parser("bench", help="run an experiment or a benchmark", description=(
+        "Every experiment and benchmark of the project. Those with a result page write its JSON under --out "
+        "(default docs/results) and the page beside it; --report-only rewrites a page from its JSON."))
     targets = parser.add_subparsers(dest="target", metavar="NAME")
     for name, (module_name, help_text) in TARGETS.items():
         sub = targets.add_parser(name, help=help_text, description=help_text)
