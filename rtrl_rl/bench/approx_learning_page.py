@@ -105,8 +105,8 @@ def _setup(data: dict) -> list[str]:
          f"agent's defaults otherwise. Memory tasks: {memory}; {g['memory_steps']:,} steps per run, metric: greedy "
          f"success over {g['eval_episodes']} episodes at the end. POPGym: {popgym}; {g['popgym_steps']:,} steps per "
          f"run, metric: MMER (the best mean training return over windows of {g['window_steps']:,} steps{one_window}) "
-         f"and the final greedy return over {g['eval_episodes']} episodes. These budgets are small (a few hours of "
-         "a shared 2-core machine for the whole grid): \"does not learn\" means at this budget."),
+         f"and the final greedy return over {g['eval_episodes']} episodes. These budgets are small (the whole grid "
+         "fits about an hour of a shared 2-core machine): \"does not learn\" means at this budget."),
         "",
         (f"Every LSTM rule trains the same dense LSTM, n = {g['lstm_n']} units on an encoder of width "
          f"{g['lstm_encoder']}, so the rules differ only in their gradient. Exact RTRL sets that size: it keeps "
