@@ -302,3 +302,12 @@ def test_an_interrupted_run_is_an_error_not_a_result(tmp_path, monkeypatch):
     assert "interrupted (SIGTERM) at step 1280, before the budget" in result["error"]
     monkeypatch.setattr(rtrl_rl.trainer, "train", stopped("budget"))
     assert "error" not in run_one(spec, str(tmp_path))
+
+
+def test_another_grid_is_not_written_over_a_result(tiny: Path, capsys):
+    """The tiny grid's result stays: the quick grid must go to a folder of its own."""
+    out = tiny / "results"
+    before = (out / "memory.json").read_text()
+    assert main(["--quick", "--skip-bench", "--out", str(out)]) == 2
+    assert "holds the 'tiny' grid" in capsys.readouterr().err
+    assert (out / "memory.json").read_text() == before

@@ -116,20 +116,20 @@ def test_report_from_a_tiny_saved_result(tmp_path):
 
 
 def test_the_full_grid_note_is_decided_from_the_runs():
-    from rtrl_rl.bench.popgym_page import _missing, missing_from_full_grid
+    from rtrl_rl.bench.popgym_page import missing_from_full_grid, missing_notes
 
     data = _tiny_result()
     full = pg.GRIDS["full"]()
     n_runs = len(full.tasks) * len(full.seeds)
     missing = missing_from_full_grid(data)
     assert missing["rtrl-elstm"] == n_runs - 2 and missing[pg.PEER] == n_runs - 1 and "rtrl-lru+wide" not in missing
-    assert "missing from this page" in _missing(data, {}, pg.PEER)[2]
+    assert "missing from this page" in missing_notes(data, pg.PEER)[2]
     run = data["runs"][0]
     data["runs"] = [{**run, "task": t, "rule": r, "seed": s} for t in pg.TASKS for s in (0, 1, 2)
                     for r in [*full.rules, pg.PEER]]
     data["runs"][0] = {k: v for k, v in data["runs"][0].items() if k not in ("mmer", "curve")} | {"error": "diverged"}
     assert missing_from_full_grid(data) == {}, "a run that failed was still run"
-    assert "missing from this page" not in "\n".join(_missing(data, {}, pg.PEER))
+    assert "missing from this page" not in "\n".join(missing_notes(data, pg.PEER))
 
 
 def test_a_result_of_levers_only_still_gets_its_page(tmp_path):
@@ -277,7 +277,7 @@ def test_the_history_holds_commands_without_the_places_of_files():
 
 
 def test_side_by_side_cost_decides_cheaper_per_step():
-    from rtrl_rl.bench.popgym_page import _cost as cost_section
+    from rtrl_rl.bench.popgym_page import cost_section
     from rtrl_rl.bench.popgym_targets import targets_section, verdicts
 
     # by the grid's wall times RTRL is cheaper (100 s against 400 s); measured side by side it is not

@@ -159,55 +159,46 @@ def _fails(word: str | None) -> bool:
     return word is not None and word.startswith("does not")
 
 
-def _memory_table(data: dict, table: dict) -> list[str]:
+def _memory_table(data: dict, cells_: dict) -> list[str]:
     g = data["grid"]
     tasks = list(g["memory_tasks"])
-    lines = ["| rule | " + " | ".join(f"{t} (L = {g['memory_tasks'][t]['length']})" for t in tasks) + " |",
-             "|---|" + "---|" * len(tasks)]
-    for rule in (r for r in g["rules"] if r not in g["popgym_only"]):
-        row = []
-        for task in tasks:
-            cell = table.get(task, {}).get(rule)
-            row.append("not run" if cell is None else
-                       f"{mean_std(cell['success_rate']['mean'], cell['success_rate']['std'])} "
-                       f"({_short(verdict(data, table, task, rule))}){_seeds_note(cell, g['seeds'])}")
-        lines.append(f"| {_label(data, rule)} | " + " | ".join(row) + " |")
-    return lines
+
+    def shown(task: str, rule: str) -> str:
+        cell = cells_.get(task, {}).get(rule)
+        if cell is None:
+            return "not run"
+        return (f"{mean_std(cell['success_rate']['mean'], cell['success_rate']['std'])} "
+                f"({_short(verdict(data, cells_, task, rule))}){_seeds_note(cell, g['seeds'])}")
+    return table(["rule", *(f"{t} (L = {g['memory_tasks'][t]['length']})" for t in tasks)],
+                 [[_label(data, rule), *(shown(t, rule) for t in tasks)]
+                  for rule in g["rules"] if rule not in g["popgym_only"]])
 
 
-def _popgym_table(data: dict, table: dict) -> list[str]:
+def _popgym_table(data: dict, cells_: dict) -> list[str]:
     g = data["grid"]
     tasks = list(g["popgym_tasks"])
-    lines = ["| rule | " + " | ".join(f"{t} MMER | {t} final return" for t in tasks) + " |",
-             "|---|" + "---|" * (2 * len(tasks))]
-    for rule in g["rules"]:
-        row = []
-        for task in tasks:
-            cell = table.get(task, {}).get(rule)
-            if cell is None:
-                row += ["not run", "not run"]
-                continue
-            word = verdict(data, table, task, rule)
-            row += [f"{mean_std(cell['mmer']['mean'], cell['mmer']['std'])}" + (f" ({_short(word)})" if word else "")
-                    + _seeds_note(cell, g["seeds"]),
-                    mean_std(cell["final_return"]["mean"], cell["final_return"]["std"])]
-        lines.append(f"| {_label(data, rule)} | " + " | ".join(row) + " |")
-    return lines
+
+    def shown(task: str, rule: str) -> list[str]:
+        cell = cells_.get(task, {}).get(rule)
+        if cell is None:
+            return ["not run", "not run"]
+        word = verdict(data, cells_, task, rule)
+        return [mean_std(cell["mmer"]["mean"], cell["mmer"]["std"]) + (f" ({_short(word)})" if word else "")
+                + _seeds_note(cell, g["seeds"]), mean_std(cell["final_return"]["mean"], cell["final_return"]["std"])]
+    return table(["rule", *(f"{t} {what}" for t in tasks for what in ("MMER", "final return"))],
+                 [[_label(data, rule), *(c for t in tasks for c in shown(t, rule))] for rule in g["rules"]])
 
 
-def _cost_table(data: dict, table: dict) -> list[str]:
+def _cost_table(data: dict) -> list[str]:
     """Per rule: runs, total wall time, mean steps/s on memory and on POPGym tasks."""
-    g = data["grid"]
-    lines = ["| rule | runs | wall time (min, all runs) | steps/s, memory tasks | steps/s, POPGym |",
-             "|---|---|---|---|---|"]
-    for rule in g["rules"]:
+    rows = []
+    for rule in data["grid"]["rules"]:
         runs = [r for r in data["runs"] if r["rule"] == rule and finished(r)]
-        if not runs:
-            continue
-        sps = {fam: [r["sps"] for r in runs if r["family"] == fam] for fam in ("memory", "popgym")}
-        lines.append(f"| {_label(data, rule)} | {len(runs)} | {sum(r['wall_s'] for r in runs) / 60:.1f} | "
-                     + " | ".join(f"{statistics.fmean(v):,.0f}" if v else "–" for v in sps.values()) + " |")
-    return lines
+        if runs:
+            sps = [[r["sps"] for r in runs if r["family"] == fam] for fam in ("memory", "popgym")]
+            rows.append([_label(data, rule), str(len(runs)), f"{sum(r['wall_s'] for r in runs) / 60:.1f}",
+                         *(f"{statistics.fmean(v):,.0f}" if v else "–" for v in sps)])
+    return table(["rule", "runs", "wall time (min, all runs)", "steps/s, memory tasks", "steps/s, POPGym"], rows)
 
 
 def section(data: dict) -> list[str]:
@@ -218,12 +209,12 @@ def section(data: dict) -> list[str]:
              "is another. Here the dense LSTM is trained by each rule on memory tasks whose dependency spans more "
              "than a segment, and on two POPGym tasks, beside the RTRL eLSTM."), "", *_setup(data), "",
              "### Memory tasks: greedy success at the end (mean ± std over seeds; verdicts at this budget)", "",
-             *_memory_table(data, table), "",
+             *_memory_table(data, table),
              "### POPGym: MMER and final greedy return (mean ± std over seeds; verdicts at this budget)", "",
-             *_popgym_table(data, table), "", "### Cost (wall time on the shared machine above)", "",
+             *_popgym_table(data, table), "### Cost (wall time on the shared machine above)", "",
              ("Steps/s are training throughput on a machine shared with other jobs: comparable between rules of "
               "this grid only roughly, not a benchmark of the rules' speed (the cost table above is)."), "",
-             *_cost_table(data, table), ""]
+             *_cost_table(data)]
     if errors:
         lines += [f"{len(errors)} runs failed: " + ", ".join(f"{r['task']} {r['rule']} seed {r['seed']}"
                                                              for r in errors), ""]
@@ -252,4 +243,4 @@ def longer_section(data: dict) -> list[str]:
              f"{jobs} training processes at a time, {wall_min:.0f} min of wall time in all. {status} The same rules "
              f"and network sizes as above on {tasks}, {g['memory_steps']:,} steps per run, seeds {g['seeds']}, greedy "
              f"success over {g['eval_episodes']} episodes at the end."), "",
-            *_memory_table(data, table), "", *_cost_table(data, table), ""]
+            *_memory_table(data, table), *_cost_table(data)]

@@ -157,12 +157,12 @@ def write_page(data: dict, json_path: Path, md_path: Path) -> list[Path]:
         pngs.append(success_vs_length(data, final, out / "success_vs_length.png"))
         pngs += [learning_curves(data, final, task, out / f"curves_{task}.png") for task in final]
     links = {p.stem: os.path.relpath(p, md_path.parent) for p in pngs}
-    lines = [*_lead(data, final, links), *_targets(data, final), *_grid(data), *_tasks(data, final, links),
+    lines = [*_lead(data, links), *_targets(data, final), *_grid(data), *_tasks(data, final, links),
              *memory_costs.section(data, throughput(final)), *_missing(data), *_reproduce(data, json_path, md_path)]
     return [write(md_path, lines), *pngs]
 
 
-def _lead(data: dict, final: dict, links: dict[str, str]) -> list[str]:
+def _lead(data: dict, links: dict[str, str]) -> list[str]:
     T = data["grid"]["segment_length"]
     lines = ["# Memory tasks: RTRL against truncated BPTT and feed-forward", "",
              f"Which learning rules carry a cue across more steps than a segment of T = {T}? Every rule trains "

@@ -75,7 +75,7 @@ def _peer_budget(data: dict, peer: str) -> str:
             f"({min(best):.0f}–{max(best):.0f} s): the peer had more wall time, not the same")
 
 
-def _lead(data: dict, agg: dict, png: str) -> list[str]:
+def _lead(data: dict, png: str) -> list[str]:
     g = data["grid"]
     return ["# POPGym: the learning rules on POPGym's memory tasks", "",
             f"MMER (POPGym's max-mean episodic return, below) on {len(g['tasks'])} POPGym tasks after "
@@ -101,7 +101,7 @@ def _results(data: dict, agg: dict, rules: list[str]) -> list[str]:
                                    for r in rules)] for task, cells in agg.items()])]
 
 
-def _cost(cost: dict | None, names: dict[str, str]) -> list[str]:
+def cost_section(cost: dict | None, names: dict[str, str]) -> list[str]:
     """The side-by-side measurement of ``--cost`` (nothing when it did not run)."""
     if not cost:
         return []
@@ -170,7 +170,7 @@ def _rules(data: dict, agg: dict, peer: str) -> list[str]:
     return lines + [""]
 
 
-def _missing(data: dict, agg: dict, peer: str) -> list[str]:
+def missing_notes(data: dict, peer: str) -> list[str]:
     """What this result does not hold: its notes, the peer's machines, the full grid's missing runs."""
     notes = list(data.get("not_measured", []))
     peer_runs = [r for r in data["runs"] if r["rule"] == peer and r["task"] != "memory:recall"]
@@ -229,9 +229,9 @@ def write_page(data: dict, json_path: Path, md_path: Path) -> list[Path]:
             plot_curves(data, main, names, out / "popgym_steps.png", "steps"),
             plot_curves(data, main, names, out / "popgym_wall.png", "wall")]
     link = {p.stem: os.path.relpath(p, md_path.parent) for p in pngs}
-    lines = [*_lead(data, agg, link["popgym_tasks"]),
+    lines = [*_lead(data, link["popgym_tasks"]),
              *targets_section(agg, names, len(g["tasks"]), _peer_budget(data, peer), peer=peer, cost=data.get("cost")),
-             *_cost(data.get("cost"), names),
+             *cost_section(data.get("cost"), names),
              "**Metric.** MMER: the training curve is, per update, the mean return of the episodes that ended in it; "
              f"it is averaged over fixed windows of {g['window_steps']:,} environment steps and MMER is the largest "
              "window mean. In brackets: the final greedy evaluation return (256 fresh episodes). Mean ± std over "
@@ -241,6 +241,6 @@ def write_page(data: dict, json_path: Path, md_path: Path) -> list[Path]:
              *_results(data, agg, main), *_levers(data, agg),
              f"![training return against steps]({link['popgym_steps']})", "",
              f"![training return against wall time]({link['popgym_wall']})", "",
-             *_recall(data), *_rules(data, agg, peer), *_missing(data, agg, peer),
+             *_recall(data), *_rules(data, agg, peer), *missing_notes(data, peer),
              *_reproduce(data, json_path, md_path, peer)]
     return [write(md_path, lines), *pngs]

@@ -18,6 +18,8 @@ A comparison whose runs are missing is reported as not measured, never as met.
 
 from __future__ import annotations
 
+from rtrl_rl.bench.page import table
+
 #: the rule the targets are about: the best RTRL agent of the benchmark (its settings:
 #: ``popgym.BEST_OVERRIDES``)
 BEST_RTRL = "rtrl-best"
@@ -98,12 +100,11 @@ def targets_section(agg: dict, labels: dict[str, str], n_tasks: int, peer_budget
     lines = ["## Targets", "",
              f"The best RTRL rule here is **{labels.get(best, best)}**. MMER means over seeds; '–': not measured or "
              f"not applicable. Tasks whose dependencies exceed the segment: {', '.join(LONG_TASKS)}.", "",
-             "| task | RTRL | TBPTT LSTM | within 0.05 or above | +0.1 beyond the segment | LSTM (T = episode) "
-             "| within 0.05 of it | cheaper per step | peer | above the peer |", "|---|" + "---|" * 9]
-    for task, r in rows.items():
-        lines.append(f"| {task} | {_num(r['rtrl'])} | {_num(r['lstm'])} | {_mark(r['near_lstm'])} | "
-                     f"{_mark(r['beyond_segment'])} | {_num(r['episode'])} | {_mark(r['matches_episode'])} | "
-                     f"{_mark(r['cheaper_than_episode'])} | {_num(r['peer'])} | {_mark(r['beats_peer'])} |")
+             *table(["task", "RTRL", "TBPTT LSTM", "within 0.05 or above", "+0.1 beyond the segment",
+                     "LSTM (T = episode)", "within 0.05 of it", "cheaper per step", "peer", "above the peer"],
+                    [[task, _num(r["rtrl"]), _num(r["lstm"]), _mark(r["near_lstm"]), _mark(r["beyond_segment"]),
+                      _num(r["episode"]), _mark(r["matches_episode"]), _mark(r["cheaper_than_episode"]),
+                      _num(r["peer"]), _mark(r["beats_peer"])] for task, r in rows.items()])]
 
     def verdict(key: str, need: int | None = None) -> str:
         met, measured = s[key]
@@ -115,8 +116,7 @@ def targets_section(agg: dict, labels: dict[str, str], n_tasks: int, peer_budget
             measured < n_tasks else ""
         return f"{met} of {measured} measured tasks: {'met' if ok else '**not met**'}{unmeasured}"
 
-    lines += ["",
-              f"- Within {TOLERANCE} of TBPTT LSTM or above, on every task ({n_tasks}): {verdict('near_lstm')}.",
+    lines += [f"- Within {TOLERANCE} of TBPTT LSTM or above, on every task ({n_tasks}): {verdict('near_lstm')}.",
               f"- Above TBPTT LSTM by {MARGIN} where it stays below {SOLVED}, beyond the segment: "
               f"{verdict('beyond_segment')}.",
               f"- Within {TOLERANCE} of the episode-long BPTT baseline beyond the segment: {verdict('matches_episode')}; "

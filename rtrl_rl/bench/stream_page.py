@@ -231,17 +231,14 @@ def _drift_and_memory(data: dict) -> list[str]:
              "steps that are not an episode's first. Where ObGD's bound is active the step "
              "α / (α κ max(|δ|,1) ‖z‖₁) does not depend on α = `stream.lr`, so rows with the same mean step are "
              "the same run:"), "",
-             "| stream.lr | mean ObGD step | median | 90th percentile | max | steps |", "|---|---|---|---|---|---|"]
-    for d in data["drift"]:
-        lines.append(f"| {d['lr']} | {d['mean_effective_step']:.4f} | {d['median_rel_error']:.2e} | "
-                     f"{d['p90_rel_error']:.2e} | {d['max_rel_error']:.2e} | {d['steps']} |")
-    lines += ["", "## Memory against episode length", "",
-              (f"One stream, RTRL eLSTM, recall with blank delays, {data['memory'][0]['steps'] if data['memory'] else 0} "
-              "steps, no evaluation:"), "",
-              "| episode length | peak RSS MiB |", "|---|---|"]
-    for m in data["memory"]:
-        lines.append(f"| {m['episode_length']} | {m['max_rss_mib']:.0f} |")
-    return lines + [""]
+             *table(["stream.lr", "mean ObGD step", "median", "90th percentile", "max", "steps"],
+                    [[str(d["lr"]), f"{d['mean_effective_step']:.4f}", f"{d['median_rel_error']:.2e}",
+                      f"{d['p90_rel_error']:.2e}", f"{d['max_rel_error']:.2e}", str(d["steps"])] for d in data["drift"]])]
+    steps = data["memory"][0]["steps"] if data["memory"] else 0
+    return lines + ["## Memory against episode length", "",
+                    f"One stream, RTRL eLSTM, recall with blank delays, {steps} steps, no evaluation:", "",
+                    *table(["episode length", "peak RSS MiB"],
+                           [[str(m["episode_length"]), f"{m['max_rss_mib']:.0f}"] for m in data["memory"]])]
 
 
 def write_page(data: dict, json_path: Path, md_path: Path) -> list[Path]:
