@@ -236,9 +236,9 @@ def test_resume_joins_grids_and_refuses_another_budget():
     joined = join_grids(saved, fresh)
     assert joined["tasks"] == ["RepeatPreviousEasy", "RepeatFirstEasy"] and joined["seeds"] == [0, 1, 2]
     assert joined["episodes"] == {"RepeatPreviousEasy": 51, "RepeatFirstEasy": 51}
-    with pytest.raises(SystemExit, match="total_steps"):
+    with pytest.raises(ValueError, match="total_steps"):
         join_grids(saved, {**fresh, "total_steps": 1})
-    with pytest.raises(SystemExit, match="shared"):
+    with pytest.raises(ValueError, match="shared"):
         join_grids(saved, {**fresh, "shared": []})
 
 

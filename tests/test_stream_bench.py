@@ -84,7 +84,7 @@ def test_every_task_names_its_metric_and_evaluations(task):
     assert (t["chance"] is None) == (t["metric"] == "mean_return")
 
 
-def test_resume_runs_only_the_cells_the_json_lacks(tmp_path, monkeypatch):
+def test_resume_runs_only_the_cells_the_json_lacks(tmp_path, monkeypatch, capsys):
     from rtrl_rl.bench import driver
 
     out = tmp_path / "results"
@@ -104,8 +104,9 @@ def test_resume_runs_only_the_cells_the_json_lacks(tmp_path, monkeypatch):
     assert {s.get("lr") for s in asked if s.get("into") == "drift"} == {0.1, 0.01}, "lr 1.0 is measured already"
     assert {s.get("delay") for s in asked if s.get("into") == "memory"} == {100, 1000}
     assert not [s for s in asked if s.get("into") == "throughput"], "both rules' throughput rows are saved"
-    with pytest.raises(SystemExit, match="steps"):
-        cli.main([*argv[:-4], "--steps", "200", "--out", str(out)])
+    asked.clear()
+    assert cli.main([*argv[:-4], "--steps", "200", "--out", str(out)]) == 2, "another budget is refused"
+    assert "the saved grid has steps = 100, this invocation 200" in capsys.readouterr().err and not asked
 
 
 def test_rows_measured_on_another_machine_are_named(tmp_path):

@@ -77,8 +77,8 @@ def check(args: argparse.Namespace, exp: Experiment) -> str | None:
 
 def join_grids(saved: dict, new: dict) -> dict:
     """The grid of a resumed result: the union of the :data:`JOINED` fields (lists and
-    dicts), every other field as saved; a field on which the two disagree (a budget,
-    shared settings) stops the run."""
+    dicts), every other field as saved. Raises ValueError for a field on which the two
+    disagree (a budget, shared settings)."""
     joined = {**new, **saved}
     for k in set(saved) & set(new):
         a, b = saved[k], new[k]
@@ -87,7 +87,7 @@ def join_grids(saved: dict, new: dict) -> dict:
         elif k in JOINED and isinstance(a, list) and isinstance(b, list):
             joined[k] = sorted({*a, *b}) if k == "seeds" else list(dict.fromkeys([*a, *b]))
         elif a != b:
-            raise SystemExit(f"--resume: the saved grid has {k} = {a!r}, this invocation {b!r}; "
+            raise ValueError(f"--resume: the saved grid has {k} = {a!r}, this invocation {b!r}; "
                              "the runs of one page share it (start a new result without --resume)")
     return joined
 
@@ -97,17 +97,23 @@ def drive(exp: Experiment, args: argparse.Namespace, *, describe: dict, specs: l
           done: Callable[[dict], bool] = lambda r: "error" not in r, cell: Callable[[dict], tuple] = grids.key,
           before: Callable[[dict], None] | None = None, after: Callable[[dict], None] | None = None) -> int:
     """Run an experiment's cells into its JSON and write its page; returns the exit code
-    (1 when a cell of this invocation failed)."""
+    (2 for arguments that do not fit the saved result, found before anything runs; 1 when a
+    cell of this invocation failed)."""
     json_path, page_path = exp.paths(args)
+    saved = record.load(json_path) if json_path.is_file() else None
     if args.report_only:
-        print("wrote", *map(str, write_page(record.load(json_path), json_path, page_path)))
+        print("wrote", *map(str, write_page(saved, json_path, page_path)))
         return 0
     if args.resume:
-        data = record.load(json_path)
-        data["grid"] = join_grids(data["grid"], describe)
-    elif json_path.is_file() and record.load(json_path)["grid"].get("name") != describe["name"]:
-        print(f"error: {json_path} holds the {record.load(json_path)['grid'].get('name')!r} grid; write the "
-              f"{describe['name']!r} grid elsewhere (--out DIR) rather than over it", file=sys.stderr)
+        data = saved
+        try:
+            data["grid"] = join_grids(saved["grid"], describe)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    elif saved is not None and saved["grid"].get("name") != describe["name"]:
+        print(f"error: {json_path} holds the {saved['grid'].get('name')!r} grid; write the {describe['name']!r} "
+              "grid elsewhere (--out DIR) rather than over it", file=sys.stderr)
         return 2
     else:
         data = {"meta": record.new_meta(), "grid": describe, "runs": []}
@@ -139,13 +145,13 @@ def drive(exp: Experiment, args: argparse.Namespace, *, describe: dict, specs: l
     work.mkdir(parents=True, exist_ok=True)
     try:
         run_grid(todo, work, jobs=args.jobs, on_result=save, runner=runner)
-    finally:
+        if after is not None:
+            after(data)
+    finally:  # a stopped invocation keeps its rows, and its history says how long it ran
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
-    if after is not None:
-        after(data)
-    record.finish(data["meta"], entry)
-    record.save(json_path, data, exp.compact)
+        record.finish(data["meta"], entry)
+        record.save(json_path, data, exp.compact)
     files = write_page(data, json_path, page_path)
     print(f"done in {entry['wall_s']:.0f} s; wrote {json_path}", *map(str, files))
     return 1 if failed else 0
