@@ -56,7 +56,7 @@ def optimizer_settings(train_config: Any) -> tuple[type[torch.optim.Optimizer], 
                                      "eps": train_config.rmsprop_eps}
     if name == "adam":
         return torch.optim.Adam, {"lr": train_config.lr, "eps": train_config.adam_eps}
-    raise ValueError(f"train.optimizer must be 'rmsprop' or 'adam', got {name!r}")
+    raise ValueError(f"unknown optimizer {name!r}; expected 'rmsprop' or 'adam'")  # the library's own argument
 
 
 #: a setting only that optimizer's param groups hold: tells a saved state's kind apart
@@ -75,7 +75,7 @@ def _reduce(x: torch.Tensor, how: str) -> torch.Tensor:
         return x.sum()
     if how == "mean":
         return x.mean()
-    raise ValueError(f"train.loss_reduction must be 'mean' or 'sum', got {how!r}")
+    raise ValueError(f"unknown loss reduction {how!r}; expected 'mean' or 'sum'")  # the library's own argument
 
 
 def sensitivity_norm(carry: Carry) -> float:

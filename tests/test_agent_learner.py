@@ -224,7 +224,7 @@ def test_bad_optimizer_and_reduction_are_refused():
     with pytest.raises(ValueError, match="optimizer"):
         Learner(make_model(), train_config(optimizer="sgd"), num_streams=1)
     learner = Learner(make_model(), train_config(loss_reduction="max"), num_streams=2)
-    with pytest.raises(ValueError, match="loss_reduction"):
+    with pytest.raises(ValueError, match="loss reduction"):
         learner.update(segment_of(random_stream(4, 2), 0, 4), torch.arange(2))
 
 

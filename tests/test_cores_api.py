@@ -106,8 +106,9 @@ def test_forget_bias_initialisation():
     n = 4
     assert torch.all(make_core("elstm", 3, n).bias[n:] == 3.0)
     assert torch.all(make_core("mingru", 3, n, forget_bias=2.0).bias[:n] == -2.0)
-    lstm = make_core("lstm", 3, n, learning="tbptt", forget_bias=2.5).lstm
-    assert torch.all(lstm.bias_ih_l0[n:2 * n] + lstm.bias_hh_l0[n:2 * n] == 2.5)
+    for learning in ("tbptt", "snap1"):  # torch's kernel and the dense core: the same parameters
+        lstm = make_core("lstm", 3, n, learning=learning, forget_bias=2.5)
+        assert torch.all(lstm.bias_ih[n:2 * n] + lstm.bias_hh[n:2 * n] == 2.5)
 
 
 def test_lstm_resets_mid_segment_equal_separate_runs():
@@ -117,9 +118,9 @@ def test_lstm_resets_mid_segment_equal_separate_runs():
     reset = torch.zeros(6, 2, dtype=torch.bool)
     reset[3, 0] = True
     y, carry = core(x, core.initial_carry(2), reset)
-    y_tail, _ = core.lstm(x[3:, :1])  # stream 0 restarts from zeros at step 3
+    y_tail, _ = core.kernel(x[3:, :1])  # stream 0 restarts from zeros at step 3
     torch.testing.assert_close(y[3:, :1], y_tail)
-    y_whole, (h, _) = core.lstm(x[:, 1:])  # stream 1 never resets
+    y_whole, (h, _) = core.kernel(x[:, 1:])  # stream 1 never resets
     torch.testing.assert_close(y[:, 1:], y_whole)
     torch.testing.assert_close(carry["h"][1:], h[0])
 

@@ -10,8 +10,9 @@ What is checked, without training anything:
   with RTRL;
 - every fenced ``yaml`` block is a config (``build_config`` of its contents), unless it is
   a Kubernetes manifest (it has ``apiVersion`` and ``kind``);
-- every inline span of overrides (``agent.core=lstm agent.learning=snap1``) or of one
-  dotted key (``runtime.restart_actors``) names a real key and, where given, a valid value.
+- every inline span of overrides (``agent.core=lstm agent.learning=snap1``, checked together)
+  or of one dotted key (``runtime.restart_actors``) names a real key and, where given, a
+  valid value.
 
 Conventions a page follows:
 
@@ -45,7 +46,7 @@ import pytest
 import yaml
 
 from rtrl_rl.cli import build_parser
-from rtrl_rl.config import REMOVED_KEYS, AgentConfig, Config, build_config, load_yaml, parse_override
+from rtrl_rl.config import REMOVED_KEYS, AgentConfig, Config, ConfigError, build_config, load_yaml, merge, parse_override
 from rtrl_rl.configs import resolve_config_path
 from rtrl_rl.envs import parse_spec
 from rtrl_rl.envs.spec import parse_options
@@ -202,6 +203,18 @@ def _check_overrides(base: list[dict], overrides: list[str]) -> None:
         parse_spec(config.env.id)
 
 
+def _check_span(words: list[str]) -> None:
+    """An inline span of overrides makes a valid config. A span of one override that names a
+    setting in prose (``runtime.backend=ray``) needs only its own key's rules: the rules across
+    keys (``rtrl_rl.config.CROSS_KEY_RULES``) ask for the other keys a whole command gives."""
+    try:
+        _check_overrides([], words)
+    except ConfigError:
+        if len(words) > 1:
+            raise
+        merge(Config(), parse_override(words[0]))  # type, choices and bounds of the one key
+
+
 def _config_source(name: str | None, files: dict[str, dict]) -> list[dict]:
     if name is None or _is_placeholder(name):
         return []
@@ -305,8 +318,7 @@ def test_inline_keys_and_overrides_are_real(page: str):
             continue
         if all(KEY.fullmatch(w.partition("=")[0]) and "=" in w for w in words):
             try:
-                for word in words:
-                    _check_overrides([], [word])
+                _check_span(words)
             except (AssertionError, ValueError) as err:
                 pytest.fail(f"{page}: `{span}`: {err}")
         elif len(words) == 1 and KEY.fullmatch(span):
@@ -325,6 +337,11 @@ def test_the_extraction_finds_what_it_must():
         build_config({"train": {"restart_actors": True}})
     with pytest.raises(ValueError, match="must be one of"):
         _check_command(["train", "agent.learning=bptt"], {})
+    with pytest.raises(ValueError, match="must be one of"):
+        _check_span(["runtime.backend=rya"])
+    with pytest.raises(ValueError, match="approximates RTRL"):
+        _check_span(["agent.core=elstm", "agent.learning=snap1"])  # a span's overrides go together
+    _check_span(["runtime.backend=ray"])  # named in prose: the rules across keys need a whole command
     with pytest.raises(AssertionError, match="no config key"):
         _check_command(["train", "--config", "atari/pong", "train.segment_lenght=N"], {})
     with pytest.raises(AssertionError, match="refuses"):

@@ -40,7 +40,7 @@ def measure(config_name: str, overrides: list[str], repeats: int = 3) -> dict:
     from rtrl_rl.config import load_config
     from rtrl_rl.configs import resolve_config_path
     from rtrl_rl.rollout import Collector, allocate_segment
-    from rtrl_rl.trainer import build_agent, make_env, seed_everything
+    from rtrl_rl.run_builder import build_agent, make_env, seed_everything
 
     config = load_config(resolve_config_path(config_name), ["train.device=cpu", *overrides])
     torch.set_num_threads(1)

@@ -23,6 +23,7 @@ from pathlib import Path
 from rtrl_rl.bench import driver, record
 from rtrl_rl.bench.curves import training_curve
 from rtrl_rl.bench.suites_page import write_page
+from rtrl_rl.run_paths import RunPaths
 
 RULES = {
     "RTRL eLSTM": ["agent.core=elstm", "agent.learning=rtrl"],
@@ -109,7 +110,8 @@ def run_pair(config: str, minutes: float, work: Path, episodes: int) -> list[dic
     codes = {rule: stop(p) for rule, p in procs.items()}
     results = []
     for rule, run_dir in dirs.items():
-        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+        summary_file = RunPaths(run_dir).summary
+        summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
         steps = summary.get("steps")
         results.append({
             "config": config, "rule": rule, "minutes": minutes, "started": started, "exit_code": codes[rule],
@@ -133,7 +135,7 @@ def evaluate_recorded(data: dict, work: Path, configs: list[str] | None, episode
         if configs and run["config"] not in configs:
             continue
         run_dir = run_dir_of(work, run["config"], run["rule"])
-        if not (run_dir / "checkpoints").is_dir():
+        if not RunPaths(run_dir).checkpoints.is_dir():
             missing.append(str(run_dir))
             continue
         print(f"evaluating {run_dir}", flush=True)

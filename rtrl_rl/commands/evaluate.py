@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 def evaluate_payload(payload: dict, config, args) -> dict:
     """Build env and model from a checkpoint and play the episodes; ValueError on mismatch."""
     from rtrl_rl.evaluation import evaluation_seed, run_episodes
-    from rtrl_rl.trainer import make_env
+    from rtrl_rl.run_builder import make_env
 
     seed = evaluation_seed(config.train.seed) if args.seed is None else args.seed
     n = max(1, min(args.num_envs, args.episodes))

@@ -16,7 +16,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from rtrl_rl.config import ConfigError, load_config, resolve_device
+from rtrl_rl.config import ConfigError, load_config
 
 
 def register(subparsers) -> None:
@@ -75,6 +75,8 @@ def _prepare(args: argparse.Namespace):
     else:
         config = load_config(_resolve(args.config), args.overrides)
     if config.runtime.backend != "ray":  # with Ray the learner may run on another node: checked there
+        from rtrl_rl.run_builder import resolve_device
+
         resolve_device(config.train.device)
     if restart:
         clear_run_dir(Path(config.run_dir))
@@ -136,7 +138,7 @@ def _dispatch(config, resume_dir):
         from rtrl_rl.stream_trainer import train_stream
 
         return train_stream(config, resume_from=resume_dir)
-    if config.runtime.actors > 0 or config.runtime.backend == "ray":  # ray checks its actor count
+    if config.runtime.actors > 0 or config.runtime.backend == "ray":
         from rtrl_rl.runtime import train_with_actors
 
         return train_with_actors(config, resume_from=resume_dir)
@@ -147,6 +149,9 @@ def _dispatch(config, resume_dir):
 
 def print_summary(summary: dict) -> None:
     """Print the run's headline figures, then where its files are."""
+    from rtrl_rl.run_paths import RunPaths
+
+    paths = RunPaths(summary["run_dir"])
     keys = ("steps", "wall_s", "sps", "mean_return", "success_rate", "time_to_target_s", "stopped")
     width = max(len(k) for k in keys)
     print("summary")
@@ -155,5 +160,6 @@ def print_summary(summary: dict) -> None:
             value = summary[key]
             text = f"{value:.4g}" if isinstance(value, float) else str(value)
             print(f"  {key:<{width}}  {text}")
-    print(f"  run_dir{' ' * (width - 7)}  {summary['run_dir']} (summary.json, config.yaml, model.pt)")
+    files = ", ".join(path.name for path in (paths.summary, paths.config, paths.latest))
+    print(f"  run_dir{' ' * (width - 7)}  {summary['run_dir']} ({files})")
     sys.stdout.flush()

@@ -107,7 +107,7 @@ def actor_main(spec: ActorSpec, channels: Channels) -> None:
 def run_actor(spec: ActorSpec, channels: Channels) -> None:
     """The actor loop (see the module docstring); returns when the run stops."""
     from rtrl_rl.agents import ActorCritic
-    from rtrl_rl.trainer import make_env, seed_everything
+    from rtrl_rl.run_builder import make_env, seed_everything
 
     config, pool = spec.config, channels.pool
     torch.set_num_threads(1)  # many actors share few cores; the learner gets the rest

@@ -85,7 +85,7 @@ class StreamGroup:
     def _start(self, generation: int) -> None:
         from rtrl_rl.agents import ActorCritic
         from rtrl_rl.rollout import Collector, allocate_segment
-        from rtrl_rl.trainer import make_env, seed_everything
+        from rtrl_rl.run_builder import make_env, seed_everything
 
         self.close()
         config = self.config

@@ -38,24 +38,22 @@ RESTARTING_WAIT_S = 0.5
 RAY_OPTIONS = ("num_cpus", "num_gpus", "memory", "resources", "accelerator_type")
 
 
-def ray_options(resources: dict, key: str) -> dict:
-    """Ray ``.options(...)`` for a resources mapping of the config (``key`` names it in errors).
+def ray_options(resources: dict) -> dict:
+    """Ray ``.options(...)`` for a resources mapping of the config (checked there).
 
     ``{num_cpus: 1, num_gpus: 0.5, gpu_node: 1}`` becomes ``num_cpus=1, num_gpus=0.5,
     resources={"gpu_node": 1}``: known option names pass through, other names are custom
-    resources (``ray start --resources``). Raises ValueError on a non-numeric amount.
+    resources (``ray start --resources``).
     """
     options: dict = {}
     custom: dict = {}
     for name, amount in resources.items():
-        if name in ("resources",) and isinstance(amount, dict):
+        if name == "resources":
             custom.update(amount)
         elif name == "accelerator_type":
             options[name] = str(amount)
-        elif isinstance(amount, (int, float)) and not isinstance(amount, bool) and amount >= 0:
-            (options if name in RAY_OPTIONS else custom)[name] = amount
         else:
-            raise ValueError(f"{key}.{name} must be a number >= 0 (a Ray resource amount), got {amount!r}")
+            (options if name in RAY_OPTIONS else custom)[name] = amount
     if custom:
         options["resources"] = custom
     return options
@@ -80,7 +78,7 @@ class RayFleet:
         # Ray restarts a dead process as often as asked; RESTART_WINDOW_S below sets the limit.
         remote = ray.remote(StreamGroup).options(
             max_restarts=-1 if restart else 0, max_task_retries=0,
-            **ray_options(config.runtime.ray_actor_resources, "runtime.ray_actor_resources"),
+            **ray_options(config.runtime.ray_actor_resources),
         )
         self.handles = [remote.remote(config, a, seed_salt) for a in range(actors)]
         self.generation = [0] * actors
