@@ -1,4 +1,4 @@
-"""The compute ceiling of training: ``python -m benchmarks.compute_ceiling [--config atari/pong]``.
+"""``rtrl-rl bench compute-ceiling [--config atari/pong]``: the compute ceiling of training.
 
 The runtime target asks training to reach half the raw vectorised env rate. Whether any runtime can
 do that on a machine is a matter of arithmetic: every env step costs one forward pass of
@@ -17,13 +17,15 @@ the numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from rtrl_rl.bench import record
 
 
 def _flops(fn) -> int:
@@ -35,12 +37,12 @@ def _flops(fn) -> int:
 
 def measure(config_name: str, overrides: list[str], repeats: int = 3) -> dict:
     """FLOPs per env step (acting, learning) and the learner's achieved GFLOP/s, one thread."""
-    from rtrl_rl.commands.train import _resolve
     from rtrl_rl.config import load_config
+    from rtrl_rl.configs import resolve_config_path
     from rtrl_rl.rollout import Collector, allocate_segment
-    from rtrl_rl.trainer import build_agent, make_env, seed_everything
+    from rtrl_rl.run_builder import build_agent, make_env, seed_everything
 
-    config = load_config(_resolve(config_name), ["train.device=cpu", *overrides])
+    config = load_config(resolve_config_path(config_name), ["train.device=cpu", *overrides])
     torch.set_num_threads(1)
     seed_everything(0)
     T, B = config.train.segment_length, config.env.num_envs
@@ -62,14 +64,17 @@ def measure(config_name: str, overrides: list[str], repeats: int = 3) -> dict:
             "update_s": update_s, "learner_gflops": learn_flops / update_s / 1e9}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.compute_ceiling", description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's arguments to ``parser``."""
     parser.add_argument("--config", default="atari/pong")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="cores of the machine")
     parser.add_argument("--repeats", type=int, default=3, help="timed learner updates (median)")
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure, print the ceiling, write JSON if asked; returns the exit code."""
     result = measure(args.config, args.overrides, args.repeats)
     per_step = (result["act_mflop_per_step"] + result["learn_mflop_per_step"]) * 1e6
     result["cores"] = args.cores
@@ -81,10 +86,5 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ceiling on {args.cores} cores doing only this arithmetic: "
           f"{result['ceiling_steps_per_s']:,.0f} env steps/s")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        record.save(Path(args.json), {**result, "machine": record.machine(), "versions": record.versions()})
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,15 +8,17 @@ Three comparisons, each per task on the MMER means over seeds (see :func:`verdic
   ``SOLVED``;
 - against TBPTT LSTM with a segment as long as the episode, on :data:`LONG_TASKS`: within
   ``TOLERANCE`` of it, at a lower wall time per environment step (from the side-by-side
-  measurement, :mod:`rtrl_rl.experiments.popgym_cost`, where it ran; else from the grid's
+  measurement, :mod:`rtrl_rl.bench.popgym_cost`, where it ran; else from the grid's
   runs, whose loads may differ);
-- against the peer (SB3-contrib RecurrentPPO) at equal wall time: above its MMER on at least
-  ``PEER_WINS`` of the tasks.
+- against the peer (SB3-contrib RecurrentPPO), given at least the best RTRL rule's wall time
+  per run: above its MMER on at least ``PEER_WINS`` of the tasks.
 
 A comparison whose runs are missing is reported as not measured, never as met.
 """
 
 from __future__ import annotations
+
+from rtrl_rl.bench.page import table
 
 #: the rule the targets are about: the best RTRL agent of the benchmark (its settings:
 #: ``popgym.BEST_OVERRIDES``)
@@ -24,6 +26,8 @@ BEST_RTRL = "rtrl-best"
 #: tasks whose dependencies reach further back than the 10-step segment
 LONG_TASKS = ("RepeatFirstEasy", "RepeatPreviousMedium", "CountRecallEasy", "AutoencodeEasy", "ConcentrationEasy")
 TOLERANCE, MARGIN, SOLVED, PEER_WINS = 0.05, 0.1, 0.9, 10
+#: the peer's rule name in the grid and the JSON
+PEER = "sb3-recurrentppo"
 
 
 def _mean(cells: dict, rule: str) -> float | None:
@@ -31,7 +35,7 @@ def _mean(cells: dict, rule: str) -> float | None:
     return None if cell is None else cell["mmer"]["mean"]
 
 
-def verdicts(agg: dict, best: str = BEST_RTRL, peer: str = "sb3-recurrentppo", cost: dict | None = None) -> dict:
+def verdicts(agg: dict, best: str = BEST_RTRL, peer: str = PEER, cost: dict | None = None) -> dict:
     """task -> {rtrl, lstm, episode, peer (MMER means or None), near_lstm, beyond_segment,
     matches_episode, cheaper_than_episode, beats_peer (True/False/None: not measured or not
     applicable)}, plus ``summary``: per comparison, tasks met / tasks measured.
@@ -85,23 +89,22 @@ def _num(value: float | None) -> str:
 
 
 def targets_section(agg: dict, labels: dict[str, str], n_tasks: int, peer_budget: str,
-                    best: str = BEST_RTRL, cost: dict | None = None) -> list[str]:
+                    best: str = BEST_RTRL, peer: str = PEER, cost: dict | None = None) -> list[str]:
     """The page's "Targets" section: one row per task, then one line per target, met or not.
-    ``peer_budget`` says what the peer ran (the target is at equal wall time); ``cost`` as in
-    :func:`verdicts`."""
-    v = verdicts(agg, best, cost=cost)
+    ``peer_budget`` says what the peer ran against the best RTRL rule's wall time; ``cost`` as
+    in :func:`verdicts`."""
+    v = verdicts(agg, best, peer, cost=cost)
     cost_source = ("measured side by side in one process: the cost table below" if _side_by_side(cost, best) else
                    "wall times of runs that may have run under different loads: the wall-time table above")
     rows, s = v["tasks"], v["summary"]
     lines = ["## Targets", "",
              f"The best RTRL rule here is **{labels.get(best, best)}**. MMER means over seeds; '–': not measured or "
              f"not applicable. Tasks whose dependencies exceed the segment: {', '.join(LONG_TASKS)}.", "",
-             "| task | RTRL | TBPTT LSTM | within 0.05 or above | +0.1 beyond the segment | LSTM (T = episode) "
-             "| within 0.05 of it | cheaper per step | peer | above the peer |", "|---|" + "---|" * 9]
-    for task, r in rows.items():
-        lines.append(f"| {task} | {_num(r['rtrl'])} | {_num(r['lstm'])} | {_mark(r['near_lstm'])} | "
-                     f"{_mark(r['beyond_segment'])} | {_num(r['episode'])} | {_mark(r['matches_episode'])} | "
-                     f"{_mark(r['cheaper_than_episode'])} | {_num(r['peer'])} | {_mark(r['beats_peer'])} |")
+             *table(["task", "RTRL", "TBPTT LSTM", "within 0.05 or above", "+0.1 beyond the segment",
+                     "LSTM (T = episode)", "within 0.05 of it", "cheaper per step", "peer", "above the peer"],
+                    [[task, _num(r["rtrl"]), _num(r["lstm"]), _mark(r["near_lstm"]), _mark(r["beyond_segment"]),
+                      _num(r["episode"]), _mark(r["matches_episode"]), _mark(r["cheaper_than_episode"]),
+                      _num(r["peer"]), _mark(r["beats_peer"])] for task, r in rows.items()])]
 
     def verdict(key: str, need: int | None = None) -> str:
         met, measured = s[key]
@@ -113,12 +116,11 @@ def targets_section(agg: dict, labels: dict[str, str], n_tasks: int, peer_budget
             measured < n_tasks else ""
         return f"{met} of {measured} measured tasks: {'met' if ok else '**not met**'}{unmeasured}"
 
-    lines += ["",
-              f"- Within {TOLERANCE} of TBPTT LSTM or above, on every task ({n_tasks}): {verdict('near_lstm')}.",
+    lines += [f"- Within {TOLERANCE} of TBPTT LSTM or above, on every task ({n_tasks}): {verdict('near_lstm')}.",
               f"- Above TBPTT LSTM by {MARGIN} where it stays below {SOLVED}, beyond the segment: "
               f"{verdict('beyond_segment')}.",
               f"- Within {TOLERANCE} of the episode-long BPTT baseline beyond the segment: {verdict('matches_episode')}; "
               f"at a lower wall time per step: {verdict('cheaper_than_episode')} ({cost_source}).",
-              f"- Above the peer at equal wall time on at least {PEER_WINS} tasks (the peer's budget: {peer_budget}): "
+              f"- Above the peer on at least {PEER_WINS} tasks (the peer's budget: {peer_budget}): "
               f"{verdict('beats_peer', PEER_WINS)}.", ""]
     return lines

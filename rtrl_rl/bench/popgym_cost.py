@@ -15,8 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from rtrl_rl.experiments import popgym as pg
-from rtrl_rl.experiments.popgym_targets import BEST_RTRL, LONG_TASKS
+from rtrl_rl.bench.popgym_targets import BEST_RTRL
 
 #: the two rules of the measurement: the best RTRL rule and the strongest BPTT baseline
 COST_RULES = (BEST_RTRL, "tbptt-lstm-episode")
@@ -33,42 +32,23 @@ def seconds_per_step(overrides: list[str], work_dir: Path) -> float:
     return 1.0 / summary["sps"]
 
 
-def measure(tasks: list[str] | None = None, rules: tuple[str, ...] = COST_RULES, steps: int = COST_STEPS,
-            rounds: int = COST_ROUNDS, extra: list[str] | None = None, log=print) -> dict:
+def measure(runs: dict[str, dict[str, list[str]]], steps: int, rounds: int = COST_ROUNDS, log=print) -> dict:
     """{"steps", "rounds", "rules", "tasks": {task: {rule: [s/step per round], "ratio": median A / median B}}}.
 
-    ``tasks`` default to the long-dependency tasks (where the episode-long baseline runs).
-    Rounds alternate the rules, so a change of load hits both."""
-    tasks = list(tasks or LONG_TASKS)
-    grid = pg.Grid("cost", tasks, {r: pg.rules()[r] for r in rules}, [0], steps, eval_episodes=0,
-                   extra=["log.tensorboard=false", *(extra or [])])
-    out: dict = {"steps": steps, "rounds": rounds, "rules": list(rules), "tasks": {}}
+    ``runs``: task -> rule -> the overrides of a short run of ``steps`` (two rules per task,
+    the first measured against the second). Rounds alternate the rules, so a change of load
+    hits both."""
+    rules = list(next(iter(runs.values())))
+    out: dict = {"steps": steps, "rounds": rounds, "rules": rules, "tasks": {}}
     with tempfile.TemporaryDirectory(prefix="popgym-cost-") as tmp:
-        for task in tasks:
+        for task, by_rule in runs.items():
             cell: dict = {r: [] for r in rules}
             for k in range(rounds):
                 for rule in rules:
-                    run_dir = Path(tmp) / f"{task}-{rule}-{k}"
-                    cell[rule].append(round(seconds_per_step(grid.overrides(task, rule, 0), run_dir), 9))
+                    cell[rule].append(round(seconds_per_step(by_rule[rule], Path(tmp) / f"{task}-{rule}-{k}"), 9))
             medians = [statistics.median(cell[r]) for r in rules]
             cell["ratio"] = round(medians[0] / medians[1], 4)
             out["tasks"][task] = cell
             log(f"cost {task}: " + ", ".join(f"{r} {1e6 * m:.1f} us/step" for r, m in zip(rules, medians))
                 + f", ratio {cell['ratio']:.2f}")
     return out
-
-
-def cost_section(cost: dict | None, labels: dict[str, str]) -> list[str]:
-    """The page's table of the side-by-side measurement (nothing when it did not run)."""
-    if not cost:
-        return []
-    a, b = cost["rules"]
-    lines = ["## Cost per step, side by side", "",
-             f"Measured in one process by `--cost`: {cost['rounds']} alternating rounds of {cost['steps']:,} "
-             "environment steps per rule and task (the whole training loop, one torch thread, no evaluation); "
-             "median microseconds per environment step.", "",
-             f"| task | {labels.get(a, a)} | {labels.get(b, b)} | ratio |", "|---|---|---|---|"]
-    for task, cell in cost["tasks"].items():
-        lines.append(f"| {task} | {1e6 * statistics.median(cell[a]):.1f} | {1e6 * statistics.median(cell[b]):.1f} "
-                     f"| {cell['ratio']:.2f} |")
-    return [*lines, ""]

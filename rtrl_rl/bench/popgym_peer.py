@@ -23,6 +23,16 @@ import numpy as np
 N_ENVS = 8
 
 
+def peer_versions() -> dict:
+    """The versions of the peer's libraries, where installed."""
+    try:
+        import sb3_contrib
+        import stable_baselines3
+    except ImportError:
+        return {}
+    return {"sb3_contrib": sb3_contrib.__version__, "stable_baselines3": stable_baselines3.__version__}
+
+
 def sb3_missing() -> str | None:
     """Why the peer cannot run here (None when it can): the extra to install."""
     try:

@@ -1,4 +1,4 @@
-"""Where the time of one RTRL segment goes: ``python -m benchmarks.cores_breakdown``.
+"""``rtrl-rl bench cores-breakdown``: where the time of one RTRL segment goes.
 
 Runs eLSTM segments (default n = d = 256, B = 16, T = 50: the CPU target row) in
 "rtrl" mode, one CPU thread, and times the pieces of the RTRL machinery in
@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import statistics
-import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 
 from rtrl_rl.agents.cores import make_core, scan
+from rtrl_rl.bench import record
 
 PIECES = ("segment_update", "update", "suffix_products", "adjoint", "direct_gradients", "carry_gradients")
 
@@ -65,24 +65,24 @@ def measure(n: int, d: int, batch: int, length: int, segments: int, warmup: int 
     return {name: 1e3 * statistics.median(times[warmup:]) for name, times in store.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's arguments to ``parser``."""
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--d", type=int, default=256)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=50)
     parser.add_argument("--segments", type=int, default=30)
     parser.add_argument("--json", metavar="FILE")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure, print the table, write JSON if asked; returns the exit code."""
     result = measure(args.n, args.d, args.batch, args.length, args.segments)
     print(f"eLSTM n={args.n} d={args.d} B={args.batch} T={args.length}, rtrl, 1 thread: ms per segment")
     for name, ms in result.items():
         print(f"  {name:<18} {ms:7.2f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"config": vars(args), "ms": result}, f, indent=2)
+        config = {k: getattr(args, k) for k in ("n", "d", "batch", "length", "segments")}
+        record.save(Path(args.json), {"config": config, "ms": result, "machine": record.machine(),
+                                      "versions": record.versions()})
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
