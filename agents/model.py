@@ -25,6 +25,7 @@ from torch import nn
 from rtrl_rl.agents.cores import Carry, elementwise_cores, make_core
 from rtrl_rl.agents.encoders import make_encoder
 from rtrl_rl.agents.heads import ValueHead, make_policy_head
+from rtrl_rl.agents.spaces import require_learnable
 
 Observation = torch.Tensor | dict[str, torch.Tensor] | tuple[torch.Tensor, ...]
 
@@ -98,13 +99,15 @@ class ActorCritic(nn.Module):
     ``config``: an AgentConfig-like object (see :func:`agent_options`). ``reward_clip``
     (default: ``config.train.reward_clip`` when ``config`` is a full Config, else 0) is a
     buffer, so actors loading the state dict clip like the learner; the Learner sets it
-    from its TrainConfig.
+    from its TrainConfig. Spaces the agents cannot learn raise
+    :class:`~rtrl_rl.agents.spaces.UnsupportedSpace` (``agents/spaces.py`` lists them).
     """
 
     def __init__(
         self, observation_space: spaces.Space, action_space: spaces.Space, config: Any, reward_clip: float | None = None
     ) -> None:
         super().__init__()
+        require_learnable(observation_space, action_space)
         opts = agent_options(config)
         self.options = opts
         self.observation_space, self.action_space = observation_space, action_space

@@ -21,6 +21,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from rtrl_rl.envs.third_party import quiet_here
+
 
 
 class WorkerError(RuntimeError):
@@ -124,6 +126,7 @@ class EnvGroup:
 def worker_main(conn, factories, seeds, lo, raw, layout) -> None:
     """Worker process loop: build the group, then serve one-byte commands until close."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet_here()  # the suites' notes were shown by the process that started this worker
     group = None
     try:
         group = EnvGroup([f() for f in factories], seeds, lo, buffer_views(raw, layout))

@@ -36,7 +36,7 @@ from rtrl_rl.digest import digest_problem, seal
 # the payload's format and builders are public here too: callers save and load through this module
 from rtrl_rl.payload import (  # noqa: F401
     FORMAT_NAME, FORMAT_VERSION, REQUIRED_KEYS, CheckpointError, UnreadableCheckpoint, capture_rng,
-    library_versions, make_payload, restore_rng, to_plain,
+    describe_entries, library_versions, make_payload, non_finite_entries, restore_rng, to_plain,
 )
 from rtrl_rl.pickle_scan import named_globals
 from rtrl_rl.run_paths import CHECKPOINT_DIR, CHECKPOINT_RE, INDEX_NAME, LATEST_NAME, RunPaths
@@ -148,10 +148,14 @@ def save_checkpoint(run_dir: str | Path, payload: dict, step: int, *, keep: int 
 
     Keeps the ``keep`` most recent checkpoints plus the one with the best evaluation
     ``score`` (higher is better; ``None`` means not evaluated), records both in
-    ``checkpoints/index.json`` and points ``RUN_DIR/model.pt`` at this one.
+    ``checkpoints/index.json`` and points ``RUN_DIR/model.pt`` at this one. Raises
+    :class:`CheckpointError`, writing nothing, when the model's parameters hold NaN or inf.
     """
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
+    if bad := non_finite_entries(payload["model"]):
+        raise CheckpointError(f"refused to save the checkpoint of step {int(step):,}: its parameters are not "
+                              f"finite ({describe_entries(bad)}); the run's earlier checkpoints are kept")
     paths = RunPaths(run_dir)
     ckpt_dir = paths.checkpoints
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -342,16 +346,20 @@ def _validate(payload: Any, path: Path) -> None:
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(f"{path} is an incomplete checkpoint: missing {missing}")
+    if isinstance(payload["model"], dict) and (bad := non_finite_entries(payload["model"])):
+        raise CheckpointError(f"{path} holds parameters that are not finite ({describe_entries(bad)}): the run "
+                              "had diverged when it was saved, so it can be neither evaluated nor resumed; "
+                              f"pass an earlier checkpoint of the run ({CHECKPOINT_DIR}/ckpt-*.pt)")
 
 
 def load_checkpoint(path_or_run_dir: str | Path) -> dict:
     """Load a checkpoint safely onto the CPU: a file, or a run directory (its latest).
 
     Never executes code from the file. Raises :class:`CheckpointError` for a missing path,
-    a file that is not a checkpoint, or a newer format; :class:`UnreadableCheckpoint` (a
-    CheckpointError) for a truncated or corrupted file, corrupted including contents that no
-    longer match the sha256 digest saved in the file (``rtrl_rl.digest``; files written
-    before digests existed have none and load unchecked).
+    a file that is not a checkpoint, a newer format, or parameters that hold NaN or inf;
+    :class:`UnreadableCheckpoint` (a CheckpointError) for a truncated or corrupted file,
+    corrupted including contents that no longer match the sha256 digest saved in the file
+    (``rtrl_rl.digest``; files written before digests existed have none and load unchecked).
     The returned dict has the layout of :func:`make_payload`; :func:`resolve_checkpoint`
     tells which file a run directory stands for.
     """

@@ -126,7 +126,8 @@ class EnvConfig:
         {"delay": 40, "num_symbols": 4, "distractors": True},
         "keyword options passed to rtrl_rl.envs.make_vector for this suite", merge=True, names_code=CODE_OPTIONS,
     )
-    imports: list = _doc([], "modules to import first (they register custom gymnasium ids)", names_code=bool)
+    imports: list = _doc([], "modules to import first (they register custom gymnasium ids); gym:, popgym: "
+                             "and minigrid: ids only", names_code=bool)
 
 
 @dataclass
@@ -145,10 +146,13 @@ class AgentConfig:
                             "cores (rnn, gru, lstm); none = feed-forward", fixed=_learning_change)
     hidden_size: int = _doc(64, "units of the recurrent core", at_least=1)
     encoder: str = _choice(
-        "auto", ("auto", "mlp", "impala", "identity"), "observation encoder; auto: impala for images, mlp otherwise"
+        "auto", ("auto", "mlp", "impala", "minatar", "identity"),
+        "observation encoder; auto: minatar for boolean (H, W, C) grids (MinAtar's network: conv 3x3 of 16, "
+        "then 128 units), impala for other images, mlp otherwise",
     )
     encoder_size: int = _doc(
-        64, "output width of the MLP encoder (the IMPALA encoder always outputs 256)", at_least=1
+        64, "output width of the MLP encoder (the IMPALA encoder always outputs 256, the MinAtar one 128)",
+        at_least=1,
     )
     encoder_grad: str = _choice(
         "step",
@@ -301,6 +305,26 @@ class Config:
 REMOVED_KEYS = {
     "runtime.device": "train.device",
 }
+
+
+#: the suites whose ids gymnasium's registry resolves, so ``env.imports`` can register them
+IMPORT_SUITES = ("gym", "popgym", "minigrid")
+
+
+def check_env_imports(config: Config) -> None:
+    """Raise ConfigError when ``env.imports`` goes with a suite that takes none.
+
+    Checked where the environment is built rather than with the other rules, so that a
+    stored config is read whole first and the trust check (``rtrl_rl.trust``) names what
+    it would import.
+    """
+    suite = config.env.id.partition(":")[0]
+    if config.env.imports and suite not in IMPORT_SUITES:
+        raise ConfigError(
+            f"config key 'env.imports' ({config.env.imports}) registers gymnasium ids before a "
+            f"{', '.join(s + ':' for s in IMPORT_SUITES)} env is made; env.id={config.env.id} takes none "
+            "(an entry point module:Class or file.py:Class names its own code): leave env.imports out"
+        )
 
 
 def _streams_per_actor(config: Config) -> str | None:

@@ -7,8 +7,9 @@ PATH is a run directory or a checkpoint file (see ``docs/checkpoints.md``, "Resu
   used instead, and the caller warns, naming both files. Refusals other than damage (a
   newer format, a pickle that would run code) stop the resume as they always did.
 - A checkpoint file of a run (``RUN/checkpoints/ckpt-N.pt``, ``RUN/model.pt``): that file,
-  continued in ``RUN``. A run that holds readable checkpoints of later steps is refused
+  continued in ``RUN``. A run that holds usable checkpoints of later steps is refused
   (see :func:`refuse_mixing`): continuing from step N there would mix two continuations.
+  Later ones that cannot be used (damaged, or holding non-finite parameters) are set aside.
 - Any other checkpoint file: continued in the run directory that ``run_dir=...`` names.
 
 Damaged checkpoints newer than the one resumed from are set aside (renamed
@@ -22,7 +23,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rtrl_rl.checkpoint import UnreadableCheckpoint, list_checkpoints, load_checkpoint, resolve_checkpoint
+from rtrl_rl.checkpoint import (
+    CheckpointError, UnreadableCheckpoint, list_checkpoints, load_checkpoint, resolve_checkpoint,
+)
 from rtrl_rl.config import ConfigError
 from rtrl_rl.run_paths import RunPaths, run_dir_of
 
@@ -87,7 +90,7 @@ def _from_file(file: Path) -> ResumePoint:
         try:
             load_checkpoint(other)
             point.later.append(other)
-        except UnreadableCheckpoint as err:
+        except CheckpointError as err:  # damaged, or refused (non-finite parameters): no continuation
             point.unreadable.append((other, str(err)))
     return point
 

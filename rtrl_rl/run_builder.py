@@ -15,6 +15,7 @@ the actors' segments from a transport (``rtrl_rl.runtime.learn_loop``).
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 from collections.abc import Callable
@@ -29,7 +30,8 @@ from gymnasium import spaces
 
 from rtrl_rl import envs
 from rtrl_rl.agents import ActorCritic, Learner
-from rtrl_rl.config import Config, ConfigError, check, device_problem
+from rtrl_rl.config import Config, ConfigError, check, check_env_imports, device_problem
+from rtrl_rl.envs.values import MAX_ABS_REWARD, CheckedValues
 from rtrl_rl.evaluation import evaluation_options, evaluation_seed, run_episodes
 from rtrl_rl.run_paths import RunPaths
 from rtrl_rl.session import RunSession, check_run_dir
@@ -65,19 +67,35 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def make_env(config: Config, seed: int, num_envs: int | None = None, evaluation: bool = False) -> WatchedEnv:
+def make_env(config: Config, seed: int, num_envs: int | None = None, evaluation: bool = False,
+             first_stream: int = 0, where: str = "") -> WatchedEnv:
     """The vectorised environment of a run (``evaluation`` selects the suite's test protocol).
 
     Its ``step`` and ``reset`` raise :class:`rtrl_rl.stopping.EnvHang` after
-    ``runtime.step_timeout_s`` seconds, so a hung environment stops the run with a message.
+    ``runtime.step_timeout_s`` seconds, so a hung environment stops the run with a message,
+    and :class:`rtrl_rl.envs.values.NonFiniteValue` on a NaN or infinite observation or
+    reward (or one beyond :func:`reward_limit`). Messages number its streams from
+    ``first_stream`` and add ``where`` (an actor's streams are a slice of the run's).
+    Raises ConfigError for ``env.imports`` with a suite that takes none.
     """
+    check_env_imports(config)
     options = dict(config.env.options)
     if config.env.imports:
         options["imports"] = list(config.env.imports)
     if evaluation:
         options = evaluation_options(config.env.id, options)
     venv = envs.make_vector(config.env.id, num_envs or config.env.num_envs, seed=seed, **options)
-    return WatchedEnv(venv, config.runtime.step_timeout_s)
+    streams = range(first_stream, first_stream + venv.num_envs)
+    checked = CheckedValues(venv, streams, reward_limit(config), "evaluation" if evaluation else where)
+    return WatchedEnv(checked, config.runtime.step_timeout_s)
+
+
+def reward_limit(config: Config) -> float:
+    """The largest |reward| a run takes: any finite one where the segment learner clips rewards
+    (``train.reward_clip > 0``), else :data:`~rtrl_rl.envs.values.MAX_ABS_REWARD` (the
+    streaming learner never clips; see ``docs/configs.md``, "Rewards")."""
+    clips = config.train.reward_clip > 0 and config.agent.algorithm != "stream"
+    return math.inf if clips else MAX_ABS_REWARD
 
 
 def resolve_device(name: str) -> str:

@@ -9,7 +9,7 @@ environment imports, and so runs, the named code. ``rtrl-rl evaluate RUN_DIR`` a
 ``rtrl-rl train --resume RUN_DIR`` therefore import such code only when the user named
 it on the command line (``--env SPEC``, or the same ``key=value`` as an override) or
 passed ``--trust-config``. Built-in suites (``memory:``, ``atari:``, ``procgen:``,
-``dmlab:``, and registered ``gym:``/``popgym:``/``minigrid:`` ids) import only the
+``dmlab:``, ``minatar:``, and registered ``gym:``/``popgym:``/``minigrid:`` ids) import only the
 installed packages of their suite and need neither.
 """
 

@@ -189,7 +189,7 @@ def test_bench_on_cuda_adds_graph_replays_that_match_eager_gradients():
 
 def test_breakdown_times_every_piece_and_restores_the_machinery():
     from rtrl_rl.agents.cores import scan
-    from benchmarks.cores_breakdown import PIECES, measure as breakdown
+    from rtrl_rl.bench.cores_breakdown import PIECES, measure as breakdown
 
     before = {name: getattr(scan, name) for name in PIECES}
     result = breakdown(n=8, d=4, batch=2, length=3, segments=2, warmup=1)
@@ -201,12 +201,12 @@ def test_breakdown_times_every_piece_and_restores_the_machinery():
 def test_bench_grid_and_memory_experiment_have_the_complex_cores():
     from rtrl_rl.bench.cores import CPU_GRID
     from rtrl_rl.config import load_config
-    from rtrl_rl.experiments.memory import GRIDS, QUICK, RULES
+    from rtrl_rl.bench.memory import GRIDS, RULES, specs
 
     assert {"lru", "rtu"} <= {row[0] for row in CPU_GRID if row[1:] == (256, 256, 16, 50)}
     new = {"rtrl-lru", "rtrl-rtu", "rtrl-rtu-nonlinear"}
-    assert new <= set(RULES) and not new & {s["rule"] for s in QUICK.specs()}
-    specs = GRIDS["cores"].specs()
+    assert new <= set(RULES) and not new & {s["rule"] for s in specs(GRIDS["quick"])}
+    specs = specs(GRIDS["cores"])
     assert {s["rule"] for s in specs} == {"rtrl-elstm", *new}
     for spec in specs:
         config = load_config(None, spec["overrides"])

@@ -120,6 +120,20 @@ def test_an_explicit_file_sets_later_damaged_checkpoints_aside(run, capsys):
     assert load_checkpoint(ckpt(run, 960))["update"] == 6  # written anew by the continued run
 
 
+def test_an_earlier_file_goes_on_past_a_later_checkpoint_with_non_finite_parameters(run, capsys):
+    # A diverged run's newest checkpoint is refused (it holds NaN): its earlier one goes on.
+    payload = torch.load(ckpt(run, 960), weights_only=True)
+    del payload["digest"]  # what a writer without the finiteness check would have saved
+    next(iter(payload["model"].values())).view(-1)[0] = float("nan")
+    torch.save(payload, ckpt(run, 960))
+    assert _resume(str(run)) == 2
+    assert "not finite" in capsys.readouterr().err
+    assert _resume(str(ckpt(run, 800)), "train.total_steps=960") == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "not finite" in err and "ckpt-000000960.pt.unreadable" in err, err
+    assert load_checkpoint(run)["step"] == 960 and load_checkpoint(ckpt(run, 960))["update"] == 6
+
+
 def test_the_synchronous_trainer_meets_new_episodes_after_a_resume(run, monkeypatch):
     first_obs = []
 

@@ -4,9 +4,9 @@ With no arguments it trains the embedded default (``configs/default.yaml``: reca
 distractors, RTRL eLSTM) and stops once greedy success reaches the target.
 
 Exit codes: 0 done, 2 bad input (found before anything is written or trained), 130
-stopped by a signal, 1 stopped by a failure during training (the environment raised or
-hung, an actor died); the run directory then still holds a final checkpoint (when the
-state allowed one) and ``summary.json`` saying why.
+stopped by a signal, 1 stopped by a failure during training (the environment raised,
+hung or returned a NaN, an actor died, an update diverged); the run directory then still
+holds a final checkpoint (when the state allowed one) and ``summary.json`` saying why.
 """
 
 from __future__ import annotations
@@ -128,8 +128,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:  # ConfigError, CheckpointError, an unknown env suite
         _say(str(err))
         return 2
-    from rtrl_rl.runtime import ActorFailure
-    from rtrl_rl.stopping import EnvHang, exit_quietly, quiet_after_stop
+    from rtrl_rl.stopping import exit_quietly, quiet_after_stop
 
     exit_quietly()
     try:
@@ -143,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
                 _say(str(err))
                 return 2
             raise
-        if not isinstance(err, (ActorFailure, EnvHang)):  # the actor's traceback is in the log already
+        # A failure that names its reason (an env hang or bad value, an actor failure, whose
+        # traceback is in the log already, a diverged update) says all in its message.
+        if getattr(err, "reason", None) is None:
             traceback.print_exception(err)
         _say(f"stopped: {_failure_line(err)}")
         return 1

@@ -28,6 +28,7 @@ import torch
 
 import rtrl_rl
 from rtrl_rl.config import Config, ConfigError, check
+from rtrl_rl.envs.values import NonFiniteValue
 from rtrl_rl.run_builder import build_run
 from rtrl_rl.runtime import ActorFailure
 from rtrl_rl.runtime.learn_loop import Delivery, transport_advance
@@ -266,7 +267,7 @@ def _train_in_learner_actor(config: Config, resume_from: str | None, signals: St
                 forwarded = True
         return ray.get(result)
     except ray.exceptions.RayTaskError as err:
-        if isinstance(err.cause, ActorFailure):
+        if isinstance(err.cause, (ActorFailure, NonFiniteValue)):
             raise err.cause from None
         raise
     finally:

@@ -15,7 +15,9 @@ restarted by Ray (``max_restarts``), an actor whose environment raised keeps its
 and either way the next calls carry the next generation: fresh environments with a new
 seed, segment numbers from 0, and the learner resets those streams' carries. The
 references still queued for the old generation are dropped. More than ``MAX_RESTARTS``
-within ``RESTART_WINDOW_S`` (supervisor) fail the run, as in the process runtime.
+within ``RESTART_WINDOW_S`` (supervisor) fail the run, as in the process runtime. A bad
+value from an environment (:class:`~rtrl_rl.envs.values.NonFiniteValue`) is never
+restarted: the fleet raises it and the run stops.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Callable
 import torch
 
 from rtrl_rl.config import Config
+from rtrl_rl.envs.values import NonFiniteValue
 from rtrl_rl.runtime import ActorFailure, describe_failure
 from rtrl_rl.runtime.ray_actor import StreamGroup
 from rtrl_rl.runtime.slots import slots_per_actor
@@ -181,6 +184,9 @@ class RayFleet:
     def _fault(self, actor: int, err: Exception) -> None:
         """Actor ``actor``'s oldest call failed: log it, then restart it or raise ActorFailure."""
         what, failure = self._describe(actor, err)
+        if isinstance(cause := getattr(err, "cause", None), NonFiniteValue):
+            self.log(f"{what}")
+            raise cause from None  # the environment's own fault: a restarted actor would meet it again
         self.log(f"{what}\n{err}".rstrip())
         if not self._may_restart(actor):
             raise ActorFailure(f"{what}\n{err}".rstrip(), failure)

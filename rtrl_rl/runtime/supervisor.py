@@ -5,7 +5,9 @@ fresh interpreter: no torch threads or locks inherited through ``fork``), each w
 new one-way pipe whose read end goes to the :class:`~rtrl_rl.runtime.batches.Batcher`.
 Between updates it checks whether any actor has died, and either raises
 :class:`ActorFailure` with the actor's traceback or, with ``restart_actors``, starts a
-replacement that owns the same streams and slots. :meth:`stop` always leaves no actor
+replacement that owns the same streams and slots. An actor stopped by a bad value from its
+environment (:class:`~rtrl_rl.envs.values.NonFiniteValue`) is never restarted: that error
+itself is raised. :meth:`stop` always leaves no actor
 process behind: it asks politely (stop flag), then terminates, then kills.
 """
 
@@ -120,6 +122,9 @@ class Supervisor:
             what, failure = describe_failure(actor, self.generation[actor], self.config.env.id,
                                              report.get("type"), report.get("message", ""),
                                              describe_exit(proc.exitcode))
+            if (fatal := self.batcher.fatal.pop(actor, None)) is not None:
+                self.log(f"{what}: {fatal}")
+                raise fatal  # the environment's own fault: a restarted actor would meet it again
             text = f"{what}\n{report.get('traceback', '')}".rstrip()
             self.log(text)
             if not self._may_restart(actor):
