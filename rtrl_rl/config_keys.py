@@ -1,8 +1,8 @@
 """Every config key with its type, default, rule and help, read from the config dataclasses.
 
 The listing comes from the fields of :class:`rtrl_rl.config.Config` and their metadata
-(``_doc``/``_choice`` in ``rtrl_rl/config.py``: ``help``, ``choices``, ``at_least``,
-``above``, ``at_most``, ``rule``), never from a hand-kept list, so a new key documents
+(``_doc``/``_choice`` in ``rtrl_rl/config.py``: ``help``, ``choices``, the bounds
+``at_least``, ``above``, ``at_most``, ``below``, and ``rule``, the words for a ``check``), never from a hand-kept list, so a new key documents
 itself in ``rtrl-rl config --keys`` the moment it is declared.
 """
 

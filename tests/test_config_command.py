@@ -96,6 +96,7 @@ def test_keys_lists_every_key_with_type_default_rule_and_help(capsys):
     assert "agent.learning: str = rtrl (one of rtrl, tbptt, snap1, uoro, kfrtrl, none)" in lines
     assert "train.gamma: float = 0.99 (in [0, 1])" in lines and "train.lr: float = 0.003 (above 0)" in lines
     assert "train.device: str = cpu (auto, cpu, cuda or cuda:N)" in lines
+    assert "stream.sparse_init: float = 0.9 (in [0, 1))" in lines
     assert "env.options: dict = {delay: 40, num_symbols: 4, distractors: true}" in lines
     assert "run_dir: str = ''" in lines
     assert all(d.help for d in docs), [d.key for d in docs if not d.help]

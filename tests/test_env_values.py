@@ -238,7 +238,8 @@ def test_a_checkpoint_with_non_finite_parameters_is_neither_saved_nor_evaluated_
     assert "holds parameters that are not finite" in err and "neither evaluated nor resumed" in err
     assert main(["train", "--resume", str(tmp_path), "--trust-config"]) == 2
     err = capsys.readouterr().err
-    assert "model.pt holds parameters that are not finite" in err and "pass an earlier checkpoint" in err
+    # --resume RUN names the run's newest checkpoint file (model.pt is a hard link to it)
+    assert "ckpt-000000040.pt holds parameters that are not finite" in err and "pass an earlier checkpoint" in err
 
 
 def test_the_stream_learner_refuses_a_step_that_is_not_finite():
