@@ -40,6 +40,8 @@ RULES: dict[str, Rule] = {
 SEGMENT_RULES, STREAM_RULES = ("segment-rtrl", "segment-ff"), ("stream-rtrl", "stream-ff")
 #: the budget of the published MinAtar curves (Young & Tian 2019), in frames = agent steps
 FRAMES = 5_000_000
+#: steps of each short run of ``--cost`` (the streaming rules' wall time per step, where a 5M-frame run is hours)
+COST_STEPS = 3_000
 #: the run's final return: the mean of the training curve's points over the last FINAL_FRACTION of its steps
 FINAL_FRACTION = 0.05
 
@@ -83,12 +85,25 @@ def specs(g: Grid) -> list[dict]:
     return g.specs(lambda cell: spec(cell, g.extra))
 
 
+def cost_specs(rules: list[str], steps: int) -> list[dict]:
+    """Short runs of ``rules`` on Breakout, seed 0, into the result's ``cost`` list: their
+    wall time per step, for rules whose full runs are not measured."""
+    out = []
+    for rule in rules:
+        block = Block(("Breakout",), (rule,), Budget(steps, eval_episodes=0, tensorboard=False))
+        out.append({**spec(Cell("Breakout", None, rule, 0, block), []), "into": "cost"})
+    return out
+
+
 def run_game(spec: dict, work_dir: str) -> dict:
-    """One cell: the training run, then its training curve from TensorBoard."""
+    """One cell: the training run, then its training curve from TensorBoard (a ``cost``
+    run: its wall time per step only)."""
     started = time.time()
     result = train_cell(spec, work_dir)
     result["started_unix"] = round(started, 1)
-    if "error" not in result:
+    if "into" in spec:
+        result["into"] = spec["into"]
+    elif "error" not in result:
         # [step, wall s, mean return]; rounded so that 60 runs of 4,000 points stay a few MB
         result["curve"] = [[step, round(wall, 1), round(ret, 3)] for step, wall, ret in
                            training_curve(cell_dir(spec, work_dir))]
@@ -115,6 +130,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--games", nargs="+", choices=GAME_NAMES, help="only these games, in this order")
     parser.add_argument("--rules", nargs="+", choices=list(RULES), help="only these rules")
     parser.add_argument("--seeds", type=int, nargs="+", help="only these seeds (default: the grid's)")
+    parser.add_argument("--cost", nargs="+", choices=list(RULES), default=[], metavar="RULE",
+                        help=f"also time a short run ({COST_STEPS:,} steps, Breakout) of each of these rules "
+                             "(the page's estimate of their full runs)")
+    parser.add_argument("--no-grid", action="store_true", help="run none of the grid's cells: only --cost")
 
 
 def build_grid(args: argparse.Namespace) -> Grid:
@@ -134,8 +153,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     g = build_grid(args)
-    if not g.blocks:
-        print("error: --rules and the grid leave no cell to run", file=sys.stderr)
+    if not g.blocks or (args.no_grid and not args.cost):
+        print("error: --rules, --no-grid and --cost leave no cell to run", file=sys.stderr)
         return 2
-    return driver.drive(EXPERIMENT, args, describe=describe(g), specs=specs(g), runner=run_game,
+    todo = ([] if args.no_grid else specs(g)) + cost_specs(args.cost, COST_STEPS)
+    return driver.drive(EXPERIMENT, args, describe=describe(g), specs=todo, runner=run_game,
                         write_page=write_page)
