@@ -72,6 +72,8 @@ def plot(data: dict, path: Path) -> Path:
             ends = sorted(windows)
             ax.plot([e / 1e6 for e in ends], [statistics.fmean(windows[e]) for e in ends], lw=1,
                     label=f"{about['label']} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+        if not any(cells.get((game, rule)) for rule in data["grid"]["rules"]):
+            ax.text(0.5, 0.5, "no run yet", transform=ax.transAxes, ha="center", va="center", fontsize=8)
         ax.set_title(game, fontsize=9)
         ax.set_xlabel("frames (millions)", fontsize=8)
     axes[0][0].set_ylabel("training return", fontsize=8)
@@ -201,7 +203,7 @@ def write_page(data: dict, json_path: Path, md_path: Path) -> list[Path]:
         f"The grid: {len(g['games'])} games × {len(g['rules'])} rules × seeds {', '.join(map(str, g['seeds']))}. "
         "These cells have no finished run yet, and the tables and chart above leave them out:", "",
         *missing_lines(data), "",
-        f"The whole grid would take {estimated(g['plans']['full'], finished(data), 1)}.", "",
+        f"Time of the whole grid, one run at a time: {estimated(g['plans']['full'], finished(data), 1)}.", "",
         *(["The streaming learner's full runs are not measured: each frame is one update (two forward and two "
            "backward passes of the model), and its measured rate makes a run hours long here:", "",
            *cost_lines(data), ""] if cost_lines(data) else []),
