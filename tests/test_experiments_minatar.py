@@ -98,7 +98,8 @@ def test_the_quick_grid_runs_end_to_end(tmp_path):
         assert "error" not in run and run["command"].startswith("rtrl-rl train --config minatar/")
         assert all(len(point) == 3 for point in run["curve"])
     page = (tmp_path / "results_minatar.md").read_text()
-    assert "## Missing cells" in page and "segment agent, feed-forward: every cell" in page
+    assert "## Missing cells" in page and "- none: every cell of the grid has a finished run" in page
+    assert "feed-forward" in page and "segment agent, feed-forward" not in page  # only the grid's rules
     assert (out / "minatar_curves.png").stat().st_size > 0
 
 

@@ -119,8 +119,8 @@ def describe(g: Grid) -> dict:
             "total_steps": {"segment" if b.rules[0] in SEGMENT_RULES else "stream": b.budget.total_steps
                             for b in whole.blocks},
             "final_fraction": FINAL_FRACTION, "extra": whole.extra,
-            "rules": {r: {"label": rule.label, "config": rule.config, "overrides": rule.overrides}
-                      for r, rule in RULES.items()},
+            "rules": {r: {"label": RULES[r].label, "config": RULES[r].config, "overrides": RULES[r].overrides}
+                      for r in whole.rules},
             "plans": {"full": plan(specs(GRIDS["full"]()))}}
 
 
