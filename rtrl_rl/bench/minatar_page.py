@@ -205,7 +205,8 @@ def write_page(data: dict, json_path: Path, md_path: Path) -> list[Path]:
         *missing_lines(data), "",
         f"Time of the whole grid, one run at a time: {estimated(g['plans']['full'], finished(data), 1)}.", "",
         *(["The streaming learner's full runs are not measured: each frame is one update (two forward and two "
-           "backward passes of the model), and its measured rate makes a run hours long here:", "",
+           "backward passes of the model), and its measured rate makes a run hours long here. The rate is that of "
+           "one short run at the start of training, under the machine's load then; a whole run's may differ:", "",
            *cost_lines(data), ""] if cost_lines(data) else []),
         "## Published figures", "",
         "As recorded in `minatar_published.json`, with their exact source; – where no number was found (a figure "
