@@ -3,7 +3,7 @@
 :func:`run_grid` hands every result to a callback as soon as it arrives (the experiment
 saves its JSON there), so an interrupted grid keeps what it measured. :func:`train_cell`
 is the cell of most experiments: one plain ``rtrl-rl train`` run with the spec's
-overrides, its figures and its greedy evaluations.
+overrides (over its ``config``, a ready config, where it names one), its figures and its greedy evaluations.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ SUMMARY_KEYS = ("steps", "wall_s", "sps", "success_rate", "mean_return", "stoppe
 EVALUATION_KEYS = ("step", "wall_s", "success_rate", "mean_return")
 
 
-def train_command(overrides: list[str]) -> str:
-    """The shell command that repeats one run (its run directory aside)."""
-    return "rtrl-rl train " + " ".join(overrides)
+def train_command(overrides: list[str], config: str | None = None) -> str:
+    """The shell command that repeats one run (its run directory aside); ``config``: a ready
+    config (``--config``) under the overrides."""
+    return "rtrl-rl train " + (f"--config {config} " if config else "") + " ".join(overrides)
 
 
 def cell_dir(spec: dict, work_dir: str | Path) -> Path:
@@ -42,17 +43,20 @@ def train_cell(spec: dict, work_dir: str) -> dict:
     as an ``error`` instead of raised, so one broken run cannot stop the grid.
     """
     from rtrl_rl.config import load_config
+    from rtrl_rl.configs import resolve_config_path
     from rtrl_rl.session import fresh_run_dir
     from rtrl_rl.trainer import train
 
     run_dir = cell_dir(spec, work_dir)
     fresh_run_dir(run_dir)  # a rerun into the same work directory replaces that cell's run
-    result = {k: spec[k] for k in ("task", "length", "rule", "seed", "family") if k in spec}
-    result["command"] = train_command(spec["overrides"])
+    result = {k: spec[k] for k in ("task", "length", "rule", "seed", "family", "config") if k in spec}
+    config = spec.get("config")  # a ready config under the overrides, or the library's defaults
+    result["command"] = train_command(spec["overrides"], config)
     start = time.perf_counter()
     with open(run_dir / "train.log", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
-            summary = train(load_config(None, [*spec["overrides"], f"run_dir={run_dir}"]))
+            path = resolve_config_path(config) if config else None
+            summary = train(load_config(path, [*spec["overrides"], f"run_dir={run_dir}"]))
         except Exception as error:  # noqa: BLE001 - reported in the results, never hidden
             result["error"] = failure(error)
             summary = None

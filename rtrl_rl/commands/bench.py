@@ -28,6 +28,8 @@ TARGETS = {
     "cores-breakdown": ("rtrl_rl.bench.cores_breakdown", "where the time of one RTRL segment goes"),
     "envs": ("rtrl_rl.bench.envs", "environment stepping throughput against gymnasium's vector envs"),
     "runtime": ("rtrl_rl.bench.runtime", "end-to-end training throughput of the actor-learner runtime"),
+    "minatar": ("rtrl_rl.bench.minatar", "the segment agent and the streaming learner on MinAtar's five games, against "
+                                         "published figures (docs/results_minatar.md)"),
     "compute-ceiling": ("rtrl_rl.bench.compute_ceiling", "FLOPs of acting and learning per env step, and the "
                                                          "highest rate the cores could sustain"),
 }
