@@ -30,6 +30,7 @@ FIXED: dict[str, str] = {
     "env.id": "the agent was trained on that environment and its spaces",
     "train.optimizer": "the saved optimizer state (its moment estimates) belongs to the stored optimizer",
     "agent.forget_bias": "it only sets the initial parameters, which the saved ones replace",
+    "agent.algorithm": "the saved learner state (e.g. PPO's minibatch generator) belongs to the stored algorithm",
     "agent.": _ARCHITECTURE,
 }
 #: keys inside a fixed section that a resume honours (they shape gradients, not parameters)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from rtrl_rl import envs
-from rtrl_rl.agents import ActorCritic, Learner
+from rtrl_rl.agents import ActorCritic, Learner, PPOLearner, SegmentLearner
 from rtrl_rl.config import Config, resolve_device
 from rtrl_rl.evaluation import evaluation_options, evaluation_seed, run_episodes
 from rtrl_rl.rollout import Collector, allocate_segment
@@ -65,11 +65,13 @@ def learner_device(config: Config) -> torch.device:
 
 
 def build_agent(config: Config, observation_space, action_space,
-                device: torch.device | str = "cpu") -> tuple[ActorCritic, Learner]:
-    """The model (on ``device``) and its learner for the spaces of the run's environment."""
+                device: torch.device | str = "cpu") -> tuple[ActorCritic, SegmentLearner]:
+    """The model (on ``device``) and its learner for the spaces of the run's environment:
+    :class:`PPOLearner` for ``agent.algorithm=ppo``, else the V-trace :class:`Learner`."""
     model = ActorCritic(observation_space, action_space, config.agent).to(device)
-    learner = Learner(model, config.train, num_streams=config.env.num_envs)
-    return model, learner
+    if config.agent.algorithm == "ppo":
+        return model, PPOLearner(model, config.train, config.ppo, num_streams=config.env.num_envs)
+    return model, Learner(model, config.train, num_streams=config.env.num_envs)
 
 
 def evaluate_now(config: Config, model, episodes: int) -> dict:

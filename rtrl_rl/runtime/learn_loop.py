@@ -14,7 +14,7 @@ from typing import Protocol
 
 import torch
 
-from rtrl_rl.agents import Learner
+from rtrl_rl.agents import SegmentLearner
 from rtrl_rl.config import Config
 from rtrl_rl.runtime.batches import OrderCheck
 from rtrl_rl.session import RunSession
@@ -58,7 +58,7 @@ class Transport(Protocol):
         """Take the batch back and publish ``model``'s parameters to the actors."""
 
 
-def learn(config: Config, learner: Learner, session: RunSession, transport: Transport) -> str:
+def learn(config: Config, learner: SegmentLearner, session: RunSession, transport: Transport) -> str:
     """Update from the transport's batches; return why it stopped (budget, target or
     interrupted (REASON))."""
     monitor = session.monitor

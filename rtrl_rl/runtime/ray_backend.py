@@ -1,6 +1,6 @@
 """``runtime.backend=ray``: the actor-learner runtime on Ray (see ``docs/distributed.md``).
 
-The learner is the process runtime's: the same model and :class:`rtrl_rl.agents.Learner`,
+The learner is the process runtime's: the same model and learner (``trainer.build_agent``),
 the same :class:`~rtrl_rl.session.RunSession` (progress, TensorBoard, checkpoints,
 evaluation, summary), the same order check and policy-lag metric, the same segment
 layout. What differs is transport and scheduling: actors are Ray actors
@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 import rtrl_rl
-from rtrl_rl.agents import ActorCritic, Learner
 from rtrl_rl.config import Config
 from rtrl_rl.runtime import ActorFailure
 from rtrl_rl.runtime.learn_loop import Delivery, learn
@@ -34,7 +33,7 @@ from rtrl_rl.runtime.ray_fleet import RayFleet, ray_options
 from rtrl_rl.runtime.run import POLL_S, START_S, _restore, _spaces, silence_limit_s
 from rtrl_rl.session import RunSession
 from rtrl_rl.stopping import StopSignals
-from rtrl_rl.trainer import evaluate_on_cpu, prepare_run
+from rtrl_rl.trainer import build_agent, evaluate_on_cpu, prepare_run
 
 EXTRA = 'runtime.backend=ray needs Ray: pip install "rtrl-rl[ray]"'
 
@@ -167,8 +166,7 @@ def run_learner(config: Config, resume_from: str | None, signals: StopSignals | 
     """
     device = prepare_run(config, resume_from)
     obs_space, act_space = _spaces(config)
-    model = ActorCritic(obs_space, act_space, config.agent).to(device)
-    learner = Learner(model, config.train, num_streams=config.env.num_envs)
+    model, learner = build_agent(config, obs_space, act_space, device)
     resumed = _restore(resume_from, model, learner)
     session = RunSession(config, model, learner, start_step=resumed["step"], start_updates=resumed["update"],
                          start_time_s=resumed["wall_s"])

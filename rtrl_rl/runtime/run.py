@@ -4,9 +4,10 @@ Read it top to bottom: build the model and learner (on ``train.device``), the sh
 slots and parameters, start the actors; then repeat (wait for one full slot from every
 actor, update on all streams, free the slots, publish the parameters, report) until the
 step budget is spent, greedy evaluation reaches the target, a signal arrives, or an
-actor fails. The maths is the synchronous trainer's: the same
-:class:`rtrl_rl.agents.Learner`, the same :class:`~rtrl_rl.session.RunSession` for
-progress, TensorBoard, checkpoints, evaluation, stopping and the summary.
+actor fails. The maths is the synchronous trainer's: the same model and learner
+(``rtrl_rl.trainer.build_agent``: V-trace or PPO), the same
+:class:`~rtrl_rl.session.RunSession` for progress, TensorBoard, checkpoints, evaluation,
+stopping and the summary.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import torch
 
-from rtrl_rl.agents import ActorCritic, Learner
 from rtrl_rl.config import Config
 from rtrl_rl.runtime.batches import Batcher, gather
 from rtrl_rl.runtime.learn_loop import Delivery, learn
@@ -22,7 +22,7 @@ from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import allocate_slots, slots_per_actor
 from rtrl_rl.runtime.supervisor import Supervisor
 from rtrl_rl.session import RunSession
-from rtrl_rl.trainer import evaluate_on_cpu, make_env, prepare_run
+from rtrl_rl.trainer import build_agent, evaluate_on_cpu, make_env, prepare_run
 
 #: seconds the learner waits for slots before it checks signals and actor liveness again
 POLL_S = 0.2
@@ -78,8 +78,7 @@ def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
         obs_space, act_space, config.train.segment_length, config.env.num_envs, actors,
         slots_per_actor(config.runtime.slots, actors),
     )
-    model = ActorCritic(obs_space, act_space, config.agent).to(device)
-    learner = Learner(model, config.train, num_streams=config.env.num_envs)
+    model, learner = build_agent(config, obs_space, act_space, device)
     resumed = _restore(resume_from, model, learner)
     session = RunSession(config, model, learner, start_step=resumed["step"], start_updates=resumed["update"],
                          start_time_s=resumed["wall_s"])
