@@ -1,4 +1,4 @@
-"""``rtrl-rl bench {approx-learning,cores,envs,gradients,runtime}``: the benchmarks, one module each in :mod:`rtrl_rl.bench`."""
+"""``rtrl-rl bench {approx-learning,cores,envs,gradients,ppo,runtime}``: the benchmarks, one module each in :mod:`rtrl_rl.bench`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ TARGETS = {
     "envs": ("rtrl_rl.bench.envs", "environment stepping throughput"),
     "gradients": ("rtrl_rl.bench.gradients", "dense cores: gradient quality and cost of tbptt, snap1, uoro, "
                                              "kfrtrl beside exact RTRL"),
+    "ppo": ("rtrl_rl.bench.ppo", "PPO beside V-trace on the default task: steps and time to 95% greedy "
+                                 "success, steps/s side by side and where PPO's time goes"),
     "runtime": ("rtrl_rl.bench.runtime", "end-to-end training throughput"),
 }
 
