@@ -90,6 +90,24 @@ def sensitivity_norm(carry: Carry) -> float:
     return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
 
+def unroll_segment(model: ActorCritic, segment: dict[str, torch.Tensor], carry: Carry
+                   ) -> tuple[torch.Tensor, torch.Tensor, Carry]:
+    """``model.unroll`` over rows 0..T-1 of a segment from ``carry``: distribution parameters
+    (T, B, P), values (T, B) and the carry after step T-1."""
+    T = segment["reward"].shape[0]
+    rows = slice(0, T)
+    return model.unroll(observation_rows(segment, rows), segment["prev_action"][rows], segment["prev_reward"][rows],
+                        segment["first"][rows], carry)
+
+
+def segment_bootstrap(model: ActorCritic, segment: dict[str, torch.Tensor], carry: Carry) -> torch.Tensor:
+    """The value (B,) of row T, the observation after the segment, seen from the ``carry``
+    after it (no gradient)."""
+    T = segment["reward"].shape[0]
+    return model.bootstrap_value(observation_rows(segment, T), segment["prev_action"][T], segment["prev_reward"][T],
+                                 carry, segment["first"][T])
+
+
 def segment_rewards(segment: dict[str, torch.Tensor], train_config: Any, dtype: torch.dtype
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-step rewards and discounts (T, B) of a segment by the train config's gamma,
@@ -255,16 +273,9 @@ class Learner(SegmentLearner):
         ``terms`` holds the reduced policy, value (0.5 * squared error, before
         baseline_cost) and entropy terms, detached.
         """
-        cfg, model, T = self.config, self.model, segment["reward"].shape[0]
-        rows = slice(0, T)
-        params, values, new_carry = model.unroll(
-            observation_rows(segment, rows), segment["prev_action"][rows], segment["prev_reward"][rows],
-            segment["first"][rows], carry,
-        )
-        bootstrap = model.bootstrap_value(
-            observation_rows(segment, T), segment["prev_action"][T], segment["prev_reward"][T],
-            new_carry, segment["first"][T],
-        )
+        cfg, model = self.config, self.model
+        params, values, new_carry = unroll_segment(model, segment, carry)
+        bootstrap = segment_bootstrap(model, segment, new_carry)
         dtype = values.dtype
         rewards, discounts = segment_rewards(segment, cfg, dtype)
         logp = model.policy.log_prob(params, segment["action"])

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from rtrl_rl.agents.cores import Carry
-from rtrl_rl.agents.learner import SegmentLearner, observation_rows, segment_rewards
+from rtrl_rl.agents.learner import SegmentLearner, segment_bootstrap, segment_rewards, unroll_segment
 from rtrl_rl.agents.model import ActorCritic
 from rtrl_rl.agents.ppo import Losses, Targets, explained_variance, gae, ppo_losses
 
@@ -62,15 +62,8 @@ class PPOLearner(SegmentLearner):
     @torch.no_grad()
     def targets(self, segment: Segment, carry: Carry) -> tuple[Targets, Carry]:
         """The carry pass (step 1): GAE targets (T, B) and the carry after the segment."""
-        T = segment["reward"].shape[0]
-        _, values, new_carry = self.model.unroll(
-            observation_rows(segment, slice(0, T)), segment["prev_action"][:T], segment["prev_reward"][:T],
-            segment["first"][:T], carry,
-        )
-        bootstrap = self.model.bootstrap_value(
-            observation_rows(segment, T), segment["prev_action"][T], segment["prev_reward"][T],
-            new_carry, segment["first"][T],
-        )
+        _, values, new_carry = unroll_segment(self.model, segment, carry)
+        bootstrap = segment_bootstrap(self.model, segment, new_carry)
         rewards, discounts = segment_rewards(segment, self.config, values.dtype)
         return gae(rewards, discounts, values, bootstrap, self.ppo.gae_lambda), new_carry
 
@@ -79,11 +72,8 @@ class PPOLearner(SegmentLearner):
 
         total = policy + baseline_cost * value - entropy_cost * entropy (:mod:`rtrl_rl.agents.ppo`).
         """
-        cfg, model, T = self.config, self.model, segment["reward"].shape[0]
-        params, values, _ = model.unroll(
-            observation_rows(segment, slice(0, T)), segment["prev_action"][:T], segment["prev_reward"][:T],
-            segment["first"][:T], carry,
-        )
+        cfg, model = self.config, self.model
+        params, values, _ = unroll_segment(model, segment, carry)
         logp = model.policy.log_prob(params, segment["action"])
         losses = ppo_losses(logp, segment["behaviour_logp"].to(values.dtype), model.policy.entropy(params), values,
                             targets, self.ppo.clip, self.ppo.value_clip, self.ppo.norm_advantages,

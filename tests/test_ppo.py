@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rtrl_rl.agents import Learner, PPOLearner
-from rtrl_rl.agents.learner import observation_rows
+from rtrl_rl.agents.learner import segment_bootstrap, unroll_segment
 from rtrl_rl.agents.ppo import explained_variance
 from tests.test_agent_learner import make_model, random_stream, segment_of, train_config
 
@@ -27,11 +27,8 @@ def ppo_config(**kw):
 @torch.no_grad()
 def model_outputs(model, seg, carry):
     """logp, entropy, values (T, B) and the bootstrap value (B,) of ``model`` on ``seg`` from ``carry``."""
-    T = seg["reward"].shape[0]
-    params, values, after = model.unroll(observation_rows(seg, slice(0, T)), seg["prev_action"][:T],
-                                         seg["prev_reward"][:T], seg["first"][:T], carry)
-    bootstrap = model.bootstrap_value(observation_rows(seg, T), seg["prev_action"][T], seg["prev_reward"][T],
-                                      after, seg["first"][T])
+    params, values, after = unroll_segment(model, seg, carry)
+    bootstrap = segment_bootstrap(model, seg, after)
     return model.policy.log_prob(params, seg["action"]), model.policy.entropy(params), values, bootstrap
 
 
@@ -121,8 +118,7 @@ def unclipped_update(model, seg, cfg, ppo, importance_weighted: bool):
     adv = torch.tensor([[adv[t, b] for b in range(B)] for t in range(T)], dtype=torch.float64)
     returns = torch.tensor([[returns[t, b] for b in range(B)] for t in range(T)], dtype=torch.float64)
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    params, values, _ = other.unroll(seg["obs"][:T], seg["prev_action"][:T], seg["prev_reward"][:T],
-                                     seg["first"][:T], carry)
+    params, values, _ = unroll_segment(other, seg, carry)
     logp = other.policy.log_prob(params, seg["action"])
     weight = torch.exp(logp - seg["behaviour_logp"].double()) if importance_weighted else logp
     loss = (-(adv * weight).mean() + cfg.baseline_cost * 0.5 * (values - returns).pow(2).mean()
@@ -203,10 +199,7 @@ def test_the_next_segment_starts_from_the_carry_pass_under_the_parameters_before
     seg = segment_of(stream, 1, T)
     learner.update(seg, torch.arange(B))
     with torch.no_grad():
-        want = before.unroll(seg["obs"][:T], seg["prev_action"][:T], seg["prev_reward"][:T], seg["first"][:T],
-                             stored)[2]
-        after = model.unroll(seg["obs"][:T], seg["prev_action"][:T], seg["prev_reward"][:T], seg["first"][:T],
-                             stored)[2]
+        want, after = unroll_segment(before, seg, stored)[2], unroll_segment(model, seg, stored)[2]
     assert all(torch.equal(learner.carry[k], want[k]) for k in want)
     assert any(v.abs().sum() > 0 for k, v in want.items() if "/" in k)  # sensitivities propagate
     assert not all(torch.equal(learner.carry[k], after[k]) for k in after)  # not the updated parameters'

@@ -49,7 +49,7 @@ def core_output(model, x, reset):
     return core.reference_forward(x, s0, reset)
 
 
-def bptt_gradient(model, stream, k, cfg, ppo, cols):
+def bptt_gradient(model, stream, k, cfg, ppo, cols, T=T):
     """The core's gradient of the PPO loss of segment k (streams ``cols``) by autograd through
     rows 0..(k+1)T, the old values (GAE's) being the same values detached."""
     rows = (k + 1) * T + 1
@@ -69,7 +69,7 @@ def bptt_gradient(model, stream, k, cfg, ppo, cols):
     return core_grads(model)
 
 
-def learner_at_segment(model, stream, k, ppo):
+def learner_at_segment(model, stream, k, ppo, T=T):
     """A learner (lr 0) that has updated on segments 0..k-1; the parameters did not move."""
     learner = PPOLearner(model, train_config(), ppo, num_streams=B)
     before = {n: v.clone() for n, v in model.state_dict().items()}
@@ -102,6 +102,16 @@ def test_ppo_core_gradient_replayed_from_the_stored_carry_equals_full_stream_bpt
     model.zero_grad()
     learner.loss({n: v[:, cols] for n, v in seg.items()}, learner.carry[cols], targets.columns(cols))[0].backward()
     assert_close(core_grads(model), bptt_gradient(model, stream, k, cfg, ppo, cols))
+
+
+@pytest.mark.parametrize("core", ["elstm", "lru"])
+def test_one_step_segments_take_the_per_step_path_and_stay_exact(core):
+    """T = 1: the core's per-step RTRL (its backward reads the new sensitivities)."""
+    stream, k = random_stream(6, B, seed=15), 5  # resets at step 0, at step 4 (stream 0), random
+    ppo = ppo_config(clip=0.2, value_clip=0.1)
+    model = make_model(core=core)
+    learner_at_segment(model, stream, k, ppo, T=1).update(segment_of(stream, k, 1), torch.arange(B))
+    assert_close(core_grads(model), bptt_gradient(model, stream, k, train_config(), ppo, torch.arange(B), T=1))
 
 
 @pytest.mark.parametrize("core", ["elstm", "lru"])

@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="cost: rounds of interleaved timing")
     parser.add_argument("--updates", type=int, default=20, help="cost: updates of each rule per round")
     parser.add_argument("--json", default=DEFAULT_JSON, help=f"results JSON (default {DEFAULT_JSON})")
+    parser.add_argument("--resume", action="store_true",
+                        help="solve: keep the runs already in --json with the same rule, seed and settings")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="more config overrides for every run")
 
 
@@ -72,6 +74,8 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["rtrl-rl bench ppo"]
     if args.part != "all":
         parts.append(f"--part {args.part}")
+    if args.resume:
+        parts.append("--resume")
     defaults = {"rules": ",".join(RULES), "seeds": "0,1,2", "budget": 3_000_000, "rounds": 5, "updates": 20,
                 "json": DEFAULT_JSON}
     parts += [f"--{k} {getattr(args, k)}" for k, v in defaults.items() if getattr(args, k) != v]
@@ -83,9 +87,11 @@ def solve_run(rule: str, seed: int, budget: int, overrides: list[str]) -> dict:
     from rtrl_rl.config import load_config
     from rtrl_rl.trainer import train
 
+    from rtrl_rl.experiments.cli import machine, versions
+
+    settings = _settings(rule, seed, budget, overrides)
     with tempfile.TemporaryDirectory() as run_dir:
-        config = load_config(None, [*RULES[rule], *COMMON, f"train.seed={seed}", f"train.total_steps={budget}",
-                                    f"run_dir={run_dir}", *overrides])
+        config = load_config(None, [*settings, f"run_dir={run_dir}"])
         load, cpu = _load(), time.process_time()
         summary = train(config)
         cpu_s = time.process_time() - cpu  # the memory task steps in this process: all of the run
@@ -99,7 +105,8 @@ def solve_run(rule: str, seed: int, budget: int, overrides: list[str]) -> dict:
         "peak_success": max((e.get("success_rate", 0.0) for e in summary["evaluations"]), default=None),
         "evaluations": [{"step": e["step"], "wall_s": e["wall_s"], "success": e.get("success_rate")}
                         for e in summary["evaluations"]],
-        "load_before": load, "load_after": _load(),
+        "load_before": load, "load_after": _load(), "settings": settings, "cpu": machine()["cpu"],
+        "git_commit": versions().get("git_commit"),
     }
 
 
@@ -139,22 +146,13 @@ def run(args: argparse.Namespace) -> int:
     """Run the parts asked for, writing the JSON after every run; print the headline table."""
     from rtrl_rl.experiments.cli import machine, versions
 
-    rules, seeds = _rules(args.rules), _seeds(args.seeds)
     path = Path(args.json)
     data = json.loads(path.read_text()) if path.is_file() else {}
     data.update(command=command_line(args), config="configs/default.yaml", overrides=list(args.overrides),
                 machine=machine(), versions=versions())
     started = time.monotonic()
-    if args.part in ("solve", "all"):
-        data["solve"] = {"rules": {r: RULES[r] for r in rules}, "common": COMMON, "budget": args.budget,
-                         "seeds": seeds, "runs": []}
-        for rule in rules:  # one at a time: the runs share the machine with nothing of ours
-            for seed in seeds:
-                result = solve_run(rule, seed, args.budget, list(args.overrides))
-                data["solve"]["runs"].append(result)
-                data["solve"]["aggregate"] = aggregate(data["solve"]["runs"])
-                _write(path, data)
-                print(_run_line(result), flush=True)
+    if args.part in ("solve", "all") and _solve(args, data, path) is not None:
+        return 130
     if args.part in ("cost", "all"):
         from rtrl_rl.bench.ppo_cost import measure
 
@@ -166,6 +164,36 @@ def run(args: argparse.Namespace) -> int:
     _write(path, data)
     print(f"wrote {path}")
     return 0
+
+
+def _solve(args: argparse.Namespace, data: dict, path: Path) -> int | None:
+    """The solve part, one run at a time (the runs share the machine with nothing of ours).
+
+    With ``--resume`` a run already in ``data`` for the same rule, seed and settings is kept.
+    Returns 130 when a run was interrupted (the runs before it are saved), else None.
+    """
+    rules, seeds = _rules(args.rules), _seeds(args.seeds)
+    kept = data.get("solve", {}).get("runs", []) if args.resume else []
+    data["solve"] = {"rules": {r: RULES[r] for r in rules}, "common": COMMON, "budget": args.budget,
+                     "seeds": seeds, "runs": []}
+    for rule in rules:
+        for seed in seeds:
+            settings = _settings(rule, seed, args.budget, list(args.overrides))
+            done = [r for r in kept if r["rule"] == rule and r["seed"] == seed and r.get("settings") == settings]
+            result = done[0] if done else solve_run(rule, seed, args.budget, list(args.overrides))
+            if result["stopped"].startswith("interrupted"):  # Ctrl-C or SIGTERM: keep what finished
+                print(f"{rule} seed {seed}: {result['stopped']}; the runs before it are in {path}")
+                return 130
+            data["solve"]["runs"].append(result)
+            data["solve"]["aggregate"] = aggregate(data["solve"]["runs"])
+            _write(path, data)
+            print(_run_line(result) + (" (kept)" if done else ""), flush=True)
+    return None
+
+
+def _settings(rule: str, seed: int, budget: int, overrides: list[str]) -> list[str]:
+    """The config overrides of one solve run (over the defaults)."""
+    return [*RULES[rule], *COMMON, f"train.seed={seed}", f"train.total_steps={budget}", *overrides]
 
 
 def _run_line(r: dict) -> str:
