@@ -87,6 +87,9 @@ class PPOLearner(SegmentLearner):
         which is the whole batch in order (nothing is drawn then)."""
         if self.ppo.minibatches == 1:
             return None
+        if batch < self.ppo.minibatches:
+            raise ValueError(f"a batch of {batch} streams cannot be split into ppo.minibatches="
+                             f"{self.ppo.minibatches} minibatches of whole streams")
         order = torch.randperm(batch, generator=self.generator)
         return [cols.sort().values.to(self.device) for cols in order.tensor_split(self.ppo.minibatches)]
 

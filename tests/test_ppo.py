@@ -225,3 +225,9 @@ def test_metrics_and_explained_variance():
     r = torch.randn(5, 3, dtype=torch.float64)
     assert explained_variance(r, r) == 1.0 and explained_variance(torch.zeros(5, 3), r) == pytest.approx(0.0)
     assert math.isnan(explained_variance(r, torch.ones(5, 3)))
+
+
+def test_a_batch_with_fewer_streams_than_minibatches_is_refused():
+    learner = PPOLearner(make_model(), train_config(), ppo_config(minibatches=3), num_streams=4)
+    with pytest.raises(ValueError, match="cannot be split into ppo.minibatches=3"):
+        learner.update(segment_of(random_stream(4, 2), 0, 4), torch.tensor([0, 2]))
