@@ -22,7 +22,8 @@ segment dict of ``docs/contracts.md``) and the stream ids of its columns. For ea
 4. backward: the core's ``.grad`` is its exact RTRL gradient (learning "rtrl"), the heads'
    and encoder's ordinary autograd gradients;
 5. clip the global gradient norm to ``max_grad_norm`` (<= 0: no clipping), optimizer step,
-   learning-rate schedule step;
+   learning-rate schedule step; a non-finite gradient norm raises
+   :class:`~rtrl_rl.agents.divergence.Diverged` instead, parameters untouched;
 6. write the new carry (detached) back to the streams.
 
 Parameters change between segments, so RTRL is exact for lr -> 0 (docs/rtrl.md,
@@ -38,6 +39,7 @@ import torch
 from torch import nn
 
 from rtrl_rl.agents.cores import Carry
+from rtrl_rl.agents.divergence import Diverged, divergence_report
 from rtrl_rl.agents.model import ActorCritic
 from rtrl_rl.agents.vtrace import rewards_and_discounts, vtrace
 
@@ -61,7 +63,7 @@ def optimizer_settings(train_config: Any) -> tuple[type[torch.optim.Optimizer], 
                                      "eps": train_config.rmsprop_eps}
     if name == "adam":
         return torch.optim.Adam, {"lr": train_config.lr, "eps": train_config.adam_eps}
-    raise ValueError(f"train.optimizer must be 'rmsprop' or 'adam', got {name!r}")
+    raise ValueError(f"unknown optimizer {name!r}; expected 'rmsprop' or 'adam'")  # the library's own argument
 
 
 #: a setting only that optimizer's param groups hold: tells a saved state's kind apart
@@ -81,7 +83,7 @@ def reduce_steps(x: torch.Tensor, how: str) -> torch.Tensor:
         return x.sum()
     if how == "mean":
         return x.mean()
-    raise ValueError(f"train.loss_reduction must be 'mean' or 'sum', got {how!r}")
+    raise ValueError(f"unknown loss reduction {how!r}; expected 'mean' or 'sum'")  # the library's own argument
 
 
 def sensitivity_norm(carry: Carry) -> float:
@@ -181,20 +183,19 @@ class SegmentLearner:
     def _everything(self, ids: torch.Tensor) -> bool:
         return ids.numel() == self.num_streams and torch.equal(ids, self._all_ids)
 
-    def apply_gradients(self, loss: torch.Tensor) -> tuple[float, float]:
-        """Clip the global gradient norm of the ``.grad`` that ``loss.backward()`` left, step
-        the optimizer; returns (gradient norm before clipping, learning rate used).
+    def apply_gradients(self, terms: dict[str, torch.Tensor], segment: dict[str, torch.Tensor]) -> tuple[float, float]:
+        """Clip the global norm of the ``.grad`` that the backward pass of a loss left, step the
+        optimizer; returns (gradient norm before clipping, learning rate used).
 
-        Raises FloatingPointError, with the parameters unchanged, for a non-finite norm.
+        Raises :class:`~rtrl_rl.agents.divergence.Diverged`, the parameters unchanged, for a
+        non-finite norm; its report names the loss ``terms`` and the ``segment`` they came from.
         """
         max_norm = self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf")
-        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        if not torch.isfinite(grad_norm):
+        try:  # raises before it scales anything, so the report sees the gradients as they came
+            grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm, error_if_nonfinite=True)
+        except RuntimeError:
             # Stepping would write NaN/inf into every parameter; stop with the evidence instead.
-            raise FloatingPointError(
-                f"non-finite gradient norm at update {self.updates + 1} (loss {float(loss.detach()):.4g}); "
-                "parameters left unchanged — lower train.lr or check the rewards"
-            )
+            raise Diverged(divergence_report(self.updates + 1, terms, self.model, segment)) from None
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         return float(grad_norm), lr
@@ -301,7 +302,7 @@ class Learner(SegmentLearner):
         self.optimizer.zero_grad()
         loss, terms, new_carry = self.loss(seg, carry)
         loss.backward()
-        grad_norm, lr = self.apply_gradients(loss)
+        grad_norm, lr = self.apply_gradients(terms, seg)
         self.finish(ids, new_carry, seg["reward"].numel())
         metrics = {f"losses/{k}": float(v) for k, v in terms.items()}
         metrics.update({"losses/total": float(loss.detach()), "losses/grad_norm": grad_norm, "lr": lr})

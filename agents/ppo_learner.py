@@ -128,7 +128,8 @@ class PPOLearner(SegmentLearner):
         self.optimizer.zero_grad()
         loss, losses = self.loss(segment, carry, targets)
         loss.backward()
-        grad_norm, self.last_lr = self.apply_gradients(loss)
+        terms = {"policy": losses.policy.detach(), "value": losses.value.detach(), "entropy": losses.entropy.detach()}
+        grad_norm, self.last_lr = self.apply_gradients(terms, segment)
         return torch.stack([*(t.detach() for t in (loss, *losses)), loss.new_tensor(grad_norm)])
 
     def state_dict(self) -> dict:
