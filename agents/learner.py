@@ -1,4 +1,9 @@
-"""The learner: per-stream carries, V-trace actor-critic loss, exact RTRL gradient, optimizer step.
+"""The segment learner: per-stream carries, optimizer, schedule, clipping; the V-trace update.
+
+:class:`SegmentLearner` is what every segment algorithm shares: one carry per stream
+(core state + RTRL sensitivities), the optimizer with its global gradient-norm clip,
+the learning-rate schedule, the counters and the checkpoint state. :class:`Learner` is
+V-trace on it; :class:`rtrl_rl.agents.ppo_learner.PPOLearner` is PPO on it.
 
 One :meth:`Learner.update` consumes one segment of T steps for B streams (the rollout
 segment dict of ``docs/contracts.md``) and the stream ids of its columns. For each update:
@@ -72,7 +77,8 @@ def make_optimizer(params, train_config: Any) -> torch.optim.Optimizer:
     return cls(params, **settings)
 
 
-def _reduce(x: torch.Tensor, how: str) -> torch.Tensor:
+def reduce_steps(x: torch.Tensor, how: str) -> torch.Tensor:
+    """``x`` (per step and stream) reduced by ``train.loss_reduction``: "sum" or "mean"."""
     if how == "sum":
         return x.sum()
     if how == "mean":
@@ -86,19 +92,55 @@ def sensitivity_norm(carry: Carry) -> float:
     return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
 
-class Learner:
-    """Keeps one carry per stream and trains ``model`` on segments (see the module docstring).
+def unroll_segment(model: ActorCritic, segment: dict[str, torch.Tensor], carry: Carry
+                   ) -> tuple[torch.Tensor, torch.Tensor, Carry]:
+    """``model.unroll`` over rows 0..T-1 of a segment from ``carry``: distribution parameters
+    (T, B, P), values (T, B) and the carry after step T-1."""
+    T = segment["reward"].shape[0]
+    rows = slice(0, T)
+    return model.unroll(observation_rows(segment, rows), segment["prev_action"][rows], segment["prev_reward"][rows],
+                        segment["first"][rows], carry)
+
+
+def segment_bootstrap(model: ActorCritic, segment: dict[str, torch.Tensor], carry: Carry) -> torch.Tensor:
+    """The value (B,) of row T, the observation after the segment, seen from the ``carry``
+    after it (no gradient)."""
+    T = segment["reward"].shape[0]
+    return model.bootstrap_value(observation_rows(segment, T), segment["prev_action"][T], segment["prev_reward"][T],
+                                 carry, segment["first"][T])
+
+
+def segment_rewards(segment: dict[str, torch.Tensor], train_config: Any, dtype: torch.dtype
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-step rewards and discounts (T, B) of a segment by the train config's gamma,
+    reward clip and life-loss setting (:func:`rtrl_rl.agents.vtrace.rewards_and_discounts`)."""
+    cfg = train_config
+    return rewards_and_discounts(
+        segment["reward"].to(dtype), segment["terminated"], segment["truncated"], segment["first"][1:],
+        cfg.gamma, segment["truncation_value"].to(dtype),
+        segment["life_lost"] if getattr(cfg, "life_loss", False) else None, cfg.reward_clip,
+    )
+
+
+class SegmentLearner:
+    """Keeps one carry per stream and the optimizer for an algorithm that learns on segments.
 
     ``train_config``: a TrainConfig-like object (gamma, entropy_cost, baseline_cost,
     optimizer, lr, lr_decay, rmsprop_alpha, rmsprop_eps, adam_eps, max_grad_norm,
     reward_clip, loss_reduction, total_steps; optional life_loss, default False: use the
-    segment's ``life_lost`` flags as value-chain ends, Atari's life-loss training signal). ``num_streams``: how many stream ids exist.
-    The learner runs on the model's device; it sets the model's ``reward_clip`` buffer from
-    ``train_config`` so that acting copies of the model clip the core input the same way.
+    segment's ``life_lost`` flags as value-chain ends, Atari's life-loss training signal).
+    ``num_streams``: how many stream ids exist. The learner runs on the model's device; it
+    sets the model's ``reward_clip`` buffer from ``train_config`` so that acting copies of
+    the model clip the core input the same way.
 
     ``diagnostics_due``: a callable telling whether the coming update will be logged;
     ``rtrl/sensitivity_norm`` reads every sensitivity of the carry, so it is computed only
     then (the run's session sets it from its monitor; the default computes it every time).
+
+    A subclass defines ``update(segment, stream_ids) -> metrics`` from the steps here:
+    :meth:`begin` (segment on the device, the streams' carries), :meth:`apply_gradients`
+    (clip, check, optimizer step; as often as the algorithm steps) and :meth:`finish`
+    (carry write-back, counters, schedule).
     """
 
     def __init__(self, model: ActorCritic, train_config: Any, num_streams: int) -> None:
@@ -128,75 +170,50 @@ class Learner:
             raise ValueError("stream_ids must be distinct: one segment per stream per update keeps them in order")
         return ids
 
-    def loss(self, segment: dict[str, torch.Tensor], carry: Carry) -> tuple[torch.Tensor, dict, Carry]:
-        """Loss of one segment (already on the device) from ``carry``: (loss, terms, new carry).
+    def begin(self, segment: dict[str, torch.Tensor], stream_ids: torch.Tensor
+              ) -> tuple[dict[str, torch.Tensor], torch.Tensor, Carry]:
+        """The segment on the device, the checked stream ids (B,) and those streams' carries.
 
-        ``terms`` holds the reduced policy, value (0.5 * squared error, before
-        baseline_cost) and entropy terms, detached.
-        """
-        cfg, model, T = self.config, self.model, segment["reward"].shape[0]
-        rows = slice(0, T)
-        params, values, new_carry = model.unroll(
-            observation_rows(segment, rows), segment["prev_action"][rows], segment["prev_reward"][rows],
-            segment["first"][rows], carry,
-        )
-        bootstrap = model.bootstrap_value(
-            observation_rows(segment, T), segment["prev_action"][T], segment["prev_reward"][T],
-            new_carry, segment["first"][T],
-        )
-        dtype = values.dtype
-        rewards, discounts = rewards_and_discounts(
-            segment["reward"].to(dtype), segment["terminated"], segment["truncated"], segment["first"][1:],
-            cfg.gamma, segment["truncation_value"].to(dtype),
-            segment["life_lost"] if getattr(cfg, "life_loss", False) else None, cfg.reward_clip,
-        )
-        logp = model.policy.log_prob(params, segment["action"])
-        targets = vtrace(segment["behaviour_logp"].to(dtype), logp, rewards, discounts, values, bootstrap)
-        how = cfg.loss_reduction
-        terms = {
-            "policy": _reduce(-logp * targets.pg_advantages, how),
-            "value": _reduce(0.5 * (targets.vs - values).pow(2), how),
-            "entropy": _reduce(model.policy.entropy(params), how),
-        }
-        loss = terms["policy"] + cfg.baseline_cost * terms["value"] - cfg.entropy_cost * terms["entropy"]
-        return loss, {k: v.detach() for k, v in terms.items()}, new_carry
-
-    def update(self, segment: dict[str, torch.Tensor], stream_ids: torch.Tensor) -> dict[str, float]:
-        """One optimizer step on one segment of the streams ``stream_ids`` (B,); returns metrics.
-
-        After it, the parameters' ``.grad`` still hold the (clipped) gradient of this
-        segment. Metrics: losses/policy, losses/value, losses/entropy, losses/total,
-        losses/grad_norm (before clipping), lr, and rtrl/sensitivity_norm when
-        ``diagnostics_due()`` says this update is logged (absent otherwise).
+        All streams in order (the synchronous trainer) use the carry in place, no gather.
         """
         seg = {k: v.to(self.device, non_blocking=True) for k, v in segment.items()}
-        T, B = seg["reward"].shape
-        ids = self._check_ids(stream_ids, B)
-        # All streams in order (the synchronous trainer): use the carry in place, no gather/scatter.
-        everything = B == self.num_streams and torch.equal(ids, self._all_ids)
-        self.optimizer.zero_grad()
-        loss, terms, new_carry = self.loss(seg, self.carry if everything else self.carry[ids])
-        loss.backward()
+        ids = self._check_ids(stream_ids, seg["reward"].shape[1])
+        return seg, ids, self.carry if self._everything(ids) else self.carry[ids]
+
+    def _everything(self, ids: torch.Tensor) -> bool:
+        return ids.numel() == self.num_streams and torch.equal(ids, self._all_ids)
+
+    def apply_gradients(self, terms: dict[str, torch.Tensor], segment: dict[str, torch.Tensor]) -> tuple[float, float]:
+        """Clip the global norm of the ``.grad`` that the backward pass of a loss left, step the
+        optimizer; returns (gradient norm before clipping, learning rate used).
+
+        Raises :class:`~rtrl_rl.agents.divergence.Diverged`, the parameters unchanged, for a
+        non-finite norm; its report names the loss ``terms`` and the ``segment`` they came from.
+        """
         max_norm = self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf")
         try:  # raises before it scales anything, so the report sees the gradients as they came
             grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm, error_if_nonfinite=True)
         except RuntimeError:
             # Stepping would write NaN/inf into every parameter; stop with the evidence instead.
-            raise Diverged(divergence_report(self.updates + 1, terms, self.model, seg)) from None
+            raise Diverged(divergence_report(self.updates + 1, terms, self.model, segment)) from None
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
-        if everything:
+        return float(grad_norm), lr
+
+    def finish(self, ids: torch.Tensor, new_carry: Carry, steps: int) -> None:
+        """Write ``new_carry`` (detached) back to the streams ``ids``; count one update of
+        ``steps`` environment steps; step the learning-rate schedule."""
+        if self._everything(ids):
             self.carry = new_carry.detach()
         else:
             self.carry.assign(ids, new_carry.detach())
         self.updates += 1
-        self.steps += T * B
+        self.steps += steps
         self.scheduler.step()
-        metrics = {f"losses/{k}": float(v) for k, v in terms.items()}
-        metrics.update({"losses/total": float(loss.detach()), "losses/grad_norm": float(grad_norm), "lr": lr})
-        if self.diagnostics_due():
-            metrics["rtrl/sensitivity_norm"] = sensitivity_norm(new_carry)
-        return metrics
+
+    def diagnostics(self, new_carry: Carry) -> dict[str, float]:
+        """``rtrl/sensitivity_norm`` of ``new_carry`` when ``diagnostics_due()``, else nothing."""
+        return {"rtrl/sensitivity_norm": sensitivity_norm(new_carry)} if self.diagnostics_due() else {}
 
     def reset_carry(self, stream_ids: torch.Tensor | None = None) -> None:
         """Zero the carries of ``stream_ids`` (all streams when None), e.g. after an env restart."""
@@ -246,3 +263,47 @@ class Learner:
         self.scheduler.base_lrs = [settings["lr"]] * len(groups)
         self.scheduler._last_lr = [group["lr"] for group in groups]  # what get_last_lr() reports
         self.model.reward_clip.fill_(float(self.config.reward_clip))
+
+
+class Learner(SegmentLearner):
+    """V-trace on segments (see the module docstring): one optimizer step per segment."""
+
+    def loss(self, segment: dict[str, torch.Tensor], carry: Carry) -> tuple[torch.Tensor, dict, Carry]:
+        """Loss of one segment (already on the device) from ``carry``: (loss, terms, new carry).
+
+        ``terms`` holds the reduced policy, value (0.5 * squared error, before
+        baseline_cost) and entropy terms, detached.
+        """
+        cfg, model = self.config, self.model
+        params, values, new_carry = unroll_segment(model, segment, carry)
+        bootstrap = segment_bootstrap(model, segment, new_carry)
+        dtype = values.dtype
+        rewards, discounts = segment_rewards(segment, cfg, dtype)
+        logp = model.policy.log_prob(params, segment["action"])
+        targets = vtrace(segment["behaviour_logp"].to(dtype), logp, rewards, discounts, values, bootstrap)
+        how = cfg.loss_reduction
+        terms = {
+            "policy": reduce_steps(-logp * targets.pg_advantages, how),
+            "value": reduce_steps(0.5 * (targets.vs - values).pow(2), how),
+            "entropy": reduce_steps(model.policy.entropy(params), how),
+        }
+        loss = terms["policy"] + cfg.baseline_cost * terms["value"] - cfg.entropy_cost * terms["entropy"]
+        return loss, {k: v.detach() for k, v in terms.items()}, new_carry
+
+    def update(self, segment: dict[str, torch.Tensor], stream_ids: torch.Tensor) -> dict[str, float]:
+        """One optimizer step on one segment of the streams ``stream_ids`` (B,); returns metrics.
+
+        After it, the parameters' ``.grad`` still hold the (clipped) gradient of this
+        segment. Metrics: losses/policy, losses/value, losses/entropy, losses/total,
+        losses/grad_norm (before clipping), lr, and rtrl/sensitivity_norm when
+        ``diagnostics_due()`` says this update is logged (absent otherwise).
+        """
+        seg, ids, carry = self.begin(segment, stream_ids)
+        self.optimizer.zero_grad()
+        loss, terms, new_carry = self.loss(seg, carry)
+        loss.backward()
+        grad_norm, lr = self.apply_gradients(terms, seg)
+        self.finish(ids, new_carry, seg["reward"].numel())
+        metrics = {f"losses/{k}": float(v) for k, v in terms.items()}
+        metrics.update({"losses/total": float(loss.detach()), "losses/grad_norm": grad_norm, "lr": lr})
+        return {**metrics, **self.diagnostics(new_carry)}

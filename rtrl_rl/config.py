@@ -182,9 +182,11 @@ class AgentConfig:
         "bounds what the heads see when a recurrence's state grows large",
     )
     algorithm: str = _choice(
-        "segment", ("segment", "stream"),
-        "segment: V-trace on segments of many streams; stream: stream AC(lambda), one update per step "
-        "(settings under stream.*, docs/stream.md)",
+        "segment", ("segment", "ppo", "stream"),
+        "segment: V-trace on segments of many streams, one update per segment; ppo: PPO epochs and "
+        "minibatches over each segment (settings under ppo.*, docs/ppo.md); stream: stream AC(lambda), "
+        "one update per step (settings under stream.*, docs/stream.md)",
+        fixed="the saved learner state (e.g. PPO's minibatch generator) belongs to the stored algorithm",
     )
 
 
@@ -283,6 +285,22 @@ class StreamConfig:
 
 
 @dataclass
+class PPOConfig:
+    """PPO on segments (agent.algorithm=ppo; docs/ppo.md), CleanRL's recurrent-PPO defaults. Value and
+    entropy weights and the gradient clip: train.baseline_cost, train.entropy_cost, train.max_grad_norm
+    (CleanRL clips at 0.5, the library's default is 40)."""
+
+    clip: float = _doc(0.1, "clip range epsilon of the probability ratio pi/mu", above=0)
+    epochs: int = _doc(4, "passes over each batch (one segment of every stream)", at_least=1)
+    minibatches: int = _doc(4, "minibatches per epoch: they split the streams (never time)", at_least=1)
+    gae_lambda: float = _doc(0.95, "GAE lambda (the discount is train.gamma)", at_least=0, at_most=1)
+    value_clip: float = _doc(0.1, "keep each value within this of the one GAE used; 0 = off", at_least=0)
+    norm_advantages: bool = _doc(True, "normalise each minibatch's advantages to mean 0, std 1")
+    target_kl: float = _doc(0.0, "end the epochs after one whose mean approx. KL exceeds this; 0 = never",
+                            at_least=0)
+
+
+@dataclass
 class Config:
     """A whole run. ``run_dir`` empty means ``runs/<env>-<timestamp>``."""
 
@@ -292,6 +310,7 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     log: LogConfig = field(default_factory=LogConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
     run_dir: str = _doc("", "where checkpoints, logs and the summary go; must not hold another run "
                             "(continue one with --resume)")
 
@@ -350,6 +369,20 @@ def _stream_on_the_cpu(config: Config) -> str | None:
     return None
 
 
+def _ppo_minibatches_of_streams(config: Config) -> str | None:
+    """PPO's minibatches split the streams of a batch (every stream's segment), never time."""
+    ppo, streams, length = config.ppo, config.env.num_envs, config.train.segment_length
+    if config.agent.algorithm != "ppo":
+        return None
+    if ppo.minibatches > streams:
+        return (f"config key 'ppo.minibatches' ({ppo.minibatches}) must be at most 'env.num_envs' ({streams}): "
+                "minibatches split the streams (never time)")
+    if ppo.norm_advantages and length * (streams // ppo.minibatches) < 2:
+        return ("config key 'ppo.norm_advantages' needs minibatches of 2 steps or more (train.segment_length x "
+                "env.num_envs / ppo.minibatches): use fewer minibatches or ppo.norm_advantages=false")
+    return None
+
+
 def _ray_needs_actors(config: Config) -> str | None:
     if config.runtime.backend == "ray" and config.runtime.actors < 1:
         return (f"config key 'runtime.actors' is {config.runtime.actors}, but runtime.backend=ray needs "
@@ -380,6 +413,7 @@ def _learning_fits_the_core(config: Config) -> str | None:
 #: each ``config -> error text or None``, checked in this order
 CROSS_KEY_RULES: tuple[Callable[[Config], str | None], ...] = (
     _streams_per_actor, _stream_in_one_process, _stream_on_the_cpu, _ray_needs_actors, _learning_fits_the_core,
+    _ppo_minibatches_of_streams,
 )
 
 

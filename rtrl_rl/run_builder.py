@@ -29,7 +29,7 @@ import torch
 from gymnasium import spaces
 
 from rtrl_rl import envs
-from rtrl_rl.agents import ActorCritic, Learner
+from rtrl_rl.agents import ActorCritic, Learner, PPOLearner, SegmentLearner
 from rtrl_rl.config import Config, ConfigError, check, check_env_imports, device_problem
 from rtrl_rl.envs.values import MAX_ABS_REWARD, CheckedValues
 from rtrl_rl.evaluation import evaluation_options, evaluation_seed, run_episodes
@@ -130,11 +130,13 @@ def learner_device(config: Config) -> torch.device:
 
 
 def build_agent(config: Config, observation_space: spaces.Space, action_space: spaces.Space,
-                device: torch.device | str = "cpu") -> tuple[ActorCritic, Learner]:
-    """The model (on ``device``) and its V-trace learner for the spaces of the run's environment."""
+                device: torch.device | str = "cpu") -> tuple[ActorCritic, SegmentLearner]:
+    """The model (on ``device``) and its learner for the spaces of the run's environment:
+    :class:`PPOLearner` for ``agent.algorithm=ppo``, else the V-trace :class:`Learner`."""
     model = ActorCritic(observation_space, action_space, config.agent).to(device)
-    learner = Learner(model, config.train, num_streams=config.env.num_envs)
-    return model, learner
+    if config.agent.algorithm == "ppo":
+        return model, PPOLearner(model, config.train, config.ppo, num_streams=config.env.num_envs)
+    return model, Learner(model, config.train, num_streams=config.env.num_envs)
 
 
 def evaluate_now(config: Config, model: ActorCritic, episodes: int) -> dict:
@@ -245,7 +247,7 @@ def build_run(config: Config, resume_from: str | Path | None = None, *, with_env
     in this process) and take the spaces from them; else from a one-stream probe. A resumed
     run's environments are seeded by :func:`env_seed` from the checkpoint's step, so they
     start new episodes rather than the run's first ones.
-    ``agent`` builds the model and learner (default: V-trace, :func:`build_agent`).
+    ``agent`` builds the model and learner (default :func:`build_agent`: V-trace or PPO).
     Raises ConfigError for a config that breaks a rule of ``rtrl_rl.config`` (one built in
     code, too) or an unavailable device, ValueError when ``run_dir`` holds another run,
     CheckpointError when the checkpoint does not fit; nothing is written before these checks.

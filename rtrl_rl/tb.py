@@ -26,6 +26,9 @@ SENSITIVITY_NORM = "rtrl/sensitivity_norm"
 POLICY_LAG = "runtime/policy_lag"
 STANDARD_SCALARS = (EPISODIC_RETURN, EPISODIC_LENGTH, SUCCESS_RATE, SPS, POLICY_LOSS, VALUE_LOSS,
                     ENTROPY, GRAD_NORM, SENSITIVITY_NORM, POLICY_LAG)
+#: what agent.algorithm=ppo logs besides (CleanRL's names; ppo/epochs: epochs run per update)
+PPO_SCALARS = ("losses/clipfrac", "losses/approx_kl", "losses/old_approx_kl", "losses/explained_variance",
+               "ppo/epochs")
 
 #: prefix of the final metrics that :meth:`TensorBoardLogger.log_hparams` links to the run
 FINAL_PREFIX = "final/"

@@ -39,7 +39,7 @@ def _rtrl(model, x, reset, w, length=LENGTH):
     return {k: p.grad.clone() for k, p in model.named_parameters()}, torch.cat(ys), carry
 
 
-def _layer_reference(core, x, reset, same_step_only: bool):
+def layer_reference(core, x, reset, same_step_only: bool):
     """One layer over the whole stream in plain autograd. ``same_step_only``: x reaches the
     output through the same step only (its path into later states is detached)."""
     s = torch.zeros(x.shape[1], *core.state_shapes()[core.state_key], dtype=F64)
@@ -59,8 +59,8 @@ def _layer_reference(core, x, reset, same_step_only: bool):
 
 def _reference(stack, x, reset, w, same_step_only=True):
     stack.zero_grad()
-    y0 = _layer_reference(stack.layers[0], x, reset, same_step_only=False)
-    y1 = _layer_reference(stack.layers[1], y0, reset, same_step_only=same_step_only)
+    y0 = layer_reference(stack.layers[0], x, reset, same_step_only=False)
+    y1 = layer_reference(stack.layers[1], y0, reset, same_step_only=same_step_only)
     (w * y1).sum().backward()
     return {k: p.grad.clone() for k, p in stack.named_parameters()}, y1.detach()
 

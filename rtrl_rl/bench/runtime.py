@@ -50,27 +50,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @contextmanager
 def _timed_updates(seconds: float, warmup: int, record: list):
-    """Time ``Learner.update`` calls; end the run ``seconds`` after the warm-up updates.
+    """Time the learners' ``update`` calls (V-trace and PPO); end the run ``seconds`` after the
+    warm-up updates.
 
     Appends (time after the update, env steps of the update) to ``record``. Ending works
     by setting the run's step budget to 0, which the learner loop reads every iteration.
     """
-    from rtrl_rl.agents import Learner
+    from rtrl_rl.agents import Learner, PPOLearner
 
-    update = Learner.update
+    originals = {cls: cls.update for cls in (Learner, PPOLearner)}
 
-    def timed(self, segment, stream_ids):
-        metrics = update(self, segment, stream_ids)
-        record.append((time.perf_counter(), int(segment["reward"].numel())))
-        if len(record) > warmup and record[-1][0] - record[warmup][0] >= seconds:
-            self.config.total_steps = 0
-        return metrics
+    def timing(update):
+        def timed(self, segment, stream_ids):
+            metrics = update(self, segment, stream_ids)
+            record.append((time.perf_counter(), int(segment["reward"].numel())))
+            if len(record) > warmup and record[-1][0] - record[warmup][0] >= seconds:
+                self.config.total_steps = 0
+            return metrics
+        return timed
 
-    Learner.update = timed
+    for cls, update in originals.items():
+        cls.update = timing(update)
     try:
         yield
     finally:
-        Learner.update = update
+        for cls, update in originals.items():
+            cls.update = update
 
 
 def _config(args, mode: str, run_dir: str, backend: str = "local"):

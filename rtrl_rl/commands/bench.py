@@ -20,6 +20,8 @@ TARGETS = {
     "stream": ("rtrl_rl.bench.stream", "the streaming actor-critic: learning, gradient drift, memory "
                                        "(docs/results_stream.md)"),
     "suites": ("rtrl_rl.bench.suites", "short RTRL and feed-forward runs on Atari and ProcGen (docs/results_suites.md)"),
+    "ppo": ("rtrl_rl.bench.ppo", "PPO beside V-trace on the default task: steps and time to 95% greedy success, "
+                                 "the cost of an update side by side (docs/results_ppo.md)"),
     "approx-learning": ("rtrl_rl.bench.approx_learning", "dense LSTM learning by each rule beside the RTRL eLSTM: "
                                                          "memory and POPGym tasks (docs/approximations.md)"),
     "gradients": ("rtrl_rl.bench.gradients", "dense cores: gradient quality and cost of tbptt, snap1, uoro, "

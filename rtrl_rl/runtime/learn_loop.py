@@ -15,7 +15,7 @@ from typing import Protocol
 
 import torch
 
-from rtrl_rl.agents import Learner
+from rtrl_rl.agents import SegmentLearner
 from rtrl_rl.config import Config
 from rtrl_rl.run_builder import Advance
 from rtrl_rl.runtime.batches import OrderCheck
@@ -58,7 +58,7 @@ class Transport(Protocol):
         """Take the batch back and publish ``model``'s parameters to the actors."""
 
 
-def transport_advance(config: Config, learner: Learner, transport: Transport) -> Advance:
+def transport_advance(config: Config, learner: SegmentLearner, transport: Transport) -> Advance:
     """The actor-learner backends' ``advance`` (see ``rtrl_rl.run_builder.drive``): take the
     transport's next batch (None after a short wait without one), admit each actor's segment
     in order (a restarted actor's streams start afresh), update on all streams, hand the batch

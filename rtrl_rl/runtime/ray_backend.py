@@ -1,7 +1,7 @@
 """``runtime.backend=ray``: the actor-learner runtime on Ray (see ``docs/distributed.md``).
 
 The learner is the process runtime's: the same run (``run_builder.build_run``: model,
-:class:`rtrl_rl.agents.Learner`, restored state, :class:`~rtrl_rl.session.RunSession` for
+the V-trace or PPO learner, restored state, :class:`~rtrl_rl.session.RunSession` for
 progress, TensorBoard, checkpoints, evaluation, summary), the same loop, order check and
 policy-lag metric (``learn_loop.transport_advance``), the same segment layout. What
 differs is transport and scheduling: actors are Ray actors (:mod:`rtrl_rl.runtime.ray_actor`)

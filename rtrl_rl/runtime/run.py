@@ -6,7 +6,7 @@ parameters, start the actors; then the loop of every trainer, whose ``advance`` 
 for one full slot from every actor, updates on all streams, frees the slots and publishes
 the parameters (:class:`SlotTransport`), until the step budget is spent, greedy evaluation
 reaches the target, a signal arrives, or an actor fails. The maths is the synchronous
-trainer's: the same :class:`rtrl_rl.agents.Learner`, the same
+trainer's: the same learner (V-trace or PPO, ``run_builder.build_agent``), the same
 :class:`~rtrl_rl.session.RunSession` for progress, TensorBoard, checkpoints, evaluation,
 stopping and the summary.
 """
