@@ -70,11 +70,10 @@ class AgentConfig:
                             "cores (rnn, gru, lstm); none = feed-forward")
     hidden_size: int = _doc(64, "units of the recurrent core", at_least=1)
     encoder: str = _choice(
-        "auto", ("auto", "mlp", "impala", "identity"), "observation encoder; auto: impala for images, mlp otherwise"
+        "auto", ("auto", "mlp", "impala", "identity", "popgym"), "observation encoder; auto: impala for images, "
+        "mlp otherwise; popgym: POPGym's Linear, LayerNorm, Linear + LeakyReLU over the obs and the extras below"
     )
-    encoder_size: int = _doc(
-        64, "output width of the MLP encoder (the IMPALA encoder always outputs 256)", at_least=1
-    )
+    encoder_size: int = _doc(64, "output width of the mlp and popgym encoders (impala's is always 256)", at_least=1)
     encoder_grad: str = _choice(
         "step",
         ("step", "segment"),
@@ -96,11 +95,13 @@ class AgentConfig:
         "pass the core's input [obs ; prev reward ; prev action ; start flag] through ReLU(Linear) of "
         "encoder_size first, so a linear-recurrent core (lru, rtu) can store an input gated by the others",
     )
-    core_norm: bool = _doc(
-        False,
-        "LayerNorm (no learned parameters) on the core's output before the policy and value heads: "
-        "bounds what the heads see when a recurrence's state grows large",
-    )
+    heads: str = _choice("linear", ("linear", "popgym"), "linear: one layer each; popgym: separate actor and "
+                         "critic MLPs (2 x encoder_size, LeakyReLU) with final layers at std 0.01")
+    ring_r_min: float = _doc(0.9, "lru/rtu ring init: smallest |λ| (Orvieto et al.; RTU: 0)", at_least=0, at_most=1)
+    ring_r_max: float = _doc(0.999, "lru/rtu ring init: largest |λ| (RTU: 1)", at_least=0, at_most=1)
+    core_norm: bool = _doc(False, "LayerNorm (no learned parameters) on the core's output before the policy and "
+                                  "value heads: bounds what the heads see when a recurrence's state grows large")
+    value_norm: bool = _doc(False, "the same LayerNorm before the value head only (docs/agent.md: why)")
     algorithm: str = _choice(
         "segment", ("segment", "stream"),
         "segment: V-trace on segments of many streams; stream: stream AC(lambda), one update per step "
@@ -121,6 +122,8 @@ class TrainConfig:
     optimizer: str = _choice("adam", ("adam", "rmsprop"), "optimizer")
     lr: float = _doc(3e-3, "learning rate", above=0)
     lr_decay: bool = _doc(False, "decay the learning rate linearly to 0 over total_steps")
+    recurrent_lr_scale: float = _doc(1.0, "learning-rate factor of the cores' recurrent parameters "
+                                          "(agents/param_groups.py lists them)", above=0)
     rmsprop_alpha: float = _doc(0.99, "RMSprop smoothing constant (IMPALA: 0.99)", at_least=0, at_most=1)
     rmsprop_eps: float = _doc(0.01, "RMSprop epsilon (IMPALA: 0.01; needs loss_reduction=sum)", at_least=0)
     adam_eps: float = _doc(1e-8, "Adam epsilon", at_least=0)
