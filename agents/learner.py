@@ -98,7 +98,8 @@ class Learner:
 
     ``train_config``: a TrainConfig-like object (gamma, entropy_cost, baseline_cost,
     optimizer, lr, lr_decay, rmsprop_alpha, rmsprop_eps, adam_eps, max_grad_norm,
-    reward_clip, loss_reduction, total_steps; optional life_loss, default False: use the
+    reward_clip, loss_reduction, total_steps; optional truncation_bootstrap, default True: add
+    the value of a truncated episode's final observation to its last target; optional life_loss, default False: use the
     segment's ``life_lost`` flags as value-chain ends, Atari's life-loss training signal). ``num_streams``: how many stream ids exist.
     The learner runs on the model's device; it sets the model's ``reward_clip`` buffer from
     ``train_config`` so that acting copies of the model clip the core input the same way.
@@ -153,9 +154,11 @@ class Learner:
             new_carry, segment["first"][T],
         )
         dtype = values.dtype
+        # without the bootstrap a truncation ends the targets like a termination (a game of fixed length)
+        truncation_value = segment["truncation_value"].to(dtype) if getattr(cfg, "truncation_bootstrap", True) else None
         rewards, discounts = rewards_and_discounts(
             segment["reward"].to(dtype), segment["terminated"], segment["truncated"], segment["first"][1:],
-            cfg.gamma, segment["truncation_value"].to(dtype),
+            cfg.gamma, truncation_value,
             segment["life_lost"] if getattr(cfg, "life_loss", False) else None, cfg.reward_clip,
         )
         logp = model.policy.log_prob(params, segment["action"])

@@ -129,6 +129,8 @@ class TrainConfig:
     adam_eps: float = _doc(1e-8, "Adam epsilon", at_least=0)
     max_grad_norm: float = _doc(40.0, "clip the global gradient norm to this value; 0 = no clipping", at_least=0)
     reward_clip: float = _doc(0.0, "clip rewards to [-c, c] in the loss and the core input; 0 = off", at_least=0)
+    truncation_bootstrap: bool = _doc(True, "a truncated episode's last target adds the value of its final obs (a "
+                                      "time limit outside the task); false: it ends there, as a game of fixed length")
     life_loss: bool = _doc(
         False, "Atari: end the value chain at a lost life (the episode and the core state go on)"
     )
