@@ -98,7 +98,8 @@ class Learner:
 
     ``train_config``: a TrainConfig-like object (gamma, entropy_cost, baseline_cost,
     optimizer, lr, lr_decay, rmsprop_alpha, rmsprop_eps, adam_eps, max_grad_norm,
-    reward_clip, loss_reduction, total_steps; optional truncation_bootstrap, default True: add
+    reward_clip, loss_reduction, total_steps; optional entropy_decay, default False: entropy_cost
+    falls linearly to 0 over total_steps; optional truncation_bootstrap, default True: add
     the value of a truncated episode's final observation to its last target; optional life_loss, default False: use the
     segment's ``life_lost`` flags as value-chain ends, Atari's life-loss training signal). ``num_streams``: how many stream ids exist.
     The learner runs on the model's device; it sets the model's ``reward_clip`` buffer from
@@ -126,6 +127,12 @@ class Learner:
         if not self.config.lr_decay:
             return 1.0
         return max(0.0, 1.0 - self.steps / max(1, self.config.total_steps))
+
+    def entropy_cost(self) -> float:
+        """``entropy_cost``, decayed linearly to 0 over total_steps when ``entropy_decay`` is on."""
+        if not getattr(self.config, "entropy_decay", False):
+            return self.config.entropy_cost
+        return self.config.entropy_cost * max(0.0, 1.0 - self.steps / max(1, self.config.total_steps))
 
     def _check_ids(self, stream_ids: torch.Tensor, batch: int) -> torch.Tensor:
         ids = torch.as_tensor(stream_ids, dtype=torch.long).to(self.device)
@@ -169,7 +176,7 @@ class Learner:
             "value": _reduce(0.5 * (targets.vs - values).pow(2), how),
             "entropy": _reduce(model.policy.entropy(params), how),
         }
-        loss = terms["policy"] + cfg.baseline_cost * terms["value"] - cfg.entropy_cost * terms["entropy"]
+        loss = terms["policy"] + cfg.baseline_cost * terms["value"] - self.entropy_cost() * terms["entropy"]
         return loss, {k: v.detach() for k, v in terms.items()}, new_carry
 
     def update(self, segment: dict[str, torch.Tensor], stream_ids: torch.Tensor) -> dict[str, float]:
