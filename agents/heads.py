@@ -119,7 +119,7 @@ class GaussianHead(PolicyHead):
     or ±inf: unbounded), i.e. what a clipping environment executed: the raw sample is
     unbounded, and fed back through the core it closes a loop (action -> core -> mean ->
     action) that, once its gain passes 1, grows the action geometrically within an episode
-    at nearly fixed parameters (PositionOnlyPendulum: |a| from 30 to 7e8 in 80 steps).
+    at nearly fixed parameters (docs/agent.md, "Core input").
     """
 
     def __init__(self, input_size: int, shape: tuple[int, ...], low=None, high=None) -> None:
