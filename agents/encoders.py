@@ -1,4 +1,5 @@
-"""Observation encoders: IMPALA ResNet for images, an MLP for vectors, identity, and Dict/Tuple.
+"""Observation encoders: IMPALA ResNet for images, MinAtar's network for boolean grids, an MLP
+for vectors, identity, and Dict/Tuple.
 
 Every encoder maps a batch of observations (N, ...) — or a dict of such tensors for a Dict
 space — to float features (N, output_size) in the encoder's dtype. The learner folds time
@@ -15,6 +16,9 @@ from torch import nn
 
 IMPALA_CHANNELS = (16, 32, 32)
 IMPALA_OUTPUT = 256
+#: MinAtar's network (Young & Tian 2019): one 3x3 convolution of 16 channels, then 128 units
+MINATAR_CHANNELS = 16
+MINATAR_OUTPUT = 128
 #: the leaf spaces an encoder reads (Dict and Tuple hold these)
 FLAT_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
@@ -144,6 +148,29 @@ class ImpalaEncoder(nn.Module):
         return torch.relu(self.fc(x))
 
 
+class MinAtarEncoder(nn.Module):
+    """MinAtar's network for (H, W, C) grids: Conv 3x3 of 16 channels (stride 1, no padding) +
+    ReLU, then Linear 128 + ReLU: the MinAtar paper's DQN network (Young & Tian 2019; its AC(lambda)
+    has the same layers with SiLU and dSiLU activations).
+
+    A (10, 10, C) bool MinAtar observation becomes 16 x 8 x 8 = 1,024 conv features, then 128.
+    The grid is read as 0/1 (bool) or as it is (other dtypes); channels-last is permuted to CHW.
+    """
+
+    def __init__(self, space: spaces.Box) -> None:
+        super().__init__()
+        h, w, c = space.shape
+        self.conv = nn.Conv2d(c, MINATAR_CHANNELS, 3)
+        self.fc = nn.Linear(MINATAR_CHANNELS * (h - 2) * (w - 2), MINATAR_OUTPUT)
+        self.output_size = MINATAR_OUTPUT
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, C) -> (N, 128)."""
+        x = obs.to(self.fc.weight.dtype).permute(0, 3, 1, 2)
+        x = torch.relu(self.conv(x)).flatten(1)
+        return torch.relu(self.fc(x))
+
+
 def _members(space: spaces.Dict | spaces.Tuple) -> dict[str, spaces.Space]:
     """A Dict's entries, or a Tuple's as ``{"0": ..., "1": ...}`` (how the env suites pass a Tuple on)."""
     if isinstance(space, spaces.Tuple):
@@ -173,23 +200,33 @@ def _is_image(space: spaces.Space) -> bool:
     return isinstance(space, spaces.Box) and len(space.shape) == 3
 
 
+def _is_grid(space: spaces.Space) -> bool:
+    """A boolean (H, W, C) Box with H, W >= 3: MinAtar's observation (10, 10, C)."""
+    return _is_image(space) and space.dtype == bool and min(space.shape[:2]) >= 3
+
+
 def make_encoder(
     observation_space: spaces.Space, kind: str = "auto", size: int = 64, mlp_layers: int = 1
 ) -> nn.Module:
     """The encoder for ``observation_space``; the module has ``output_size``.
 
-    kind: "auto" (IMPALA for rank-3 Boxes, an MLP of ``mlp_layers`` layers of ``size``
-    for anything else), "impala", "mlp" or "identity". Supported spaces: Box, Discrete
+    kind: "auto" (MinAtar's network for boolean (H, W, C) grids, IMPALA for other rank-3
+    Boxes, an MLP of ``mlp_layers`` layers of ``size`` for anything else), "minatar"
+    (any channels-last (H, W, C) Box), "impala", "mlp" or "identity". Supported spaces: Box, Discrete
     (one-hot), MultiDiscrete (concatenated one-hots), MultiBinary, and a Dict or Tuple of
     those (each entry encoded by the same rule, then concatenated). Others raise ValueError.
     """
-    if kind not in ("auto", "mlp", "impala", "identity"):
-        raise ValueError(f"unknown encoder {kind!r}; choose one of auto, mlp, impala, identity")
+    if kind not in ("auto", "mlp", "impala", "minatar", "identity"):
+        raise ValueError(f"unknown encoder {kind!r}; choose one of auto, mlp, impala, minatar, identity")
     if isinstance(observation_space, (spaces.Dict, spaces.Tuple)):
         return DictEncoder(observation_space, kind, size, mlp_layers)
     if not isinstance(observation_space, FLAT_SPACES):
         raise ValueError(f"unsupported observation space {observation_space}: use Box, Discrete, MultiDiscrete, "
                          "MultiBinary or a Dict or Tuple of them")
+    if kind == "minatar" or (kind == "auto" and _is_grid(observation_space)):
+        if not _is_image(observation_space) or min(observation_space.shape[:2]) < 3:
+            raise ValueError(f"the minatar encoder needs an (H, W, C) Box with H, W >= 3, got {observation_space}")
+        return MinAtarEncoder(observation_space)
     if kind == "impala" or (kind == "auto" and _is_image(observation_space)):
         if not _is_image(observation_space):
             raise ValueError(f"the impala encoder needs a rank-3 image Box, got {observation_space}")

@@ -17,7 +17,8 @@ segment dict of ``docs/contracts.md``) and the stream ids of its columns. For ea
 4. backward: the core's ``.grad`` is its exact RTRL gradient (learning "rtrl"), the heads'
    and encoder's ordinary autograd gradients;
 5. clip the global gradient norm to ``max_grad_norm`` (<= 0: no clipping), optimizer step,
-   learning-rate schedule step;
+   learning-rate schedule step; a non-finite gradient norm raises
+   :class:`~rtrl_rl.agents.divergence.Diverged` instead, parameters untouched;
 6. write the new carry (detached) back to the streams.
 
 Parameters change between segments, so RTRL is exact for lr -> 0 (docs/rtrl.md,
@@ -33,6 +34,7 @@ import torch
 from torch import nn
 
 from rtrl_rl.agents.cores import Carry
+from rtrl_rl.agents.divergence import Diverged, divergence_report
 from rtrl_rl.agents.model import ActorCritic
 from rtrl_rl.agents.param_groups import group_names, parameter_groups, regroup_state
 from rtrl_rl.agents.vtrace import rewards_and_discounts, vtrace
@@ -57,7 +59,7 @@ def optimizer_settings(train_config: Any) -> tuple[type[torch.optim.Optimizer], 
                                      "eps": train_config.rmsprop_eps}
     if name == "adam":
         return torch.optim.Adam, {"lr": train_config.lr, "eps": train_config.adam_eps}
-    raise ValueError(f"train.optimizer must be 'rmsprop' or 'adam', got {name!r}")
+    raise ValueError(f"unknown optimizer {name!r}; expected 'rmsprop' or 'adam'")  # the library's own argument
 
 
 #: a setting only that optimizer's param groups hold: tells a saved state's kind apart
@@ -84,7 +86,7 @@ def _reduce(x: torch.Tensor, how: str) -> torch.Tensor:
         return x.sum()
     if how == "mean":
         return x.mean()
-    raise ValueError(f"train.loss_reduction must be 'mean' or 'sum', got {how!r}")
+    raise ValueError(f"unknown loss reduction {how!r}; expected 'mean' or 'sum'")  # the library's own argument
 
 
 def sensitivity_norm(carry: Carry) -> float:
@@ -196,13 +198,11 @@ class Learner:
         loss, terms, new_carry = self.loss(seg, self.carry if everything else self.carry[ids])
         loss.backward()
         max_norm = self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf")
-        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        if not torch.isfinite(grad_norm):
+        try:  # raises before it scales anything, so the report sees the gradients as they came
+            grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm, error_if_nonfinite=True)
+        except RuntimeError:
             # Stepping would write NaN/inf into every parameter; stop with the evidence instead.
-            raise FloatingPointError(
-                f"non-finite gradient norm at update {self.updates + 1} (loss {float(loss.detach()):.4g}); "
-                "parameters left unchanged — lower train.lr or check the rewards"
-            )
+            raise Diverged(divergence_report(self.updates + 1, terms, self.model, seg)) from None
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         if everything:

@@ -28,10 +28,11 @@ from rtrl_rl.agents.cores import Carry, elementwise_cores, make_core, ring_cores
 from rtrl_rl.agents.encoders import make_encoder
 from rtrl_rl.agents.heads import ValueHead, make_policy_head
 from rtrl_rl.agents.popgym_net import MLPTrunk, PopgymEncoder, init_final
+from rtrl_rl.agents.spaces import require_learnable
 
 Observation = torch.Tensor | dict[str, torch.Tensor] | tuple[torch.Tensor, ...]
 
-#: what agent.encoder_precision accepts
+#: the encoder precisions (rtrl_rl's config offers the same as agent.encoder_precision)
 ENCODER_PRECISIONS = ("float32", "bfloat16")
 
 # AgentConfig's fields and defaults, for config objects that leave some out.
@@ -107,22 +108,24 @@ class ActorCritic(nn.Module):
     ``config``: an AgentConfig-like object (see :func:`agent_options`). ``reward_clip``
     (default: ``config.train.reward_clip`` when ``config`` is a full Config, else 0) is a
     buffer, so actors loading the state dict clip like the learner; the Learner sets it
-    from its TrainConfig.
+    from its TrainConfig. Spaces the agents cannot learn raise
+    :class:`~rtrl_rl.agents.spaces.UnsupportedSpace` (``agents/spaces.py`` lists them).
     """
 
     def __init__(
         self, observation_space: spaces.Space, action_space: spaces.Space, config: Any, reward_clip: float | None = None
     ) -> None:
         super().__init__()
+        require_learnable(observation_space, action_space)
         opts = agent_options(config)
         self.options = opts
         self.observation_space, self.action_space = observation_space, action_space
         popgym_input = opts["encoder"] == "popgym"
         if not popgym_input:
             self.encoder = make_encoder(observation_space, opts["encoder"], opts["encoder_size"])
-        if opts["encoder_precision"] not in ENCODER_PRECISIONS:
-            raise ValueError(f"agent.encoder_precision must be one of {ENCODER_PRECISIONS}, "
-                             f"got {opts['encoder_precision']!r}")
+        if opts["encoder_precision"] not in ENCODER_PRECISIONS:  # the library's own argument
+            raise ValueError(f"unknown encoder precision {opts['encoder_precision']!r}; "
+                             f"expected one of {ENCODER_PRECISIONS}")
         self.encoder_autocast = opts["encoder_precision"] == "bfloat16"
         self.policy = make_policy_head(action_space, opts["hidden_size"])
         self.use_prev_action, self.use_prev_reward = bool(opts["prev_action"]), bool(opts["prev_reward"])
@@ -172,10 +175,6 @@ class ActorCritic(nn.Module):
         """The core named by the options; "none" (core or learning) is feed-forward."""
         if opts["core"] == "none" or opts["learning"] == "none":
             return FeedForwardCore(input_size, opts["hidden_size"])
-        if opts["encoder_grad"] not in ("step", "segment"):
-            raise ValueError(f"agent.encoder_grad must be 'step' or 'segment', got {opts['encoder_grad']!r}")
-        if isinstance(opts["core_layers"], bool) or not isinstance(opts["core_layers"], int) or opts["core_layers"] < 1:
-            raise ValueError(f"agent.core_layers must be an int >= 1, got {opts['core_layers']!r}")
         kwargs = {"learning": opts["learning"], "forget_bias": opts["forget_bias"], "layers": opts["core_layers"]}
         if opts["learning"] == "rtrl" and opts["core"] in elementwise_cores():
             # The encoder sits below the core: its gradient is the core's input gradient.

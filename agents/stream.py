@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from rtrl_rl.agents.cores import Carry
+from rtrl_rl.agents.divergence import Diverged
 from rtrl_rl.agents.model import ActorCritic, Observation
 
 
@@ -141,12 +142,22 @@ class FlatTraces:
 
     def step(self, delta: Tensor, lr: float, kappa: float) -> float:
         """ObGD: θ += α_eff mean_b δ_b z_b (:func:`obgd_step` on the flat traces)."""
+        step = self.prepare(delta, lr, kappa)
+        self.apply(step)
+        return step
+
+    def prepare(self, delta: Tensor, lr: float, kappa: float) -> float:
+        """The step of :meth:`step` without applying it: fills :attr:`update`, returns α_eff."""
         # ℓ1 per parameter, summed in parameter order: the same float sums as obgd_step's
         step = obgd_scale(sum(part.sum(1) for part in self.flat.abs().split(self.sizes, dim=1)), delta, lr, kappa)
         with torch.no_grad():
             torch.mean(delta.view(self.B, 1) * self.flat, 0, out=self.update)
-            torch._foreach_add_(self.params, self.update_views, alpha=step)
         return step
+
+    def apply(self, step: float) -> None:
+        """θ += α_eff · :attr:`update` (after :meth:`prepare`)."""
+        with torch.no_grad():
+            torch._foreach_add_(self.params, self.update_views, alpha=step)
 
     def reset(self, done: Tensor) -> None:
         """Zero the traces of the streams whose episode ended."""
@@ -205,10 +216,14 @@ class StreamLearner:
         final observation). Resets the traces of the streams whose episode ended."""
         value, logp, entropy, action = self._pending
         reward = reward.float()
-        scaled = self._scale_reward(reward, done)
         with torch.no_grad():
             next_value = self.model.bootstrap_value(next_obs, action, reward, self.carry.state())
-        delta = (scaled + self.gamma * (~terminated).float() * next_value - value.detach()).detach()
+        if not (torch.isfinite(reward).all() and torch.isfinite(next_value).all()):  # before the scaler sees it
+            raise Diverged(self._report("the reward or the next value is not finite", reward, value, next_value))
+        delta = (self._scale_reward(reward, done) + self.gamma * (~terminated).float() * next_value
+                 - value.detach()).detach()
+        if not torch.isfinite(delta).all():
+            raise Diverged(self._report("the TD error is not finite", reward, value, next_value, delta))
         grads_v, grads_pi = [], []
         for b in range(self.B):
             objective = logp[b] + self.cfg.entropy_cost * torch.sign(delta[b]) * entropy[b]
@@ -217,13 +232,30 @@ class StreamLearner:
         gl = self.gamma * self.cfg.trace_lambda
         self.traces_value.accumulate(grads_v, gl)
         self.traces_policy.accumulate(grads_pi, gl)
-        step_v = self.traces_value.step(delta, self.cfg.lr, self.cfg.kappa_value)
-        step_pi = self.traces_policy.step(delta, self.cfg.lr, self.cfg.kappa_policy)
+        step_v = self.traces_value.prepare(delta, self.cfg.lr, self.cfg.kappa_value)
+        step_pi = self.traces_policy.prepare(delta, self.cfg.lr, self.cfg.kappa_policy)
+        for kind, traces in (("value", self.traces_value), ("policy", self.traces_policy)):
+            if not torch.isfinite(traces.update).all():
+                self.restart_episodes()  # the traces hold the overflow; the parameters stay as they were
+                raise Diverged(self._report(f"the {kind} update is not finite", reward, value, next_value, delta))
+        self.traces_value.apply(step_v)
+        self.traces_policy.apply(step_pi)
         self.traces_value.reset(done)
         self.traces_policy.reset(done)
         self._pending = None
         self.updates += 1
         return {"loss/td_error": float(delta.abs().mean()), "loss/step_value": step_v, "loss/step_policy": step_pi}
+
+    def _report(self, what: str, *per_stream: Tensor) -> str:
+        """The message of a diverged step, naming the first stream with a non-finite value among
+        ``per_stream`` = (reward, value, next value[, TD error]), each (B,)."""
+        finite = torch.stack([torch.isfinite(x.detach()) for x in per_stream]).all(0)
+        b = int((~finite).nonzero()[0]) if not finite.all() else 0
+        names = ("reward", "value", "next value", "TD error")
+        shown = ", ".join(f"{name} {float(x[b].detach()):.3g}" for name, x in zip(names, per_stream))
+        return (f"the stream learner diverged at update {self.updates + 1}: {what} (stream {b}: {shown}); the "
+                "parameters were left unchanged. Remedies (docs/stream.md, \"Limits\"): lower stream.lr or the "
+                "kappa bounds, keep stream.reward_scale and stream.obs_norm on, scale large observations")
 
     def _grads(self, output: Tensor) -> list[Tensor]:
         grads = torch.autograd.grad(output, self.params, retain_graph=True, allow_unused=True)

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Download, into .whl/ (git-ignored), the wheels the lent GPU machine lacks: it has a CUDA
-# torch on Python 3.12 but no gymnasium or ale-py, and it cannot reach a package index.
-# Run here, in the repository root, before a device call that carries .whl:
+# Download, into .whl/ (git-ignored), wheels for a GPU machine that has a CUDA torch on
+# Python 3.12 but no gymnasium or ale-py and no package index. Run in the repository root:
 #   bash benchmarks/fetch_gpu_wheels.sh
 set -euo pipefail
 versions=$(python3 -c 'import gymnasium, ale_py; print(gymnasium.__version__, ale_py.__version__)')

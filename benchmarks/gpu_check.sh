@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# The GPU rows of docs/performance.md in one device call: the cores on CUDA, with
-# CUDA-graph replays, and the actor-learner runtime with many actors and the learner on
-# CUDA. It runs from the checkout without installing it (rtrl_rl/agents and rtrl_rl/envs
-# are links to the top-level folders, laid out as an install lays them). Prepare the wheels first (bash benchmarks/fetch_gpu_wheels.sh), then
-# run through the device tool with carry [".whl"] and timeout_s 560 (the three
-# steps are capped at 180 + 90 + 240 s):
+# The GPU rows of docs/performance.md in one call on a GPU machine: the cores on CUDA,
+# the CUDA tests, and the actor-learner runtime with many actors and the learner on CUDA.
+# It runs from the checkout without installing it (rtrl_rl/agents and rtrl_rl/envs are
+# links to the top-level folders). With wheels in .whl/ (benchmarks/fetch_gpu_wheels.sh)
+# it installs them first. The three steps are capped at 180 + 90 + 240 s:
 #   bash benchmarks/gpu_check.sh
-# Results (JSON and logs) go to $OUT, or ./gpu_results when OUT is unset. Each benchmark
-# has its own time limit, so one that hangs or fails still leaves the other's results.
+# Results (JSON and logs) go to $OUT, or ./gpu_results when OUT is unset. Each step has
+# its own time limit, so one that hangs or fails still leaves the others' results.
 set -u
 OUT=${OUT:-gpu_results}
 mkdir -p "$OUT"

@@ -147,3 +147,25 @@ class VectorEnv(abc.ABC):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.spec!r}, num_envs={self.num_envs}, "
                 f"obs={self.single_observation_space}, act={self.single_action_space})")
+
+
+class VectorEnvWrapper:
+    """A vectorised env around another one (``self.venv``): every attribute it does not
+    define is the wrapped env's; ``close`` and ``with`` close the wrapped env."""
+
+    venv: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "venv":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.venv, name)
+
+    def __enter__(self) -> "VectorEnvWrapper":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the wrapped env."""
+        self.venv.close()

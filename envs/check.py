@@ -1,7 +1,8 @@
 """The checks behind ``rtrl-rl check-env``: gymnasium's env checker plus our own.
 
 Exit codes: 0 all checks pass ("OK"), 1 problems found (listed), 2 unknown suite,
-game, task or id (with the valid suites or the closest names).
+game, task or id (with the valid suites or the closest names), or spaces that cannot be
+carried or learned (with what is supported).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 
 from rtrl_rl.envs.base import StepBatch, VectorEnv
 from rtrl_rl.envs.make import make_vector
-from rtrl_rl.envs.spec import ENTRY_POINT, SpecError, parse_spec
+from rtrl_rl.envs.spec import ENTRY_POINT, SpaceError, SpecError, parse_spec
 
 
 class Problems:
@@ -43,6 +44,7 @@ class Problems:
 def _single_env(spec: str, options: dict[str, Any]) -> gym.Env | None:
     """One plain gymnasium.Env for the spec, for gymnasium's checker (None: native suite)."""
     from rtrl_rl.envs.gym_suite import EnvFactory, gym_factory
+    from rtrl_rl.envs.minatar import GymnasiumSeeding
 
     parsed = parse_spec(spec)
     env_opts = {k: v for k, v in options.items()
@@ -51,6 +53,9 @@ def _single_env(spec: str, options: dict[str, Any]) -> gym.Env | None:
         return EnvFactory("memory", parsed.name, env_opts)()
     if parsed.suite in ("gym", "popgym", "minigrid"):
         return gym_factory(parsed.suite, parsed.name, env_opts)().unwrapped
+    if parsed.suite == "minatar":  # with the wrapper that gives it gymnasium's seeding contract
+        env = gym_factory(parsed.suite, parsed.name, env_opts)()
+        return GymnasiumSeeding(env.unwrapped)
     if parsed.suite == ENTRY_POINT:
         return EnvFactory("entry", spec, env_opts)()
     return None
@@ -134,12 +139,17 @@ def rollout(venv: VectorEnv, steps: int, seed: int, problems: Problems) -> tuple
 
 def run_check(spec: str, num_envs: int = 2, steps: int = 1000, seed: int = 0,
               options: dict[str, Any] | None = None,
-              say: Callable[[str], None] = print) -> int:
-    """Build ``spec``, show it, run all checks; return the exit code (0, 1 or 2)."""
+              say: Callable[[str], None] = print,
+              validate: Callable[[gym.Space, gym.Space], None] | None = None) -> int:
+    """Build ``spec``, show it, run all checks; return the exit code (0, 1 or 2).
+
+    ``validate(observation_space, action_space)`` raises ValueError for spaces the caller
+    cannot use (the agents'; see ``rtrl_rl.agents.spaces``): exit 2 before any rollout.
+    """
     options = dict(options or {})
     try:
         venv = make_vector(spec, num_envs, seed, **dict(options))
-    except SpecError as err:
+    except (SpecError, SpaceError) as err:
         say(f"error: {err}")
         return 2
     except Exception:
@@ -150,6 +160,12 @@ def run_check(spec: str, num_envs: int = 2, steps: int = 1000, seed: int = 0,
         say(f"spec: {spec}\nnum_envs: {num_envs}\nobservation space: "
             f"{venv.single_observation_space}\naction space: {venv.single_action_space}")
         say("options: " + ", ".join(f"{k}={v!r}" for k, v in venv.options.items()))
+        try:
+            if validate is not None:
+                validate(venv.single_observation_space, venv.single_action_space)
+        except ValueError as err:
+            say(f"error: {err}")
+            return 2
         gymnasium_checker(spec, options, problems, say)
         try:
             sps, episodes = rollout(venv, steps, seed, problems)

@@ -9,8 +9,6 @@ a message that says so, instead of an "unknown id".
 
 from __future__ import annotations
 
-import importlib
-
 #: the navigation envs popgym registers only when mazelib imports
 LABYRINTHS = tuple(f"Labyrinth{kind}{level}" for kind in ("Escape", "Explore") for level in ("Easy", "Medium", "Hard"))
 
@@ -20,12 +18,14 @@ def popgym_ids() -> dict[str, str]:
 
     Raises ImportError naming the ``popgym`` extra when popgym is missing.
     """
+    from rtrl_rl.envs.third_party import quiet_import
+
     try:
-        importlib.import_module("popgym")  # first: the workers import it to register the ids
-        popgym_envs = importlib.import_module("popgym.envs")
+        quiet_import("popgym")  # first: the workers import it to register the ids
+        popgym_envs = quiet_import("popgym.envs")
     except ImportError as err:
-        raise ImportError(f"popgym is not installed ({err}); install it with "
-                          'pip install "rtrl-rl[popgym]"') from err
+        from rtrl_rl.envs.spec import missing_extra
+        raise missing_extra("popgym", "popgym", err) from err
     return {cls.__name__: info["id"] for cls, info in popgym_envs.ALL.items()}
 
 

@@ -10,8 +10,8 @@ import gymnasium as gym
 import numpy as np
 
 from rtrl_rl.envs.base import EpisodeTracker, StepBatch, VectorEnv, reset_batch
-from rtrl_rl.envs.workers import (EnvGroup, WorkerError, _nbytes, _views, _worker_main,
-                          buffer_layout, split)
+from rtrl_rl.envs.workers import (EnvGroup, WorkerError, buffer_layout, buffer_nbytes, buffer_views, split,
+                                  worker_main)
 
 
 class PythonVectorEnv(VectorEnv):
@@ -41,20 +41,20 @@ class PythonVectorEnv(VectorEnv):
         self._closed = False
         self._broken: str | None = None
         if workers <= 0:
-            self._v = _views(None, self._layout)
+            self._v = buffer_views(None, self._layout)
             self._group = EnvGroup([f() for f in factories], seeds, 0, self._v)
         else:
             self._start(factories, seeds, workers, start_method)
 
     def _start(self, factories, seeds, workers: int, start_method: str) -> None:
         ctx = mp.get_context(start_method)
-        raw = ctx.RawArray("b", max(1, _nbytes(self._layout)))
-        self._v = _views(raw, self._layout)
+        raw = ctx.RawArray("b", max(1, buffer_nbytes(self._layout)))
+        self._v = buffer_views(raw, self._layout)
         for part in split(self.num_envs, workers):
             parent, child = ctx.Pipe()
             args = ([factories[i] for i in part], [seeds[i] for i in part], part.start,
                     raw, self._layout)
-            proc = ctx.Process(target=_worker_main, args=(child, *args), daemon=True,
+            proc = ctx.Process(target=worker_main, args=(child, *args), daemon=True,
                                name=f"rtrl-env-worker-{part.start}")
             proc.start()
             child.close()  # so the worker's death shows as EOF here

@@ -21,12 +21,18 @@ SUITES: dict[str, str] = {
     "gym": "gym:CartPole-v1 (any registered gymnasium id; imports=[module,...])",
     "popgym": "popgym:RepeatPreviousEasy or popgym:popgym-RepeatPreviousEasy-v0 (the 42 of popgym.envs.ALL)",
     "minigrid": "minigrid:Empty-5x5 or minigrid:MiniGrid-Empty-5x5-v0",
+    "minatar": "minatar:Breakout (Asterix, Breakout, Freeway, Seaquest, SpaceInvaders; minatar)",
 }
 ENTRY_POINT = "entry"
 
 
 class SpecError(ValueError):
     """An unknown suite or name; check-env turns it into exit code 2."""
+
+
+class SpaceError(ValueError):
+    """An env's observation or action space that no vectorised env here can carry (Text,
+    Graph, Sequence, nested Dicts, an empty Discrete); check-env turns it into exit code 2."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,12 @@ def parse_options(items: list[str] | None) -> dict[str, Any]:
             raise ValueError(f"option {item!r} is not key=value")
         options[key.strip()] = parse_value(value)
     return options
+
+
+def missing_extra(what: str, extra: str, err: ImportError) -> ImportError:
+    """The ImportError for a missing optional package: what failed, and the pip extra to install."""
+    return ImportError(f"{what} is not installed ({err}); install it with "
+                       f'pip install "rtrl-rl[{extra}]"')
 
 
 def closest(name: str, candidates: list[str], what: str) -> SpecError:

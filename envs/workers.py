@@ -21,6 +21,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from rtrl_rl.envs.third_party import quiet_here
+
 
 
 class WorkerError(RuntimeError):
@@ -48,7 +50,7 @@ def buffer_layout(obs_space: gym.Space, act_space: gym.Space, n: int) -> dict[st
     return layout
 
 
-def _views(raw: Any, layout: dict[str, tuple]) -> dict[str, np.ndarray]:
+def buffer_views(raw: Any, layout: dict[str, tuple]) -> dict[str, np.ndarray]:
     """Numpy views into ``raw`` (64-byte aligned), or fresh arrays when ``raw`` is None."""
     views, offset = {}, 0
     for name, (shape, dtype) in layout.items():
@@ -61,7 +63,8 @@ def _views(raw: Any, layout: dict[str, tuple]) -> dict[str, np.ndarray]:
     return views
 
 
-def _nbytes(layout: dict[str, tuple]) -> int:
+def buffer_nbytes(layout: dict[str, tuple]) -> int:
+    """Bytes of a shared buffer that holds ``layout`` (each entry 64-byte aligned, as :func:`buffer_views`)."""
     return sum(-(-int(np.prod(s)) * d.itemsize // 64) * 64 for s, d in layout.values())
 
 
@@ -120,12 +123,13 @@ class EnvGroup:
             env.close()
 
 
-def _worker_main(conn, factories, seeds, lo, raw, layout) -> None:
+def worker_main(conn, factories, seeds, lo, raw, layout) -> None:
     """Worker process loop: build the group, then serve one-byte commands until close."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet_here()  # the suites' notes were shown by the process that started this worker
     group = None
     try:
-        group = EnvGroup([f() for f in factories], seeds, lo, _views(raw, layout))
+        group = EnvGroup([f() for f in factories], seeds, lo, buffer_views(raw, layout))
         conn.send_bytes(b"k")
     except Exception:
         conn.send_bytes(b"e" + traceback.format_exc().encode())

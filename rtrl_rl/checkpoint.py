@@ -1,11 +1,10 @@
 """Checkpoints of a run: atomic writes, retention, a ``model.pt`` alias and safe loading
 (what a checkpoint holds is :mod:`rtrl_rl.payload`).
 
-Layout of a run directory (see ``docs/checkpoints.md``)::
-
-    RUN_DIR/model.pt                         the latest checkpoint (a hard link or a copy)
-    RUN_DIR/checkpoints/ckpt-000001234.pt    one file per saved step
-    RUN_DIR/checkpoints/index.json           latest, best and every kept file with its score
+The files live where :class:`rtrl_rl.run_paths.RunPaths` says: ``RUN_DIR/model.pt`` (the
+latest, a hard link or a copy), ``RUN_DIR/checkpoints/ckpt-000001234.pt`` (one per saved
+step) and ``RUN_DIR/checkpoints/index.json`` (latest, best and every kept file with its
+score; see ``docs/checkpoints.md``).
 
 Every file is written to a temporary name in its final directory, flushed, fsynced and
 then renamed with ``os.replace``, so a crash leaves either the old file or the new one,
@@ -34,20 +33,15 @@ import torch
 
 # the payload's format and builders are public here too: callers save and load through this module
 from rtrl_rl.payload import (  # noqa: F401
-    FORMAT_NAME, FORMAT_VERSION, REQUIRED_KEYS, CheckpointError, capture_rng, library_versions, make_payload,
-    restore_rng, to_plain,
+    FORMAT_NAME, FORMAT_VERSION, REQUIRED_KEYS, CheckpointError, capture_rng, describe_entries, library_versions,
+    make_payload, non_finite_entries, restore_rng, to_plain,
 )
+from rtrl_rl.run_paths import CHECKPOINT_DIR, CHECKPOINT_RE, INDEX_NAME, LATEST_NAME, RunPaths
 
-CHECKPOINT_DIR = "checkpoints"
-LATEST_NAME = "model.pt"
-INDEX_NAME = "index.json"
-_CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
 #: temporary files of a write in progress: ``.<final name>.<writer pid>.<random>.tmp``
-_TEMP_RE = re.compile(r"^\.(?:ckpt-\d+\.pt|model\.pt|index\.json)\.(?:(\d+)\.)?[^.]*\.tmp$")
+_TEMP_RE = re.compile(rf"^\.(?:ckpt-\d+\.pt|{re.escape(LATEST_NAME)}|{re.escape(INDEX_NAME)})\.(?:(\d+)\.)?[^.]*\.tmp$")
 #: a temporary file without a writer pid (older versions' names) is stale after this long
 STALE_TEMP_S = 3600.0
-
-
 
 
 # --------------------------------------------------------------------------- writing
@@ -90,8 +84,8 @@ def _point_latest(run_dir: Path, target: Path) -> None:
     A hard link costs no space and survives pruning of ``target``; where the filesystem
     has no hard links we copy. Either way ``model.pt`` is a regular file, never a symlink.
     """
-    latest = run_dir / LATEST_NAME
-    tmp = run_dir / f".{LATEST_NAME}.{os.getpid()}.link.tmp"
+    latest = RunPaths(run_dir).latest
+    tmp = run_dir / f".{latest.name}.{os.getpid()}.link.tmp"
     tmp.unlink(missing_ok=True)
     try:
         os.link(target, tmp)
@@ -126,8 +120,8 @@ def clean_stale_temps(run_dir: str | Path) -> list[Path]:
     Names without a pid are stale after :data:`STALE_TEMP_S`. Read-only directories are
     skipped silently: cleaning is a courtesy, never a reason to fail.
     """
-    run_dir, removed = Path(run_dir), []
-    for folder in (run_dir, run_dir / CHECKPOINT_DIR):
+    paths, removed = RunPaths(run_dir), []
+    for folder in (paths.root, paths.checkpoints):
         try:
             candidates = [p for p in folder.iterdir() if _TEMP_RE.match(p.name)]
         except OSError:
@@ -145,29 +139,28 @@ def clean_stale_temps(run_dir: str | Path) -> list[Path]:
     return removed
 
 
-def checkpoint_name(step: int) -> str:
-    """File name of the checkpoint at ``step``: zero-padded so names sort by step."""
-    return f"ckpt-{int(step):09d}.pt"
-
-
 def save_checkpoint(run_dir: str | Path, payload: dict, step: int, *, keep: int = 3,
                     score: float | None = None) -> Path:
     """Write ``payload`` as the checkpoint of ``step`` and return its path.
 
     Keeps the ``keep`` most recent checkpoints plus the one with the best evaluation
     ``score`` (higher is better; ``None`` means not evaluated), records both in
-    ``checkpoints/index.json`` and points ``RUN_DIR/model.pt`` at this one.
+    ``checkpoints/index.json`` and points ``RUN_DIR/model.pt`` at this one. Raises
+    :class:`CheckpointError`, writing nothing, when the model's parameters hold NaN or inf.
     """
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
-    run_dir = Path(run_dir)
-    ckpt_dir = run_dir / CHECKPOINT_DIR
+    if bad := non_finite_entries(payload["model"]):
+        raise CheckpointError(f"refused to save the checkpoint of step {int(step):,}: its parameters are not "
+                              f"finite ({describe_entries(bad)}); the run's earlier checkpoints are kept")
+    paths = RunPaths(run_dir)
+    ckpt_dir = paths.checkpoints
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(run_dir)
+    clean_stale_temps(paths.root)
     plain = to_plain(payload)
-    path = ckpt_dir / checkpoint_name(step)
+    path = paths.checkpoint(step)
     _atomic_write(path, lambda f: torch.save(plain, f))
-    _point_latest(run_dir, path)
+    _point_latest(paths.root, path)
     index = _read_index(ckpt_dir)
     entries = [e for e in index["checkpoints"] if e["step"] != int(step)]
     entries.append({"file": path.name, "step": int(step), "score": _score(score)})
@@ -202,7 +195,7 @@ def _retain(entries: list[dict], keep: int, best: dict | None, latest: str) -> d
 
 def _prune(ckpt_dir: Path, kept: set[str]) -> None:
     for file in ckpt_dir.iterdir():
-        if _CKPT_RE.match(file.name) and file.name not in kept:
+        if CHECKPOINT_RE.match(file.name) and file.name not in kept:
             file.unlink(missing_ok=True)
 
 
@@ -213,7 +206,7 @@ def _write_index(ckpt_dir: Path, index: dict) -> None:
 
 def _scan(ckpt_dir: Path) -> list[dict]:
     """Index entries rebuilt from the files present (scores unknown)."""
-    found = [(int(m.group(1)), p.name) for p in ckpt_dir.glob("ckpt-*.pt") if (m := _CKPT_RE.match(p.name))]
+    found = [(int(m.group(1)), p.name) for p in ckpt_dir.glob("ckpt-*.pt") if (m := CHECKPOINT_RE.match(p.name))]
     return [{"file": name, "step": step, "score": None} for step, name in sorted(found)]
 
 
@@ -239,7 +232,7 @@ def _read_index(ckpt_dir: Path) -> dict:
 
 def list_checkpoints(run_dir: str | Path) -> list[dict]:
     """The kept checkpoints of a run, oldest first: ``{"file", "step", "score"}`` each."""
-    ckpt_dir = Path(run_dir) / CHECKPOINT_DIR
+    ckpt_dir = RunPaths(run_dir).checkpoints
     return _read_index(ckpt_dir)["checkpoints"] if ckpt_dir.is_dir() else []
 
 
@@ -251,11 +244,11 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     ``model.pt`` is re-pointed right after each new checkpoint is written, so a kill in
     between leaves it at an older step; "latest" must still mean the highest step.
     """
-    run_dir = Path(run_dir)
-    model_pt = run_dir / LATEST_NAME
+    paths = RunPaths(run_dir)
+    model_pt = paths.latest
     entries = list_checkpoints(run_dir)
     if entries:
-        newest = run_dir / CHECKPOINT_DIR / entries[-1]["file"]
+        newest = paths.checkpoints / entries[-1]["file"]
         try:
             return model_pt if model_pt.is_file() and os.path.samefile(model_pt, newest) else newest
         except OSError:
@@ -265,7 +258,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 def best_checkpoint(run_dir: str | Path) -> Path | None:
     """The checkpoint with the highest evaluation score, or None if none was scored."""
-    ckpt_dir = Path(run_dir) / CHECKPOINT_DIR
+    ckpt_dir = RunPaths(run_dir).checkpoints
     if not ckpt_dir.is_dir():
         return None
     best = _read_index(ckpt_dir).get("best")
@@ -341,13 +334,18 @@ def _validate(payload: Any, path: Path) -> None:
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(f"{path} is an incomplete checkpoint: missing {missing}")
+    if isinstance(payload["model"], dict) and (bad := non_finite_entries(payload["model"])):
+        raise CheckpointError(f"{path} holds parameters that are not finite ({describe_entries(bad)}): the run "
+                              "had diverged when it was saved, so it can be neither evaluated nor resumed; "
+                              f"pass an earlier checkpoint of the run ({CHECKPOINT_DIR}/ckpt-*.pt)")
 
 
 def load_checkpoint(path_or_run_dir: str | Path) -> dict:
     """Load a checkpoint safely onto the CPU: a file, or a run directory (its latest).
 
     Never executes code from the file. Raises :class:`CheckpointError` for a missing path,
-    a corrupted or truncated file, a file that is not a checkpoint, or a newer format.
+    a corrupted or truncated file, a file that is not a checkpoint, a newer format, or
+    parameters that hold NaN or inf.
     The returned dict has the layout of :func:`make_payload`; :func:`resolve_checkpoint`
     tells which file a run directory stands for.
     """

@@ -1,92 +1,164 @@
 """Run configuration: typed dataclasses, YAML files and dotted ``key=value`` overrides.
 
 The dataclass defaults *are* the embedded default run (``configs/default.yaml`` mirrors
-them, and a test keeps the two equal). A config file only lists what differs. Every key is
-validated: an unknown key or a value of the wrong type raises :class:`ConfigError` naming
-the key and the valid choices, so a typo never trains silently with a default.
+them, and a test keeps the two equal). A config file only lists what differs. Every rule
+a config must obey is declared here, beside the fields: choices, bounds and other checks
+of one key (in the field), rules that involve several keys (:data:`CROSS_KEY_RULES`), which
+keys a resume cannot change (``fixed``) and which name code to import (``names_code``).
+:func:`build_config` applies them all and raises :class:`ConfigError` naming the key, so a
+typo never trains silently with a default and no component checks a key again.
+How files and overrides are read and merged: :mod:`rtrl_rl.schema`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
+# the reading machinery is public here too: callers load configs through this module
+from rtrl_rl.schema import (  # noqa: F401
+    ConfigError, coerce, drop_removed, field_type, leaves, load_yaml, merge, parse_override,
+)
 
-class ConfigError(ValueError):
-    """A config file or override names an unknown key or holds a value of the wrong type."""
+#: ``fixed`` for a key that a resume may change although its whole section is fixed
+CHANGEABLE = False
+#: ``fixed`` for a key that sets only the initial parameters
+INITIAL_ONLY = "it only sets the initial parameters, which the saved ones replace"
 
 
-def _choice(default: Any, choices: tuple, help: str) -> Any:
-    return field(default=default, metadata={"choices": choices, "help": help})
+def _doc(default: Any, help: str, *, choices: tuple | None = None, at_least: float | None = None,
+         above: float | None = None, at_most: float | None = None, below: float | None = None,
+         check: Callable[[Any], str | None] | None = None, merge: bool | None = None,
+         fixed: str | Callable[[Any, Any], str | None] | bool | None = None, names_code: Any = None) -> Any:
+    """A documented field and its rules (:mod:`rtrl_rl.schema` applies the first ones).
 
-
-def _doc(default: Any, help: str, *, at_least: float | None = None, above: float | None = None,
-         at_most: float | None = None, check: Any = None) -> Any:
-    """A documented field; ``at_least``/``above``/``at_most`` bound a number, ``check(value)``
-    returns an error text for other rules (see :func:`_check_value`)."""
-    meta = {"help": help, "at_least": at_least, "above": above, "at_most": at_most, "check": check}
+    ``choices``: the values allowed; ``at_least``/``above``/``at_most``/``below`` bound a
+    number; ``check(value)`` returns an error text for other rules; ``merge``: a mapping that
+    later sources update entry by entry. ``fixed``: why a resume cannot change the key, or
+    ``(old, new) -> why or None``, or :data:`CHANGEABLE` inside a fixed section (default:
+    the section's ``fixed_on_resume``). ``names_code``: ``value -> bool``, whether the value
+    names code that building the run imports (a mapping: such a test per entry).
+    """
+    meta = {"help": help, "choices": choices, "at_least": at_least, "above": above, "at_most": at_most,
+            "below": below, "check": check, "merge": merge, "fixed": fixed, "names_code": names_code}
     meta = {k: v for k, v in meta.items() if v is not None}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
-def _device_problem(name: str) -> str | None:
+def _choice(default: Any, choices: tuple, help: str, **rules: Any) -> Any:
+    """A documented field whose value is one of ``choices`` (``rules`` as in :func:`_doc`)."""
+    return _doc(default, help, choices=choices, **rules)
+
+
+def device_problem(name: str) -> str | None:
     """Why ``name`` is not a device spelling (auto, cpu, cuda, cuda:N), or None."""
     if name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit()):
         return None
     return "must be auto, cpu, cuda or cuda:N"
 
 
+def _ray_resources_problem(resources: dict) -> str | None:
+    """Why ``resources`` is not a Ray resources mapping (``{num_cpus: 1, gpu_node: 0.5}``,
+    ``resources: {...}`` for custom ones, ``accelerator_type: A100``), or None."""
+    entries = [(k, v) for k, v in resources.items() if k not in ("resources", "accelerator_type")]
+    custom = resources.get("resources", {})
+    if not isinstance(custom, dict):
+        return f"entry resources must be a mapping of custom resources, not {custom!r}"
+    for name, amount in entries + list(custom.items()):
+        if not isinstance(amount, (int, float)) or isinstance(amount, bool) or not amount >= 0:
+            return f"entry {name} must be a number >= 0 (a Ray resource amount), not {amount!r}"
+    return None
+
+
+#: the DMLab module a dmlab: spec imports unless its options name another
+DEFAULT_DMLAB_MODULE = "deepmind_lab"
+
+
+def _entry_point(spec: str) -> bool:
+    """Whether the env spec ``spec`` is an entry point (``file.py:Class``, ``package.module:Class``).
+    Parsing imports nothing; a spec no suite knows is left to the env builder's error."""
+    from rtrl_rl.envs.spec import ENTRY_POINT, parse_spec  # here, not at the top: reading configs stays cheap
+
+    try:
+        return parse_spec(spec).suite == ENTRY_POINT
+    except ValueError:
+        return False
+
+
+#: the ``env.options`` entries that name code: a module list to import, a DMLab build folder,
+#: a DMLab module other than the default
+CODE_OPTIONS: dict[str, Callable[[Any], bool]] = {
+    "imports": bool, "dmlab_path": bool, "dmlab_module": lambda module: module != DEFAULT_DMLAB_MODULE,
+}
+#: why a resume cannot change the model's keys
+ARCHITECTURE = "the saved parameters have the stored model's architecture and sizes"
+#: the learning rules that train the same parameters (for every core they apply to)
+RECURRENT_LEARNING = ("rtrl", "tbptt", "snap1", "uoro", "kfrtrl")
+#: the dense cores (rnn, gru, lstm) and the approximations of RTRL only they learn by
+DENSE_CORES = ("rnn", "gru", "lstm")
+APPROXIMATE_LEARNING = ("snap1", "uoro", "kfrtrl")
+
+
+def _learning_change(old: str, new: str) -> str | None:
+    """Why a resume cannot switch ``agent.learning`` from ``old`` to ``new``, or None: every
+    recurrent rule trains the same parameters (carries restart on resume anyway)."""
+    return None if {old, new} <= set(RECURRENT_LEARNING) else ARCHITECTURE
+
+
 @dataclass
 class EnvConfig:
     """Which environment to train on (see ``docs/envs.md`` for the spec grammar)."""
 
-    id: str = _doc("memory:recall", "environment spec, e.g. memory:recall, atari:Pong, procgen:coinrun")
+    id: str = _doc("memory:recall", "environment spec, e.g. memory:recall, atari:Pong, procgen:coinrun",
+                   fixed="the agent was trained on that environment and its spaces", names_code=_entry_point)
     num_envs: int = _doc(128, "parallel environment streams (each keeps its own RTRL carry)", at_least=1)
     options: dict = _doc(
         {"delay": 40, "num_symbols": 4, "distractors": True},
-        "keyword options passed to rtrl_rl.envs.make_vector for this suite",
+        "keyword options passed to rtrl_rl.envs.make_vector for this suite", merge=True, names_code=CODE_OPTIONS,
     )
-    imports: list = _doc([], "modules to import first (they register custom gymnasium ids)")
+    imports: list = _doc([], "modules to import first (they register custom gymnasium ids); gym:, popgym: "
+                             "and minigrid: ids only", names_code=bool)
 
 
 @dataclass
 class AgentConfig:
     """The model: encoder -> recurrent core -> policy and value heads."""
 
+    #: a resume keeps the model: its keys cannot change unless their field says so
+    fixed_on_resume: ClassVar[str] = ARCHITECTURE
+
     core: str = _choice("elstm", ("elstm", "mingru", "lru", "rtu", "rtu_nonlinear", "lstm", "rnn", "gru", "none"),
                         "recurrent core; none = feed-forward")
     core_layers: int = _doc(1, "layers of the core; > 1 stacks them (per-layer RTRL, inter-layer gradient "
-                               "at the same step only: docs/cores.md)")
+                               "at the same step only: docs/cores.md)", at_least=1)
     learning: str = _choice("rtrl", ("rtrl", "tbptt", "snap1", "uoro", "kfrtrl", "none"),
                             "how the core is trained; snap1/uoro/kfrtrl: approximate RTRL for the dense "
-                            "cores (rnn, gru, lstm); none = feed-forward")
+                            "cores (rnn, gru, lstm); none = feed-forward", fixed=_learning_change)
     hidden_size: int = _doc(64, "units of the recurrent core", at_least=1)
     encoder: str = _choice(
-        "auto", ("auto", "mlp", "impala", "identity", "popgym"), "observation encoder; auto: impala for images, "
-        "mlp otherwise; popgym: POPGym's Linear, LayerNorm, Linear + LeakyReLU over the obs and the extras below"
+        "auto", ("auto", "mlp", "impala", "minatar", "identity", "popgym"),
+        "observation encoder; auto: minatar for boolean (H, W, C) grids (MinAtar's network: conv 3x3 of 16, "
+        "then 128 units), impala for other images, mlp otherwise; popgym: POPGym's Linear, LayerNorm, "
+        "Linear + LeakyReLU over the obs and the extras below",
     )
-    encoder_size: int = _doc(64, "output width of the mlp and popgym encoders (impala's is always 256)", at_least=1)
-    encoder_grad: str = _choice(
-        "step",
-        ("step", "segment"),
-        "encoder gradient through the core: same-step only, or backprop inside the segment "
-        "(the reference's; the suite configs keep it)",
-    )
+    encoder_size: int = _doc(64, "output width of the mlp and popgym encoders (impala's is 256, minatar's 128)",
+                             at_least=1)
+    encoder_grad: str = _choice("step", ("step", "segment"), "encoder gradient through the core: same-step only, "
+                                "or backprop inside the segment (the reference's; the suite configs keep it)",
+                                fixed=CHANGEABLE)
     encoder_precision: str = _choice(
-        "float32",
-        ("float32", "bfloat16"),
+        "float32", ("float32", "bfloat16"),
         "encoder arithmetic; bfloat16 runs it under torch.autocast (faster where the hardware has bf16: "
-        "GPUs, CPUs with AVX-512 BF16 or AMX); the core, its RTRL and the heads stay float32",
-    )
-    forget_bias: float = _doc(3.0, "initial forget-gate bias: sigma(3)=0.95 keeps memory alive at init")
+        "GPUs, CPUs with AVX-512 BF16 or AMX); the core, its RTRL and the heads stay float32", fixed=CHANGEABLE)
+    forget_bias: float = _doc(3.0, "initial forget-gate bias: sigma(3)=0.95 keeps memory alive at init",
+                              fixed=INITIAL_ONLY)
     prev_action: bool = _doc(True, "feed the previous action (one-hot) to the core")
     prev_reward: bool = _doc(True, "feed the previous (clipped) reward to the core")
     start_flag: bool = _doc(False, "feed 1 at the first step of an episode, else 0, to the core (POPGym's baselines do)")
@@ -97,8 +169,10 @@ class AgentConfig:
     )
     heads: str = _choice("linear", ("linear", "popgym"), "linear: one layer each; popgym: separate actor and "
                          "critic MLPs (2 x encoder_size, LeakyReLU) with final layers at std 0.01")
-    ring_r_min: float = _doc(0.9, "lru/rtu ring init: smallest |λ| (Orvieto et al.; RTU: 0)", at_least=0, at_most=1)
-    ring_r_max: float = _doc(0.999, "lru/rtu ring init: largest |λ| (RTU: 1)", at_least=0, at_most=1)
+    ring_r_min: float = _doc(0.9, "lru/rtu ring init: smallest |λ| (Orvieto et al.; RTU: 0)", at_least=0, at_most=1,
+                             fixed=INITIAL_ONLY)
+    ring_r_max: float = _doc(0.999, "lru/rtu ring init: largest |λ| (RTU: 1)", at_least=0, at_most=1,
+                             fixed=INITIAL_ONLY)
     core_norm: bool = _doc(False, "LayerNorm (no learned parameters) on the core's output before the policy and "
                                   "value heads: bounds what the heads see when a recurrence's state grows large")
     value_norm: bool = _doc(False, "the same LayerNorm before the value head only (docs/agent.md: why)")
@@ -120,7 +194,8 @@ class TrainConfig:
     entropy_cost: float = _doc(0.01, "weight of the entropy bonus", at_least=0)
     entropy_decay: bool = _doc(False, "decay entropy_cost linearly to 0 over total_steps")
     baseline_cost: float = _doc(0.5, "weight of the value loss", at_least=0)
-    optimizer: str = _choice("adam", ("adam", "rmsprop"), "optimizer")
+    optimizer: str = _choice("adam", ("adam", "rmsprop"), "optimizer",
+                             fixed="the saved optimizer state (its moment estimates) belongs to the stored optimizer")
     lr: float = _doc(3e-3, "learning rate", above=0)
     lr_decay: bool = _doc(False, "decay the learning rate linearly to 0 over total_steps")
     recurrent_lr_scale: float = _doc(1.0, "lr factor of the cores' recurrent parameters (param_groups.py)", above=0)
@@ -139,7 +214,7 @@ class TrainConfig:
     )
     device: str = _doc(
         "cpu", "learner device of both trainers: cpu, cuda, cuda:N, or auto (CUDA when available, else "
-        "the CPU); acting and evaluation always run on the CPU", check=_device_problem,
+        "the CPU); acting and evaluation always run on the CPU", check=device_problem,
     )
     threads: int = _doc(
         1, "torch threads of the training process; 0 = torch's default (small models run best on 1)", at_least=0
@@ -167,10 +242,11 @@ class RuntimeConfig:
         "local", ("local", "ray"), "actors as local processes, or as Ray actors (see docs/distributed.md)"
     )
     ray_address: str = _doc("", "ray backend: cluster to join (auto or host:port); empty starts a local Ray instance")
-    ray_actor_resources: dict = _doc({"num_cpus": 1}, "ray backend: Ray resources of each actor, e.g. {num_cpus: 1}")
+    ray_actor_resources: dict = _doc({"num_cpus": 1}, "ray backend: Ray resources of each actor, e.g. {num_cpus: 1}",
+                                     check=_ray_resources_problem)
     ray_learner_resources: dict = _doc(
         {}, "ray backend: empty runs the learner in this process; else in a Ray actor with these resources, "
-            "e.g. {num_gpus: 1}"
+            "e.g. {num_gpus: 1}", check=_ray_resources_problem,
     )
 
 
@@ -191,12 +267,14 @@ class LogConfig:
 class StreamConfig:
     """Streaming actor-critic, stream AC(lambda) (agent.algorithm=stream; docs/stream.md)."""
 
-    lr: float = _doc(1.0, "ObGD step size alpha (bounded per step by kappa)")
-    trace_lambda: float = _doc(0.8, "eligibility-trace decay lambda (traces decay by gamma * lambda)")
+    lr: float = _doc(1.0, "ObGD step size alpha (bounded per step by kappa)", above=0)
+    trace_lambda: float = _doc(0.8, "eligibility-trace decay lambda (traces decay by gamma * lambda)",
+                               at_least=0, at_most=1)
     kappa_value: float = _doc(2.0, "ObGD bound of the value update")
     kappa_policy: float = _doc(3.0, "ObGD bound of the policy update")
     entropy_cost: float = _doc(0.01, "entropy weight tau, signed by the TD error")
-    sparse_init: float = _doc(0.9, "fraction of each unit's input weights set to 0 at init; 0 = dense init")
+    sparse_init: float = _doc(0.9, "fraction of each unit's input weights set to 0 at init; 0 = dense init",
+                              at_least=0, below=1)
     layer_norm: bool = _doc(True, "LayerNorm (no affine) on the encoder and core outputs")
     obs_norm: bool = _doc(True, "normalise float Box observations by their running mean and std")
     reward_scale: bool = _doc(True, "divide rewards by the running std of the discounted return")
@@ -216,60 +294,7 @@ class Config:
                             "(continue one with --resume)")
 
 
-def _field_type(cls: type, name: str) -> Any:
-    return typing.get_type_hints(cls)[name]
-
-
-def _as_number(value: Any, annotation: Any) -> Any:
-    """Accept 3 for a float and 1e6 or 2.0 for an int (YAML reads ``1e6`` as a string)."""
-    if annotation not in (int, float) or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return value
-    if annotation is float and isinstance(value, int):
-        return float(value)
-    if annotation is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _coerce(key: str, value: Any, annotation: Any, meta: dict) -> Any:
-    """Check ``value`` against the field's type and choices; ints are accepted as floats."""
-    value = _as_number(value, annotation)
-    base = typing.get_origin(annotation) or annotation
-    if isinstance(base, types.UnionType):
-        base = tuple(typing.get_args(annotation))
-    ok = isinstance(value, base) and not (base is int and isinstance(value, bool))
-    if not ok:
-        name = getattr(annotation, "__name__", str(annotation))
-        raise ConfigError(f"config key '{key}' expects {name}, got {value!r} ({type(value).__name__})")
-    choices = meta.get("choices")
-    if choices and value not in choices:
-        raise ConfigError(f"config key '{key}' must be one of {list(choices)}, got {value!r}")
-    problem = _check_value(value, meta)
-    if problem:
-        raise ConfigError(f"config key '{key}' {problem}, got {value!r}")
-    return value
-
-
-# --------------------------------------------------------------------------- value rules
-
-
-def _check_value(value: Any, meta: dict) -> str | None:
-    """What is wrong with ``value`` by the field's rules (bounds, ``check``), or None.
-
-    Written as ``not value >= bound`` so that NaN fails every bound.
-    """
-    if "at_least" in meta and not value >= meta["at_least"]:
-        return f"must be >= {meta['at_least']:g}"
-    if "above" in meta and not value > meta["above"]:
-        return f"must be > {meta['above']:g}"
-    if "at_most" in meta and not value <= meta["at_most"]:
-        return f"must be <= {meta['at_most']:g}"
-    return meta["check"](value) if "check" in meta else None
+# --------------------------------------------------------------------------- rules across keys
 
 
 #: keys that no longer exist -> what replaced them. A source naming one is refused unless a
@@ -280,137 +305,112 @@ REMOVED_KEYS = {
 }
 
 
-def _removed_keys(data: dict, prefix: str = "") -> list[str]:
-    """The dotted keys of ``data`` listed in REMOVED_KEYS."""
-    found = []
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        if path in REMOVED_KEYS:
-            found.append(path)
-        elif isinstance(value, dict):
-            found += _removed_keys(value, path + ".")
-    return found
+#: the suites whose ids gymnasium's registry resolves, so ``env.imports`` can register them
+IMPORT_SUITES = ("gym", "popgym", "minigrid")
 
 
-def _without(data: dict, dotted: str) -> dict:
-    """A copy of ``data`` without the dotted key ``dotted``."""
-    head, _, rest = dotted.partition(".")
-    if head not in data:
-        return data
-    if not rest:
-        return {k: v for k, v in data.items() if k != head}
-    inner = data[head]
-    return {**data, head: _without(inner, rest) if isinstance(inner, dict) else inner}
+def check_env_imports(config: Config) -> None:
+    """Raise ConfigError when ``env.imports`` goes with a suite that takes none.
 
-
-def _sets(data: dict, dotted: str) -> bool:
-    """Whether ``data`` holds the dotted key ``dotted``."""
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-def _drop_removed(sources: tuple[dict, ...]) -> list[dict]:
-    """``sources`` without removed keys; ConfigError for one whose replacement no later source sets."""
-    kept = []
-    for i, data in enumerate(sources):
-        for key in _removed_keys(data) if isinstance(data, dict) else []:
-            new = REMOVED_KEYS[key]
-            if not any(isinstance(later, dict) and _sets(later, new) for later in sources[i + 1:]):
-                raise ConfigError(
-                    f"config key '{key}' was removed: '{new}' replaces it (see its help in docs/configs.md); "
-                    f"move the value there, or pass {new}=... on the command line (e.g. when resuming "
-                    f"a run whose stored config still names '{key}')"
-                )
-            data = _without(data, key)
-        kept.append(data)
-    return kept
-
-
-def validate(config: Config) -> None:
-    """Rules that involve more than one key (each key's own rules apply as it is merged)."""
-    actors, streams = config.runtime.actors, config.env.num_envs
-    if actors > 0 and streams % actors:
+    Checked where the environment is built rather than with the other rules, so that a
+    stored config is read whole first and the trust check (``rtrl_rl.trust``) names what
+    it would import.
+    """
+    suite = config.env.id.partition(":")[0]
+    if config.env.imports and suite not in IMPORT_SUITES:
         raise ConfigError(
-            f"config key 'env.num_envs' ({streams}) must be a multiple of 'runtime.actors' ({actors}): "
-            "each actor runs the same number of streams"
+            f"config key 'env.imports' ({config.env.imports}) registers gymnasium ids before a "
+            f"{', '.join(s + ':' for s in IMPORT_SUITES)} env is made; env.id={config.env.id} takes none "
+            "(an entry point module:Class or file.py:Class names its own code): leave env.imports out"
         )
 
 
-def resolve_device(name: str) -> str:
-    """The torch device that the ``train.device`` value ``name`` means on this machine.
-
-    ``auto`` is ``cuda`` when CUDA is available, else ``cpu``. Raises ConfigError for a
-    spelling other than auto, cpu, cuda, cuda:N, or a CUDA device this machine lacks, so a
-    run never trains silently on another device than the one asked for.
-    """
-    problem = _device_problem(name)
-    if problem:
-        raise ConfigError(f"config key 'train.device' {problem}, got {name!r}")
-    import torch  # here, not at the top: reading configs stays cheap
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"train.device={name}, but CUDA is not available on this machine; "
-                              "use train.device=cpu or auto")
-        index = int(name[5:] or 0)
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"train.device={name}, but this machine has {torch.cuda.device_count()} "
-                              "CUDA device(s)")
-    return name
+def _streams_per_actor(config: Config) -> str | None:
+    actors, streams = config.runtime.actors, config.env.num_envs
+    if actors > 0 and streams % actors:
+        return (f"config key 'env.num_envs' ({streams}) must be a multiple of 'runtime.actors' ({actors}): "
+                "each actor runs the same number of streams")
+    return None
 
 
-def _merge(obj: Any, data: dict, prefix: str) -> None:
-    """Write the nested mapping ``data`` into the dataclass ``obj``, validating each key."""
-    fields = {f.name: f for f in dataclasses.fields(obj)}
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        if key not in fields:
-            raise ConfigError(f"unknown config key '{path}'; valid keys here: {sorted(fields)}")
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise ConfigError(f"config key '{path}' is a section; give a mapping, got {value!r}")
-            _merge(current, value, path + ".")
-        elif isinstance(current, dict) and isinstance(value, dict) and key == "options":
-            current.update(value)
-        else:
-            annotation = _field_type(type(obj), key)
-            setattr(obj, key, _coerce(path, value, annotation, dict(fields[key].metadata)))
+def _stream_in_one_process(config: Config) -> str | None:
+    runtime = config.runtime
+    if config.agent.algorithm == "stream" and (runtime.actors > 0 or runtime.backend != "local"):
+        return (f"config key 'runtime.actors' ({runtime.actors}, backend {runtime.backend}): agent.algorithm=stream "
+                "runs in one process: set runtime.actors=0 (and runtime.backend=local)")
+    return None
 
 
-def parse_override(text: str) -> dict:
-    """Turn ``a.b.c=value`` into ``{"a": {"b": {"c": value}}}``; the value is parsed as YAML."""
-    if "=" not in text:
-        raise ConfigError(f"override '{text}' must look like key=value (e.g. train.seed=3)")
-    key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
-    nested: dict = {}
-    node = nested
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return nested
+def _stream_on_the_cpu(config: Config) -> str | None:
+    if config.agent.algorithm == "stream" and config.train.device not in ("cpu", "auto"):
+        return (f"config key 'train.device' ({config.train.device}): agent.algorithm=stream runs on the CPU: "
+                "set train.device=cpu")
+    return None
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a config file; a missing file or a non-mapping top level is a ConfigError."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    return data
+def _ray_needs_actors(config: Config) -> str | None:
+    if config.runtime.backend == "ray" and config.runtime.actors < 1:
+        return (f"config key 'runtime.actors' is {config.runtime.actors}, but runtime.backend=ray needs "
+                "runtime.actors >= 1 (the number of Ray actors)")
+    return None
+
+
+def _learning_fits_the_core(config: Config) -> str | None:
+    """The approximations of RTRL are for the dense cores, KF-RTRL not for the GRU, and a
+    stack's layers learn by rtrl or tbptt (the feed-forward core takes any rule: it has none)."""
+    core, learning, layers = config.agent.core, config.agent.learning, config.agent.core_layers
+    if core == "none" or learning not in APPROXIMATE_LEARNING:
+        return None
+    if core not in DENSE_CORES:
+        return (f"config key 'agent.learning' ({learning}) approximates RTRL for the dense cores "
+                f"({', '.join(DENSE_CORES)}); agent.core={core} learns by exact 'rtrl' or 'tbptt'")
+    if learning == "kfrtrl" and core == "gru":
+        return ("config key 'agent.learning' (kfrtrl) does not apply to agent.core=gru: its candidate gate reads "
+                "r * (W_hh h + b_hh), so one step's influence is not a single Kronecker product (KF-RTRL "
+                "covers rnn and lstm); use uoro or snap1 for the gru")
+    if layers > 1:
+        return (f"config key 'agent.core_layers' ({layers}) stacks cores that learn by 'rtrl' or 'tbptt'; "
+                f"agent.learning={learning} is for a single layer")
+    return None
+
+
+#: the rules that involve more than one key (each key's own rules apply as it is merged),
+#: each ``config -> error text or None``, checked in this order
+CROSS_KEY_RULES: tuple[Callable[[Config], str | None], ...] = (
+    _streams_per_actor, _stream_in_one_process, _stream_on_the_cpu, _ray_needs_actors, _learning_fits_the_core,
+)
+
+
+def validate(config: Config) -> None:
+    """Raise :class:`ConfigError` for the first of :data:`CROSS_KEY_RULES` that ``config`` breaks."""
+    for rule in CROSS_KEY_RULES:
+        problem = rule(config)
+        if problem:
+            raise ConfigError(problem)
+
+
+def check(config: Config) -> None:
+    """Every rule of this module on a whole ``config``, also one built or changed in code
+    (:func:`build_config` applies them as it merges): each key's, then :data:`CROSS_KEY_RULES`."""
+    for key, value, meta, section in leaves(config):
+        coerce(key, value, field_type(type(section), key.rsplit(".", 1)[-1]), meta)
+    validate(config)
+
+
+def _why_fixed(meta: dict, section: Any, old: Any, new: Any) -> str | None:
+    """Why a resume cannot change a key from ``old`` to ``new`` (its field's ``fixed``, else its
+    section's ``fixed_on_resume``), or None if it can."""
+    rule = meta.get("fixed", getattr(section, "fixed_on_resume", None))
+    return rule(old, new) if callable(rule) else (rule or None)
+
+
+def refuse_changes(stored: Config, new: Config) -> None:
+    """Raise :class:`ConfigError` naming the first key that differs between a resumed run's
+    ``stored`` config and the ``new`` one although a resume cannot honour the change."""
+    for (key, old, meta, section), (_, value, _, _) in zip(leaves(stored), leaves(new)):
+        if old != value and (why := _why_fixed(meta, section, old, value)):
+            raise ConfigError(f"config key '{key}' cannot change on resume ({old!r} -> {value!r}): {why}. "
+                              f"Leave it out, or start a new run (another run_dir) to change it")
 
 
 def build_config(*sources: dict) -> Config:
@@ -420,14 +420,15 @@ def build_config(*sources: dict) -> Config:
     the options collected so far are dropped before its own ``env.options`` (if any) apply.
     Otherwise ``env.options`` entries are merged key by key, so ``env.options.delay=10``
     changes one option and keeps the rest. Every value is checked against its key's rules
-    (type, choices, bounds), and a key that was removed names its replacement.
+    (type, choices, bounds), then the whole config against :data:`CROSS_KEY_RULES`, and a
+    key that was removed names its replacement.
     """
     config = Config()
-    for data in _drop_removed(sources):
+    for data in drop_removed(sources, REMOVED_KEYS):
         env = data.get("env") if isinstance(data, dict) else None
         if isinstance(env, dict) and "id" in env and env["id"] != config.env.id:
             config.env.options = {}
-        _merge(config, data, "")
+        merge(config, data)
     validate(config)
     return config
 

@@ -121,6 +121,11 @@ class RunMonitor:
         """Print a line above the progress bar."""
         self.console.print(text)
 
+    def verbatim(self, text: str) -> None:
+        """Print ``text`` above the progress bar as it is: tracebacks hold "[...]", which rich
+        would read as markup."""
+        self.console.print(text, markup=False, highlight=False)
+
     def wall_s(self) -> float:
         """Seconds since the monitor started."""
         return time.monotonic() - self.start_time

@@ -100,6 +100,25 @@ def make_payload(model: Any, *, step: int, updates: int, config: Any, learner: A
     }
 
 
+def non_finite_entries(state: dict) -> list[str]:
+    """``name (k NaN/inf of n)`` for every floating tensor of a state dict holding NaN or inf.
+
+    No checkpoint may hold such parameters: they are refused when saved and when loaded.
+    """
+    bad = []
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            count = int((~torch.isfinite(value)).sum())
+            bad.append(f"{name} ({count} NaN/inf of {value.numel()})")
+    return bad
+
+
+def describe_entries(names: list[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``names`` and how many more."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 _EXACT_LEAVES = (type(None), bool, int, float, complex, str, bytes)
 _TORCH_LEAVES = (torch.Tensor, torch.Size, torch.dtype, torch.device)
 

@@ -4,9 +4,10 @@ What comes back: parameters, optimizer moments, the scheduler's and the step and
 counters, the RNG states and the config. Overrides on the command line win, and every one
 takes effect: optimizer hyperparameters (lr, eps, alpha), the schedule (``lr_decay``,
 ``total_steps``), reward clipping (core input and loss), budgets, logging, runtime. Those a
-resume cannot honour are refused before anything is written (:data:`FIXED`): the
-optimizer kind, the model's architecture and sizes, the environment and its spaces. A
-new ``train.seed`` reseeds the run instead of continuing the stored RNG streams.
+resume cannot honour are refused before anything is written (the keys declared ``fixed``
+in :mod:`rtrl_rl.config`): the optimizer kind, the model's architecture and sizes, the
+environment and its spaces. A new ``train.seed`` reseeds the run instead of continuing
+the stored RNG streams.
 
 What does not come back: the environments, which restart their episodes, and therefore
 the per-stream RTRL carries. Every stream's first segment after a resume starts with
@@ -19,44 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from rtrl_rl.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, restore_rng
-from rtrl_rl.config import REMOVED_KEYS, Config, ConfigError, build_config, load_config, parse_override, to_dict
-from rtrl_rl.tb import flatten
+from rtrl_rl.config import REMOVED_KEYS, Config, ConfigError, build_config, load_config, parse_override, refuse_changes
+from rtrl_rl.run_paths import RunPaths
 from rtrl_rl.trust import require_trust
-
-_ARCHITECTURE = "the saved parameters have the stored model's architecture and sizes"
-
-#: config keys (or sections, ending in ".") whose new value a resume cannot honour -> why
-FIXED: dict[str, str] = {
-    "env.id": "the agent was trained on that environment and its spaces",
-    "train.optimizer": "the saved optimizer state (its moment estimates) belongs to the stored optimizer",
-    "agent.forget_bias": "it only sets the initial parameters, which the saved ones replace",
-    "agent.": _ARCHITECTURE,
-}
-#: keys inside a fixed section that a resume honours (they shape gradients, not parameters)
-CHANGEABLE = frozenset({"agent.encoder_grad", "agent.encoder_precision"})
-#: the learning modes that share one parameter layout ("none" is a feed-forward core)
-RECURRENT_LEARNING = frozenset({"rtrl", "tbptt"})
-
-
-def _why_fixed(key: str, old, new) -> str | None:
-    """Why ``key`` cannot change from ``old`` to ``new`` on resume, or None if it can."""
-    if key in CHANGEABLE:
-        return None
-    if key == "agent.learning" and {old, new} <= RECURRENT_LEARNING:
-        return None  # rtrl and tbptt train the same parameters; carries restart anyway
-    if key in FIXED:
-        return FIXED[key]
-    return next((why for prefix, why in FIXED.items() if prefix.endswith(".") and key.startswith(prefix)), None)
-
-
-def refuse_changes(stored: Config, new: Config) -> None:
-    """Raise :class:`ConfigError` naming the first key of :data:`FIXED` that differs."""
-    before, after = flatten(to_dict(stored)), flatten(to_dict(new))
-    for key in sorted(set(before) | set(after)):
-        old, value = before.get(key), after.get(key)
-        if old != value and (why := _why_fixed(key, old, value)):
-            raise ConfigError(f"config key '{key}' cannot change on resume ({old!r} -> {value!r}): {why}. "
-                              f"Leave it out, or start a new run (another run_dir) to change it")
 
 
 def _named_keys(overrides: list[dict], prefix: str = "") -> set[str]:
@@ -126,7 +92,7 @@ def restart_config(run_dir: str | Path, overrides: list[str] = (), trust_config:
     not from the user's command line, so the same trust rule as for a checkpoint applies:
     code it names is imported only when the user repeats the entry or trusts the config.
     """
-    path = Path(run_dir) / "config.yaml"
+    path = RunPaths(run_dir).config
     parsed = [parse_override(o) for o in overrides]
     config = load_config(path, [f"run_dir={run_dir}", *overrides])
     require_trust(config, str(path), _named_keys(parsed), trust_config,

@@ -28,7 +28,7 @@ MISSING_FINAL_OBS = ("an episode was truncated without its final observation (fi
                      "for truncated episodes")
 
 
-def _action_layout(space: gym.Space) -> tuple[tuple[int, ...], torch.dtype]:
+def action_layout(space: gym.Space) -> tuple[tuple[int, ...], torch.dtype]:
     """Per-stream shape and dtype of an action of ``space`` in a segment."""
     if isinstance(space, gym.spaces.Discrete):
         return (), torch.int64
@@ -54,7 +54,7 @@ def segment_layout(
     observation_space: gym.Space, action_space: gym.Space, length: int, batch: int
 ) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
     """Shape and dtype of every tensor of a segment of ``length`` steps and ``batch`` streams."""
-    act_shape, act_dtype = _action_layout(action_space)
+    act_shape, act_dtype = action_layout(action_space)
     rows, steps = (length + 1, batch), (length, batch)
     layout = {k: (rows + s, d) for k, (s, d) in _obs_layout(observation_space).items()}
     layout.update(
@@ -131,7 +131,7 @@ class Collector:
         self.warned_final_obs = False
         batch = venv.reset()
         n = venv.num_envs
-        act_shape, act_dtype = _action_layout(venv.single_action_space)
+        act_shape, act_dtype = action_layout(venv.single_action_space)
         self.obs = _as_tensor_obs(batch.obs)
         self.first = torch.as_tensor(batch.first, dtype=torch.bool)
         self.prev_action = torch.zeros((n,) + act_shape, dtype=act_dtype)

@@ -19,18 +19,9 @@ from typing import Callable
 from rtrl_rl import checkpoint as ckpt
 from rtrl_rl.config import Config, save_config, to_dict
 from rtrl_rl.monitor import RunMonitor
+from rtrl_rl.run_paths import RunPaths
 from rtrl_rl.stopping import StopSignals, TrainingInterrupted
 from rtrl_rl.tb import make_logger
-
-
-#: what a run writes into its directory; finding any of them means it holds a run already
-RUN_FILES = ("config.yaml", "summary.json", "model.pt", "checkpoints")
-
-
-def run_files(run_dir: Path) -> list[str]:
-    """The names of what an earlier run left in ``run_dir`` (empty: it holds no run)."""
-    found = [name for name in RUN_FILES if (run_dir / name).exists()]
-    return found + [p.name for p in sorted(run_dir.glob("events.out.tfevents.*"))]
 
 
 def check_run_dir(run_dir: Path, resume_from: str | Path | None = None) -> None:
@@ -42,7 +33,7 @@ def check_run_dir(run_dir: Path, resume_from: str | Path | None = None) -> None:
     """
     if resume_from is not None and Path(resume_from).resolve() == run_dir.resolve():
         return
-    found = run_files(run_dir)
+    found = [path.name for path in RunPaths(run_dir).written()]
     if found:
         shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
         raise ValueError(
@@ -58,17 +49,16 @@ def clear_run_dir(run_dir: Path) -> list[str]:
     Returns the names deleted. For ``rtrl-rl train --overwrite`` and for restarting a run
     that stopped before its first checkpoint; other files in the directory stay.
     """
-    found = run_files(run_dir)
-    for name in found:
-        path = run_dir / name
+    found = RunPaths(run_dir).written()
+    for path in found:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    return found
+    return [path.name for path in found]
 
 
 def has_config_only(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a run's ``config.yaml`` but no checkpoint to resume from
     (the run stopped, e.g. was killed, before its first checkpoint)."""
-    return (run_dir / "config.yaml").is_file() and ckpt.latest_checkpoint(run_dir) is None
+    return RunPaths(run_dir).config.is_file() and ckpt.latest_checkpoint(run_dir) is None
 
 
 def fresh_run_dir(run_dir: Path) -> bool:
@@ -101,10 +91,11 @@ class RunSession:
         self.config, self.model, self.learner = config, model, learner
         self.signals = StopSignals()
         self._learner_start = learner.updates
-        self.run_dir = Path(config.run_dir)
+        self.paths = RunPaths(config.run_dir)
+        self.run_dir = self.paths.root
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, self.run_dir / "config.yaml")
-        self.logger = make_logger(self.run_dir, enabled=config.log.tensorboard)
+        save_config(config, self.paths.config)
+        self.logger = make_logger(self.paths.tensorboard, enabled=config.log.tensorboard)
         self.monitor = RunMonitor(
             config.train.total_steps,
             logger=self.logger,
@@ -238,7 +229,7 @@ class RunSession:
             self.monitor.message(f"the final checkpoint failed: {save_err}")
         self.monitor.close()
         summary = {**self.summary(reason), "error": f"{type(err).__name__}: {first_line}", "final_checkpoint": saved}
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        self.paths.summary.write_text(json.dumps(summary, indent=2))
         self.logger.close()
         err.run_summary = summary  # tells the command line that training had started
         return summary
@@ -260,7 +251,7 @@ class RunSession:
             self.checkpoint()  # interrupted, or evaluation is off: the final state still gets saved
         self.monitor.close()
         summary = self.summary(reason)
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        self.paths.summary.write_text(json.dumps(summary, indent=2))
         self.logger.log_hparams(to_dict(self.config), {k: v for k, v in summary.items() if isinstance(v, float)})
         self.logger.close()
         return summary

@@ -25,6 +25,8 @@ import threading
 import time
 from typing import Any
 
+from rtrl_rl.envs.base import VectorEnvWrapper
+
 #: the signals that stop a run
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -214,7 +216,7 @@ def _get_watchdog() -> _Watchdog | None:
     return _watchdog
 
 
-class WatchedEnv:
+class WatchedEnv(VectorEnvWrapper):
     """A vectorised env whose ``step`` and ``reset`` raise :class:`EnvHang` after ``timeout_s``.
 
     Every other attribute is the wrapped env's. ``guard()`` (a context manager factory,
@@ -226,19 +228,6 @@ class WatchedEnv:
     def __init__(self, venv: Any, timeout_s: float, guard: Any = None) -> None:
         self.venv, self.timeout_s, self.guard = venv, float(timeout_s), guard
         self._watchdog = _get_watchdog() if self.timeout_s > 0 else None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.venv, name)
-
-    def __enter__(self) -> "WatchedEnv":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the wrapped env."""
-        self.venv.close()
 
     def _call(self, what: str, fn: Any, *args: Any) -> Any:
         watchdog = self._watchdog

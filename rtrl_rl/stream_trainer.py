@@ -2,8 +2,9 @@
 
 Each environment step of the B = ``env.num_envs`` streams is followed at once by one
 update of :class:`rtrl_rl.agents.stream.StreamLearner` from that step (``docs/stream.md``).
-Run directory, logs, evaluations, checkpoints and the summary are the synchronous
-trainer's (:class:`rtrl_rl.session.RunSession`).
+The run is built as every trainer's (``rtrl_rl.run_builder.build_run``: run directory,
+logs, evaluations, checkpoints and the summary of :class:`rtrl_rl.session.RunSession`);
+only ``advance`` is its own: one step and one update.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ import torch
 
 from rtrl_rl.agents import ActorCritic
 from rtrl_rl.agents.stream import StreamLearner, add_layer_norm, sparse_init_
-from rtrl_rl.config import Config, ConfigError
-from rtrl_rl.rollout import _action_layout
-from rtrl_rl.trainer import drive, evaluate_on_cpu, make_env, prepare_run
+from rtrl_rl.config import Config
+from rtrl_rl.rollout import action_layout
+from rtrl_rl.run_builder import Advance, Run, build_run
 
 
-def build_stream_agent(config: Config, observation_space, action_space) -> tuple[ActorCritic, StreamLearner]:
-    """The model with the stream-x ingredients that ``config.stream`` switches on, and its learner."""
-    if not 0.0 <= config.stream.sparse_init < 1.0:
-        raise ConfigError(f"stream.sparse_init must be in [0, 1), got {config.stream.sparse_init}")
-    if config.stream.lr <= 0 or not 0.0 <= config.stream.trace_lambda <= 1.0:
-        raise ConfigError("stream.lr must be > 0 and stream.trace_lambda in [0, 1]")
+def build_stream_agent(config: Config, observation_space, action_space,
+                       device: torch.device | str = "cpu") -> tuple[ActorCritic, StreamLearner]:
+    """The model with the stream-x ingredients that ``config.stream`` switches on, and its learner.
+
+    Both live on the CPU whatever ``device`` says (the run builder passes the learner's
+    device; ``train.device=auto`` may resolve to CUDA): stream AC(λ) learns one step at a
+    time, where moving every step to a GPU costs more than it saves.
+    """
     model = ActorCritic(observation_space, action_space, config.agent)
     if config.stream.sparse_init > 0:
         sparse_init_(model, config.stream.sparse_init)
@@ -61,31 +64,18 @@ def train_stream(config: Config, resume_from: str | Path | None = None) -> dict:
     the environments start new episodes, so the traces and the carry start from zero
     (:meth:`StreamLearner.restart_episodes`).
     """
-    from rtrl_rl.resume import restore_run
-    from rtrl_rl.session import RunSession
-
-    if config.runtime.actors > 0:
-        raise ConfigError("agent.algorithm=stream runs in one process: set runtime.actors=0")
-    if config.train.device not in ("cpu", "auto"):
-        raise ConfigError("agent.algorithm=stream runs on the CPU: set train.device=cpu")
-    prepare_run(config, resume_from)
-    venv = make_env(config, config.train.seed)
-    try:
-        model, learner = build_stream_agent(config, venv.single_observation_space, venv.single_action_space)
-        start = restore_run(resume_from, model, learner, seed=config.train.seed) if resume_from else {}
-        learner.restart_episodes()
-        session = RunSession(config, model, learner, start_step=start.get("step", 0),
-                             start_updates=start.get("update", 0), start_time_s=start.get("wall_s", 0.0))
-        venv.guard = session.signals.interruptible  # a Ctrl-C need not wait for a slow env step
-        return session.run(lambda: _loop(config, venv, learner, session), evaluate_on_cpu)
-    finally:
-        venv.close()
+    with build_run(config, resume_from, with_env=True, agent=build_stream_agent) as run:
+        run.learner.restart_episodes()
+        return run.train(step_and_learn(run))
 
 
-def _loop(config: Config, venv, learner: StreamLearner, session) -> str:
+def step_and_learn(run: Run) -> Advance:
+    """The stream trainer's ``advance``: one action of every stream of ``run.env``, one step,
+    one update of the learner from that step."""
+    venv, learner = run.env, run.learner
     B = venv.num_envs
     batch = venv.reset()
-    act_shape, act_dtype = _action_layout(venv.single_action_space)
+    act_shape, act_dtype = action_layout(venv.single_action_space)
     inputs = {"obs": _as_obs(batch.obs), "first": torch.as_tensor(batch.first, dtype=torch.bool),
               "prev_action": torch.zeros((B,) + act_shape, dtype=act_dtype), "prev_reward": torch.zeros(B)}
 
@@ -102,4 +92,4 @@ def _loop(config: Config, venv, learner: StreamLearner, session) -> str:
                       prev_reward=reward * ~first)
         return B, losses, batch.episodes
 
-    return drive(config, session, advance)
+    return advance

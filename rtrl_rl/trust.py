@@ -1,4 +1,5 @@
-"""Which config entries make rtrl-rl import code, and the rule for configs from a checkpoint.
+"""The rule for configs from a checkpoint that name code to import (which entries do is
+declared in :mod:`rtrl_rl.config`, ``names_code``).
 
 A checkpoint is plain data (``rtrl_rl.checkpoint`` loads it with ``weights_only=True``),
 but the config stored in it can name code: an entry point ``env.id=path/to/file.py:Env``
@@ -8,7 +9,7 @@ environment imports, and so runs, the named code. ``rtrl-rl evaluate RUN_DIR`` a
 ``rtrl-rl train --resume RUN_DIR`` therefore import such code only when the user named
 it on the command line (``--env SPEC``, or the same ``key=value`` as an override) or
 passed ``--trust-config``. Built-in suites (``memory:``, ``atari:``, ``procgen:``,
-``dmlab:``, and registered ``gym:``/``popgym:``/``minigrid:`` ids) import only the
+``dmlab:``, ``minatar:``, and registered ``gym:``/``popgym:``/``minigrid:`` ids) import only the
 installed packages of their suite and need neither.
 """
 
@@ -17,35 +18,23 @@ from __future__ import annotations
 from typing import Any
 
 from rtrl_rl.config import Config, ConfigError
-from rtrl_rl.envs.spec import ENTRY_POINT, parse_spec
-
-#: the DMLab module a dmlab: spec imports unless its options name another
-DEFAULT_DMLAB_MODULE = "deepmind_lab"
+from rtrl_rl.schema import leaves
 
 
 def code_references(config: Config) -> dict[str, Any]:
-    """``{config key: value}`` for each entry of ``config`` that names code to import.
-
-    Keys: ``env.id`` (an entry point, not a suite), ``env.imports``,
-    ``env.options.imports``, ``env.options.dmlab_path`` and a non-default
-    ``env.options.dmlab_module``. Parsing the spec imports nothing (it only asks whether
-    a top-level module exists). A spec no suite knows is left to the env builder's error.
+    """``{config key: value}`` for each entry of ``config`` that names code to import: the
+    keys whose field declares ``names_code`` in :mod:`rtrl_rl.config` (``env.id`` when an
+    entry point, ``env.imports``, and the code entries of ``env.options``: ``imports``,
+    ``dmlab_path``, a non-default ``dmlab_module``). Finding them imports nothing.
     """
     refs: dict[str, Any] = {}
-    try:
-        if parse_spec(config.env.id).suite == ENTRY_POINT:
-            refs["env.id"] = config.env.id
-    except ValueError:
-        pass
-    if config.env.imports:
-        refs["env.imports"] = list(config.env.imports)
-    options = config.env.options
-    if options.get("imports"):
-        refs["env.options.imports"] = options["imports"]
-    if options.get("dmlab_path"):
-        refs["env.options.dmlab_path"] = options["dmlab_path"]
-    if options.get("dmlab_module", DEFAULT_DMLAB_MODULE) != DEFAULT_DMLAB_MODULE:
-        refs["env.options.dmlab_module"] = options["dmlab_module"]
+    for key, value, meta, _ in leaves(config):
+        test = meta.get("names_code")
+        if isinstance(test, dict):  # a mapping: the test of each entry
+            refs.update({f"{key}.{name}": value[name] for name, names in test.items()
+                         if name in value and names(value[name])})
+        elif test is not None and test(value):
+            refs[key] = list(value) if isinstance(value, list) else value
     return refs
 
 

@@ -10,6 +10,7 @@ import torch
 from gymnasium import spaces
 
 from rtrl_rl.agents import ActorCritic, Learner
+from rtrl_rl.agents.divergence import Diverged
 from rtrl_rl.agents.vtrace import rewards_and_discounts, vtrace
 
 OBS = spaces.Box(-1, 1, (3,), np.float32)
@@ -224,7 +225,7 @@ def test_bad_optimizer_and_reduction_are_refused():
     with pytest.raises(ValueError, match="optimizer"):
         Learner(make_model(), train_config(optimizer="sgd"), num_streams=1)
     learner = Learner(make_model(), train_config(loss_reduction="max"), num_streams=2)
-    with pytest.raises(ValueError, match="loss_reduction"):
+    with pytest.raises(ValueError, match="loss reduction"):
         learner.update(segment_of(random_stream(4, 2), 0, 4), torch.arange(2))
 
 
@@ -247,9 +248,29 @@ def test_non_finite_gradient_stops_without_touching_parameters():
     model = make_model()
     before = [p.detach().clone() for p in model.parameters()]
     learner = Learner(model, train_config(lr=1e-2), num_streams=2)
-    with pytest.raises(FloatingPointError, match="non-finite gradient norm at update 1"):
+    with pytest.raises(Diverged, match="training diverged at update 1") as caught:
         learner.update(segment_of(stream, 0, 4), torch.arange(2))
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    message = str(caught.value)
+    # it names the loss terms that broke, where the gradient broke, and that the rewards are to blame
+    assert "value" in message and "loss are not finite" in message and "the gradient is not finite in" in message
+    assert "largest |reward| in the segment NaN/inf" in message and "the rewards hold NaN or inf" in message
+
+
+def test_a_divergence_with_finite_rewards_names_the_loss_and_group_and_not_the_rewards():
+    # An exploding value head makes the value loss overflow (float64 here) while every reward is finite.
+    stream = random_stream(4, 2, seed=8)
+    model = make_model()
+    with torch.no_grad():
+        model.value_head.linear.weight.mul_(1e170)
+    learner = Learner(model, train_config(lr=1e-2), num_streams=2)
+    with pytest.raises(Diverged) as caught:
+        learner.update(segment_of(stream, 0, 4), torch.arange(2))
+    message = str(caught.value)
+    assert "the value loss is not finite" in message and "(policy" in message
+    assert "value_head" in message and "lower train.lr" in message and "When training diverges" in message
+    assert "check them" not in message and "NaN/inf" not in message.split("largest |reward|")[1].split(",")[0]
+    assert isinstance(caught.value, FloatingPointError) and caught.value.reason == "diverged"
 
 
 def test_life_loss_flags_are_used_only_when_enabled():
@@ -264,3 +285,16 @@ def test_life_loss_flags_are_used_only_when_enabled():
         losses[name] = learner.loss(segment, learner.carry)[0].item()
     assert losses["off"] == losses["off-none"]
     assert losses["on"] != losses["off"]
+
+
+def test_a_gradient_whose_norm_alone_overflows_is_told_apart():
+    # float32: every gradient entry finite, the sum of their squares beyond 3.4e38
+    stream = random_stream(4, 2, seed=8)
+    model = ActorCritic(OBS, ACT, agent_config())
+    with torch.no_grad():
+        model.value_head.linear.weight.mul_(1e18)
+    learner = Learner(model, train_config(lr=1e-2), num_streams=2)
+    segment = {k: v.float() if v.is_floating_point() else v for k, v in segment_of(stream, 0, 4).items()}
+    with pytest.raises(Diverged, match="the loss terms and their gradient are finite .* but the gradient's norm "
+                                       "overflows; the largest finite gradient is in the"):
+        learner.update(segment, torch.arange(2))

@@ -203,11 +203,11 @@ def test_bfloat16_encoder_runs_under_autocast_and_hands_the_core_float32():
 
 
 def test_bad_configs_and_spaces_are_refused():
-    with pytest.raises(ValueError, match="encoder_precision"):
+    with pytest.raises(ValueError, match="encoder precision"):
         ActorCritic(VEC, spaces.Discrete(3), config(encoder_precision="float16"))
     with pytest.raises(ValueError, match="exact dense RTRL"):
         ActorCritic(VEC, spaces.Discrete(3), config(core="lstm", learning="rtrl", hidden_size=128))
-    with pytest.raises(ValueError, match="encoder_grad"):
+    with pytest.raises(ValueError, match="input_grad"):  # the core refuses it
         ActorCritic(VEC, spaces.Discrete(3), config(encoder_grad="none"))
     with pytest.raises(ValueError, match="unknown core"):
         ActorCritic(VEC, spaces.Discrete(3), config(core="gru9"))

@@ -7,23 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from rtrl_rl.bench.approx_learning import main
-from rtrl_rl.bench.approx_learning_page import (
-    HEADING,
-    page_tail,
-    section,
-    write_section,
-)
+from rtrl_rl import cli
+from rtrl_rl.bench import approx_learning as al
+from rtrl_rl.bench.approx_learning_page import HEADING, longer_section, section, summary, cells
+from rtrl_rl.bench.approximations_page import write_page
 from rtrl_rl.config import load_config
-from rtrl_rl.experiments import approx_learning as al
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results" / "approx_learning.json"
 PAGE = RESULTS.parent.parent / "approximations.md"
 
 
+def main(argv: list[str]) -> int:
+    """``rtrl-rl bench approx-learning ARGV``."""
+    return cli.main(["bench", "approx-learning", *argv])
+
+
 def test_grid_runs_every_cell_with_one_shared_lstm_size_and_exact_rtrl_last():
-    specs = al.FULL.specs()
-    seeds = al.FULL.seeds
+    specs = al.specs(al.GRIDS["full"])
+    seeds = al.GRIDS["full"].seeds
     assert len(specs) == len(seeds) * (len(al.MEMORY_TASKS) * 6 + len(al.POPGYM_TASKS) * 7)
     assert len({(s["task"], s["rule"], s["seed"]) for s in specs}) == len(specs)
     per_seed = len(specs) // len(seeds)
@@ -37,8 +38,8 @@ def test_grid_runs_every_cell_with_one_shared_lstm_size_and_exact_rtrl_last():
     for spec in specs:
         config = load_config(None, spec["overrides"])  # every run's overrides are valid
         assert config.train.segment_length == 10 and config.train.seed == spec["seed"]
-        steps = al.FULL.memory_steps if spec["family"] == "memory" else al.FULL.popgym_steps
-        assert config.train.total_steps == steps
+        steps = 200_000 if spec["family"] == "memory" else 100_000
+        assert config.train.total_steps == steps == spec["total_steps"]
         if spec["rule"].startswith("lstm-"):
             assert config.agent.core == "lstm" and config.agent.hidden_size == al.LSTM_N
             assert config.agent.encoder_size == al.LSTM_ENCODER
@@ -51,7 +52,7 @@ def test_grid_runs_every_cell_with_one_shared_lstm_size_and_exact_rtrl_last():
 
 @pytest.mark.parametrize("family", ["memory", "popgym"])
 def test_one_tiny_run_per_family_yields_the_metrics_of_the_page(tmp_path, family):
-    spec = next(s for s in al.TINY.specs() if s["family"] == family and s["rule"] == "lstm-snap1")
+    spec = next(s for s in al.specs(al.GRIDS["tiny"]) if s["family"] == family and s["rule"] == "lstm-snap1")
     start = time.perf_counter()
     result = al.run_spec(spec, str(tmp_path))
     assert "error" not in result, result.get("error")
@@ -74,10 +75,11 @@ def _run(task, rule, seed, value, family):
 
 
 def _data(runs):
-    return {"meta": {"command": "rtrl-rl bench approx-learning --grid tiny", "jobs": 1, "wall_s": 600.0,
-                     "machine": {"cpu": "test CPU", "nproc": 2, "load_start": "1.00 / 1.00 / 1.00", "load_end": "2"},
-                     "versions": {"python": "3.11", "torch": "2.x", "git_commit": "abc1234"}},
-            "grid": {**al.TINY.describe(), "seeds": [0, 1, 2]}, "runs": runs}
+    return {"meta": {"machine": {"cpu": "test CPU", "nproc": 2, "load_start": "1.00 / 1.00 / 1.00", "load_end": "2"},
+                     "versions": {"python": "3.11", "torch": "2.x", "git_commit": "abc1234"},
+                     "history": [{"command": "rtrl-rl bench approx-learning --grid tiny", "jobs": 1, "wall_s": 600.0,
+                                  "cpu": "test CPU"}]},
+            "grid": {**al.describe(al.GRIDS["tiny"]), "seeds": [0, 1, 2]}, "runs": runs}
 
 
 def _sample():
@@ -94,7 +96,7 @@ def _sample():
 
 
 def test_section_takes_its_numbers_and_verdicts_from_the_json():
-    text = "\n".join(section(_sample()))
+    text = "\n".join(section(_sample()) + summary(_sample(), cells(_sample())))
     assert text.startswith(HEADING)
     assert "| RTRL eLSTM (n = 64, default) | 0.95 ± 0.05 (solves) |" in text
     assert f"| SnAp-1 LSTM (n = {al.LSTM_N}) | 0.26 ± 0.01 (does not learn) (2 of 3 seeds) |" in text
@@ -115,69 +117,70 @@ def test_section_takes_its_numbers_and_verdicts_from_the_json():
 def test_section_says_when_no_approximation_learns_anything():
     data = _sample()
     data["runs"] = [r for r in data["runs"] if r["rule"] != "lstm-snap1"]
-    text = "\n".join(section(data))
+    text = "\n".join(summary(data, cells(data)))
     assert "**At this budget no approximation (SnAp-1, UORO, KF-RTRL) learns any task**, and exact RTRL was not run." in text
 
 
-def test_write_section_replaces_only_its_own_section(tmp_path):
-    doc = tmp_path / "approximations.md"
-    doc.write_text("# Gradients\n\ntable\n")
-    write_section(doc, _sample())
-    write_section(doc, _sample())  # idempotent: the section is replaced, not appended again
-    text = doc.read_text()
-    assert text.startswith("# Gradients\n\ntable\n\n" + HEADING) and text.count(HEADING) == 1
+def test_the_page_holds_the_parts_whose_json_exists(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "approx_learning.json").write_text(json.dumps(_sample()))
+    files = write_page(_sample(), results / "approx_learning.json", tmp_path / "page.md")
+    text = (tmp_path / "page.md").read_text()
+    assert files == [tmp_path / "page.md"], "no gradient JSON: no gradient charts"
+    assert text.count(HEADING) == 1 and "## Findings" in text and "## Gradient quality" not in text
+    assert text.index("## Findings") < text.index("Some approximation learns") < text.index(HEADING) \
+        < text.index("## Reproduce")
 
 
-def test_the_gradient_page_appends_the_section_only_when_its_json_exists(tmp_path):
-    assert page_tail(tmp_path / "approx_learning.json") == []
-    (tmp_path / "approx_learning.json").write_text(json.dumps(_sample()))
-    assert page_tail(tmp_path / "approx_learning.json") == section(_sample())
+def test_report_only_rewrites_the_page_from_the_json(tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "approx_learning.json").write_text(json.dumps(_sample()))
+    assert main(["--report-only", "--out", str(out)]) == 0
+    first = (tmp_path / "approximations.md").read_text()
+    assert "\n".join(section(_sample())) in first
+    assert main(["--report-only", "--out", str(out)]) == 0
+    assert (tmp_path / "approximations.md").read_text() == first, "the same JSON gives the same page"
 
 
-def test_report_only_rewrites_the_section_from_the_json(tmp_path):
-    data, doc = tmp_path / "a.json", tmp_path / "page.md"
-    data.write_text(json.dumps(_sample()))
-    assert main(["--report-only", "--json", str(data), "--doc", str(doc)]) == 0
-    assert doc.read_text() == "\n".join(section(_sample()))
-
-
-def test_committed_page_is_the_section_generated_from_the_committed_json():
+def test_committed_page_is_generated_from_the_committed_json(tmp_path):
     assert RESULTS.exists(), "the page's JSON is committed beside it"
-    expected = "\n".join(page_tail(RESULTS))  # the full grid's section, then the long grid's if it ran
-    page = PAGE.read_text()
-    assert page.count(HEADING) == 1 and page.endswith(expected)
+    results = tmp_path / "results"
+    results.mkdir()
+    for name in ("approx_learning.json", "approx_learning_long.json", "bench_gradients.json"):
+        (results / name).write_text((RESULTS.parent / name).read_text())
+    data = json.loads(RESULTS.read_text())
+    write_page(data, results / "approx_learning.json", tmp_path / "approximations.md")
+    assert (tmp_path / "approximations.md").read_text() == PAGE.read_text()
 
 
 def test_the_long_grid_runs_recall_blank_at_ten_times_the_budget_with_the_same_networks():
-    specs = al.LONG.specs()
+    specs = al.specs(al.GRIDS["long"])
     assert {s["task"] for s in specs} == {"recall-blank"} and len(specs) == 3 * (len(al.LSTM_RULES) + 1)
     for spec in specs:
         config = load_config(None, spec["overrides"])
-        assert config.train.total_steps == 10 * al.FULL.memory_steps and config.train.segment_length == 10
-        assert config.env.options["delay"] == al.FULL.memory_tasks["recall-blank"]
+        assert config.train.total_steps == 10 * 200_000 and config.train.segment_length == 10
+        assert config.env.options["delay"] == al.MEMORY_TASKS["recall-blank"]
         assert config.agent.hidden_size == (64 if spec["rule"] == "rtrl-elstm" else al.LSTM_N)
 
 
 def test_the_long_grid_writes_its_own_json_and_a_subsection_after_the_full_grids(tmp_path):
-    from rtrl_rl.bench.approx_learning import default_json, results_of_page
-    from rtrl_rl.bench.approx_learning_page import longer_section
-
-    assert default_json("long").endswith(al.LONG_JSON_NAME) and default_json("full") != default_json("long")
+    assert al.LONG.json_name != al.EXPERIMENT.json_name and al.LONG.page_name == al.EXPERIMENT.page_name
     longer = _data([_run("recall-blank", r, s, 0.9 if r == "lstm-rtrl" else 0.25, "memory")
                     for r in [*al.LSTM_RULES, "rtrl-elstm"] for s in (0, 1, 2)])
-    longer["grid"] = al.LONG.describe()
-    full_path, long_path = tmp_path / "approx_learning.json", tmp_path / al.LONG_JSON_NAME
-    full_path.write_text(json.dumps(_sample()))
-    assert results_of_page(long_path, longer) == (_sample(), longer), "the full grid's results are read beside it"
-    assert results_of_page(full_path, _sample()) == (_sample(), None), "no long grid run yet"
+    longer["grid"] = al.describe(al.GRIDS["long"])
     text = "\n".join(longer_section(longer))
     assert text.startswith("### A longer budget: 2,000,000 steps") and "All 18 runs finished." in text
     assert f"| exact RTRL LSTM (n = {al.LSTM_N}) | 0.90 ± 0.00 (solves) |" in text
-    assert "while exact RTRL of the same LSTM learns recall-blank" in text
-    long_path.write_text(json.dumps(longer))
-    doc = tmp_path / "page.md"
-    assert main(["--report-only", "--grid", "long", "--json", str(long_path), "--doc", str(doc)]) == 0
-    assert doc.read_text() == "\n".join(section(_sample()) + longer_section(longer)) == "\n".join(page_tail(full_path))
+    assert "while exact RTRL of the same LSTM learns recall-blank" in "\n".join(summary(longer, cells(longer)))
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "approx_learning.json").write_text(json.dumps(_sample()))
+    (out / al.LONG.json_name).write_text(json.dumps(longer))
+    assert main(["--report-only", "--grid", "long", "--out", str(out)]) == 0
+    page = (tmp_path / "approximations.md").read_text()
+    assert page.index("\n".join(section(_sample()))) < page.index("\n".join(longer_section(longer)))
 
 
 def test_a_grid_resumed_on_another_machine_says_which_runs_ran_where():
@@ -186,8 +189,8 @@ def test_a_grid_resumed_on_another_machine_says_which_runs_ran_where():
         run["cpu"] = "Old CPU"
     for run in data["runs"][3:]:
         run["cpu"] = "New CPU"
-    data["meta"]["resumes"] = [{"command": "rtrl-rl bench approx-learning --resume", "jobs": 2, "cpu": "New CPU"}]
+    data["meta"]["history"].append({"command": "rtrl-rl bench approx-learning --resume", "jobs": 2, "cpu": "New CPU"})
     text = "\n".join(section(data))
     assert "Old CPU: 3 runs (RTRL eLSTM (n = 64, default) seeds 0, 1, 2)" in text
-    assert "New CPU: the other" in text and "(2 at a time, New CPU)" in text
+    assert "New CPU: the other" in text and "1 then 2 training process(es) at a time over 2 invocation(s)" in text
     assert "two machines" not in "\n".join(section(_sample())), "one machine: nothing to say"

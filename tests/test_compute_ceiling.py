@@ -1,10 +1,15 @@
-"""benchmarks/compute_ceiling.py: FLOPs of acting and learning per env step, and the ceiling."""
+"""``rtrl-rl bench compute-ceiling``: FLOPs of acting and learning per env step, and the ceiling."""
 
 from __future__ import annotations
 
 import json
 
-from benchmarks.compute_ceiling import main, measure
+from rtrl_rl import cli
+from rtrl_rl.bench.compute_ceiling import measure
+
+
+def main(argv: list[str]) -> int:
+    return cli.main(["bench", "compute-ceiling", *argv])
 
 
 def test_counts_more_work_for_learning_than_for_acting():

@@ -12,7 +12,7 @@ from rtrl_rl.configs import available_configs, config_dir, resolve_config_path
 
 READY = ["default", "memory/recall", "memory/tmaze", "atari/pong", "atari/breakout",
          "procgen/coinrun", "procgen/starpilot", "dmlab/rooms_watermaze",
-         "dmlab/rooms_select_nonmatching_object", "popgym/easy"]
+         "dmlab/rooms_select_nonmatching_object", "popgym/easy", "minatar/segment", "minatar/stream"]
 #: suites that use the reference implementation's hyperparameters (Irie et al., ICLR 2024)
 REFERENCE = [n for n in READY if n.split("/")[0] in ("atari", "procgen", "dmlab")]
 
@@ -217,11 +217,12 @@ def test_an_unavailable_device_exits_2_in_both_trainers(tmp_path, capsys, actors
 
 def test_the_popgym_config_is_the_benchmarks_rtrl_rule():
     # configs/popgym/easy is what the POPGym page measured as RTRL lru: the two must not drift apart
-    from rtrl_rl.experiments import popgym as pg
-    from rtrl_rl.experiments.popgym_targets import BEST_RTRL
+    from rtrl_rl.bench import popgym as pg
+    from rtrl_rl.bench.popgym_targets import BEST_RTRL
 
     ready = load_config(resolve_config_path("popgym/easy"), ["env.id=popgym:RepeatFirstEasy"])
-    bench = load_config(None, pg.full_grid().overrides("RepeatFirstEasy", BEST_RTRL, 0))
+    run = next(s for s in pg.specs(pg.GRIDS["full"]()) if s["task"] == "RepeatFirstEasy" and s["rule"] == BEST_RTRL)
+    bench = load_config(None, run["overrides"])
     assert to_dict(ready)["agent"] == to_dict(bench)["agent"]
     for key in ("entropy_cost", "segment_length", "total_steps", "lr"):
         assert getattr(ready.train, key) == getattr(bench.train, key), key

@@ -106,8 +106,9 @@ def test_forget_bias_initialisation():
     n = 4
     assert torch.all(make_core("elstm", 3, n).bias[n:] == 3.0)
     assert torch.all(make_core("mingru", 3, n, forget_bias=2.0).bias[:n] == -2.0)
-    lstm = make_core("lstm", 3, n, learning="tbptt", forget_bias=2.5).lstm
-    assert torch.all(lstm.bias_ih_l0[n:2 * n] + lstm.bias_hh_l0[n:2 * n] == 2.5)
+    for learning in ("tbptt", "snap1"):  # torch's kernel and the dense core: the same parameters
+        lstm = make_core("lstm", 3, n, learning=learning, forget_bias=2.5)
+        assert torch.all(lstm.bias_ih[n:2 * n] + lstm.bias_hh[n:2 * n] == 2.5)
 
 
 def test_lstm_resets_mid_segment_equal_separate_runs():
@@ -117,9 +118,9 @@ def test_lstm_resets_mid_segment_equal_separate_runs():
     reset = torch.zeros(6, 2, dtype=torch.bool)
     reset[3, 0] = True
     y, carry = core(x, core.initial_carry(2), reset)
-    y_tail, _ = core.lstm(x[3:, :1])  # stream 0 restarts from zeros at step 3
+    y_tail, _ = core.kernel(x[3:, :1])  # stream 0 restarts from zeros at step 3
     torch.testing.assert_close(y[3:, :1], y_tail)
-    y_whole, (h, _) = core.lstm(x[:, 1:])  # stream 1 never resets
+    y_whole, (h, _) = core.kernel(x[:, 1:])  # stream 1 never resets
     torch.testing.assert_close(y[:, 1:], y_whole)
     torch.testing.assert_close(carry["h"][1:], h[0])
 
@@ -188,7 +189,7 @@ def test_bench_on_cuda_adds_graph_replays_that_match_eager_gradients():
 
 def test_breakdown_times_every_piece_and_restores_the_machinery():
     from rtrl_rl.agents.cores import scan
-    from benchmarks.cores_breakdown import PIECES, measure as breakdown
+    from rtrl_rl.bench.cores_breakdown import PIECES, measure as breakdown
 
     before = {name: getattr(scan, name) for name in PIECES}
     result = breakdown(n=8, d=4, batch=2, length=3, segments=2, warmup=1)
@@ -200,12 +201,12 @@ def test_breakdown_times_every_piece_and_restores_the_machinery():
 def test_bench_grid_and_memory_experiment_have_the_complex_cores():
     from rtrl_rl.bench.cores import CPU_GRID
     from rtrl_rl.config import load_config
-    from rtrl_rl.experiments.memory import GRIDS, QUICK, RULES
+    from rtrl_rl.bench.memory import GRIDS, RULES, specs
 
     assert {"lru", "rtu"} <= {row[0] for row in CPU_GRID if row[1:] == (256, 256, 16, 50)}
     new = {"rtrl-lru", "rtrl-rtu", "rtrl-rtu-nonlinear"}
-    assert new <= set(RULES) and not new & {s["rule"] for s in QUICK.specs()}
-    specs = GRIDS["cores"].specs()
+    assert new <= set(RULES) and not new & {s["rule"] for s in specs(GRIDS["quick"])}
+    specs = specs(GRIDS["cores"])
     assert {s["rule"] for s in specs} == {"rtrl-elstm", *new}
     for spec in specs:
         config = load_config(None, spec["overrides"])

@@ -1,5 +1,5 @@
 """``rtrl-rl bench gradients`` on a tiny grid: it runs, validates its input, and writes
-the JSON and the page with its plots (the numbers themselves are the benchmark's)."""
+the JSON and the page with its charts beside the JSON (the numbers themselves are the benchmark's)."""
 
 import json
 
@@ -11,7 +11,7 @@ TINY = ["bench", "gradients", "--sizes", "3", "4", "--lengths", "12", "--segment
 
 
 def test_bench_gradients_writes_json_and_page(tmp_path):
-    out, page = tmp_path / "g.json", tmp_path / "approximations.md"
+    out, page = tmp_path / "results" / "g.json", tmp_path / "approximations.md"
     assert cli.main([*TINY, "--json", str(out), "--doc", str(page)]) == 0
     data = json.loads(out.read_text())
     rules = {(r["core"], r["rule"]) for r in data["quality"]}
@@ -24,13 +24,14 @@ def test_bench_gradients_writes_json_and_page(tmp_path):
                                                                         "rtrl", "nn.LSTM"}
     assert set(data["rtrl_exponent"]) == {"rnn", "gru", "lstm"}
     text = page.read_text()
-    assert "## Verdicts" in text and "| lstm | 4 | rtrl |" in text
+    assert "## Findings" in text and "| lstm | 4 | rtrl |" in text and "## Reproduce" in text
     assert all((tmp_path / "results" / f"approximations_{k}.png").stat().st_size > 0 for k in ("cos", "var", "cost"))
 
 
 def test_bench_gradients_rejects_bad_arguments():
     assert cli.main(["bench", "gradients", "--draws", "1"]) == 2
     assert cli.main(["bench", "gradients", "--segment", "0"]) == 2
+    assert cli.main(["bench", "gradients", "--doc", "page.md"]) == 2, "the page is written from a JSON"
 
 
 def test_exponent_fit_recovers_a_known_power():

@@ -9,11 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from rtrl_rl import cli
+from rtrl_rl.bench import memory_costs
+from rtrl_rl.bench.grid import SEGMENT_LENGTH
+from rtrl_rl.bench.memory import GRIDS, LENGTHS, RULES, TASKS, specs
+from rtrl_rl.bench.memory_page import check_claims, frames_to_solve
 from rtrl_rl.config import load_config
-from rtrl_rl.experiments import costs
-from rtrl_rl.experiments.aggregate import check_claims, frames_to_solve
-from rtrl_rl.experiments.cli import main
-from rtrl_rl.experiments.memory import FULL, LENGTHS, QUICK, RULES, SEGMENT_LENGTH, TASKS
+
+FULL, QUICK = GRIDS["full"], GRIDS["quick"]
+
+
+def main(argv: list[str]) -> int:
+    """``rtrl-rl bench memory ARGV``."""
+    return cli.main(["bench", "memory", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +49,26 @@ def _leaves(obj, numbers: list[float], strings: list[str]) -> None:
         strings.append(str(obj))
 
 
+def _derived(data: dict) -> dict:
+    """What the page computes from the JSON: its thresholds, the per-cell figures over seeds, the throughput,
+    the total wall time and the grids' estimated times."""
+    from rtrl_rl.bench.memory_page import CHANCE_MARGIN, SOLVED, aggregate, throughput
+    from rtrl_rl.bench.page import estimate
+
+    final = aggregate(data["runs"], list(data["grid"]["cells"]), list(data["grid"]["rules"]))
+    jobs = data["meta"]["history"][0]["jobs"]
+    return {"final": final, "throughput": throughput(final), "thresholds": [SOLVED, CHANCE_MARGIN],
+            "wall_s": sum(h.get("wall_s", 0.0) for h in data["meta"]["history"]),
+            "estimates": [estimate(p, data["runs"], jobs) for p in data["grid"]["plans"].values()]}
+
+
 def _untraced_numbers(md: str, data: dict) -> list[str]:
-    """Number tokens of the page that are neither in a JSON string nor a JSON number as shown
-    (at the printed precision, or in millions)."""
+    """Number tokens of the page that are neither in a JSON string nor a number of the JSON
+    or derived from it (:func:`_derived`) as shown: at the printed precision, in millions, or
+    a time in minutes or hours."""
     numbers: list[float] = []
     strings: list[str] = []
-    _leaves(data, numbers, strings)
+    _leaves({"data": data, "derived": _derived(data)}, numbers, strings)
     bad = []
     for token in re.findall(r"\d[\d,]*(?:\.\d+)?", md):
         token = token.rstrip(",")
@@ -55,7 +77,7 @@ def _untraced_numbers(md: str, data: dict) -> list[str]:
         plain = token.replace(",", "")
         digits = len(plain.split(".")[1]) if "." in plain else 0
         tol = 0.5 * 10 ** -digits + 1e-9
-        if not any(abs(x - float(plain)) <= tol or abs(x / 1e6 - float(plain)) <= tol for x in numbers):
+        if not any(abs(x / scale - float(plain)) <= tol for x in numbers for scale in (1, 1e6, 60, 3600)):
             bad.append(token)
     return bad
 
@@ -67,6 +89,10 @@ def test_tiny_grid_writes_page_plots_and_json(tiny: Path):
     for run in data["runs"]:
         assert run["steps"] >= data["grid"]["total_steps"] and run["evaluations"]
         assert run["command"].startswith("rtrl-rl train env.id=memory:")
+        assert run["cpu"] == data["meta"]["machine"]["cpu"] and "run_dir" not in run
+    history = data["meta"]["history"]
+    assert [h["command"] for h in history] == ["rtrl-rl bench memory --grid tiny --skip-bench --jobs 2"]
+    assert history[0]["wall_s"] > 0 and "/" not in history[0]["command"], "no local path enters the JSON"
     pngs = sorted((tiny / "results").glob("*.png"))
     assert {p.name for p in pngs} == {"success_vs_length.png", "curves_recall-distractors.png", "curves_tmaze.png"}
     assert all(0 < p.stat().st_size < 200_000 for p in pngs)
@@ -75,6 +101,11 @@ def test_tiny_grid_writes_page_plots_and_json(tiny: Path):
     assert "### recall-distractors" in md and "### tmaze" in md
     assert "The full grid has not been run" in md
     assert "**Missing**" in md and "not run" in md  # benchmarks skipped: the page says so
+    # the finding first: the chart and the checked claims lead, "Reproduce" closes the page
+    assert md.index("(results/success_vs_length.png)") < md.index("## The expected shape, checked") < \
+        md.index("### recall-distractors") < md.index("## Reproduce")
+    reproduce = md.split("## Reproduce")[1]
+    assert reproduce.count("- `rtrl-rl bench memory") == 3
 
 
 def test_page_is_rebuilt_identically_from_json(tiny: Path):
@@ -97,9 +128,9 @@ def test_every_number_on_the_page_comes_from_the_json(tiny: Path):
 
 def test_cost_benchmark_is_recorded_and_rendered(tiny: Path):
     out = tiny / "results"
-    record = costs.run_bench("cores", ["--quick", "--repeats", "1"], out / "bench_cores.json", timeout_s=300)
+    record = memory_costs.run_bench("cores", ["--quick", "--repeats", "1"], out / "bench_cores.json", timeout_s=300)
     assert record["returncode"] == 0 and record["data"]["rows"][0]["core"] == "elstm"
-    missing = costs.run_bench("no-such-target", [], out / "bench_missing.json", timeout_s=60)
+    missing = memory_costs.run_bench("no-such-target", [], out / "bench_missing.json", timeout_s=60)
     assert "error" in missing and "data" not in missing
     data = json.loads((out / "memory.json").read_text())
     data["costs"] = {"cores": record, "runtime": missing}
@@ -113,15 +144,15 @@ def test_cost_benchmark_is_recorded_and_rendered(tiny: Path):
 
 def test_grids_follow_the_experiment_design():
     assert LENGTHS == [5, 10, 20, 40, 80] and SEGMENT_LENGTH == 10
-    assert set(FULL.cells) == set(TASKS) and len(FULL.seeds) == 3
-    assert len(FULL.specs()) == len(TASKS) * len(LENGTHS) * len(RULES) * 3
+    assert set(FULL.tasks) == set(TASKS) and len(FULL.seeds) == 3
+    assert len(specs(FULL)) == len(TASKS) * len(LENGTHS) * len(RULES) * 3
     assert len(QUICK.seeds) == 1
-    for spec in FULL.specs() + QUICK.specs():  # every run is a valid config with the right L and rule
+    for spec in specs(FULL) + specs(QUICK):  # every run is a valid config with the right L and rule
         config = load_config(None, spec["overrides"])
         task = TASKS[spec["task"]]
         assert config.env.id == task.env_id and config.env.options[task.length_option] == spec["length"]
         assert config.train.segment_length == SEGMENT_LENGTH and config.train.target_success == 0
-        assert config.train.total_steps == (FULL if spec in FULL.specs() else QUICK).total_steps
+        assert config.train.total_steps == spec["total_steps"] == (FULL if spec in specs(FULL) else QUICK).blocks[0].budget.total_steps
 
 
 def test_claims_and_frames_to_solve():
@@ -157,13 +188,13 @@ def test_runtime_benchmark_json_is_rendered(tiny: Path):
 
 
 def test_committed_report_is_regenerated_from_its_json(tmp_path: Path):
-    """docs/results.md is exactly what the report code makes of docs/results/memory.json."""
-    from rtrl_rl.experiments.report import write_report
+    """docs/results.md is exactly what the page code makes of docs/results/memory.json."""
+    from rtrl_rl.bench.memory_page import write_page
 
     docs = Path(__file__).resolve().parents[1] / "docs"
     assert (docs / "results" / "memory.json").is_file(), "the committed report's JSON is missing"
     data = json.loads((docs / "results" / "memory.json").read_text())
-    write_report(data, tmp_path / "results", tmp_path / "results.md")
+    write_page(data, tmp_path / "results" / "memory.json", tmp_path / "results.md")
     committed = (docs / "results.md").read_text()
     assert (tmp_path / "results.md").read_text() == committed
     assert _untraced_numbers(committed, data) == []
@@ -205,14 +236,10 @@ def sleep_run(spec, work_dir):
 
 _GRID = '''
 import sys
-from rtrl_rl.experiments.memory import run_grid
+from rtrl_rl.bench.pool import run_grid
 from sleeper import sleep_run
 
-class Specs:
-    def specs(self):
-        return [{"n": i} for i in range(4)]
-
-run_grid(Specs(), sys.argv[1], jobs=2, runner=sleep_run)
+run_grid([{"n": i} for i in range(4)], sys.argv[1], jobs=2, runner=sleep_run)
 '''
 
 
@@ -248,9 +275,8 @@ def test_a_run_whose_process_dies_gives_an_error_result(tmp_path):
     import sys
 
     (tmp_path / "dier.py").write_text("import os\n\ndef die(spec, work_dir):\n    os._exit(3)\n")
-    script = ("import json, sys\nfrom rtrl_rl.experiments.memory import run_grid\nfrom dier import die\n"
-              "class Specs:\n    def specs(self):\n        return [{'n': 0}, {'n': 1}]\n"
-              "print(json.dumps(run_grid(Specs(), sys.argv[1], jobs=2, runner=die)))\n")
+    script = ("import json, sys\nfrom rtrl_rl.bench.pool import run_grid\nfrom dier import die\n"
+              "print(json.dumps(run_grid([{'n': 0}, {'n': 1}], sys.argv[1], jobs=2, runner=die)))\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parents[1])])}
     out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True,
                          timeout=120, check=True)
@@ -262,7 +288,7 @@ def test_a_run_whose_process_dies_gives_an_error_result(tmp_path):
 def test_an_interrupted_run_is_an_error_not_a_result(tmp_path, monkeypatch):
     # a run stopped by a signal ends with a summary like a finished one: the grid must not count it
     import rtrl_rl.trainer
-    from rtrl_rl.experiments.memory import run_one
+    from rtrl_rl.bench.pool import train_cell as run_one
 
     def stopped(summary_stopped):
         def fake_train(config):
@@ -276,3 +302,12 @@ def test_an_interrupted_run_is_an_error_not_a_result(tmp_path, monkeypatch):
     assert "interrupted (SIGTERM) at step 1280, before the budget" in result["error"]
     monkeypatch.setattr(rtrl_rl.trainer, "train", stopped("budget"))
     assert "error" not in run_one(spec, str(tmp_path))
+
+
+def test_another_grid_is_not_written_over_a_result(tiny: Path, capsys):
+    """The tiny grid's result stays: the quick grid must go to a folder of its own."""
+    out = tiny / "results"
+    before = (out / "memory.json").read_text()
+    assert main(["--quick", "--skip-bench", "--out", str(out)]) == 2
+    assert "holds the 'tiny' grid" in capsys.readouterr().err
+    assert (out / "memory.json").read_text() == before

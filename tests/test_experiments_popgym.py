@@ -4,46 +4,55 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from rtrl_rl.experiments import popgym as pg
-from rtrl_rl.experiments.popgym_report import write_page
-from rtrl_rl.experiments.popgym_targets import BEST_RTRL as BEST
+from rtrl_rl import cli
+from rtrl_rl.bench import popgym as pg
+from rtrl_rl.bench.curves import mmer, window_means
+from rtrl_rl.bench.grid import SEGMENT_LENGTH
+from rtrl_rl.bench.popgym_page import write_page
+from rtrl_rl.bench.popgym_targets import BEST_RTRL as BEST
 
-ROOT = Path(__file__).resolve().parents[1]
+
+def bench(argv: list[str]) -> int:
+    """``rtrl-rl bench popgym ARGV``: its exit code, argparse's own refusals included."""
+    try:
+        return cli.main(["bench", "popgym", *argv])
+    except SystemExit as exit_info:
+        return exit_info.code
 
 
 def test_mmer_is_the_best_window_mean_computed_by_hand():
     # windows of 10 steps: (0, 10] holds 0.0 and 1.0 -> 0.5; (10, 20] holds -1.0 -> -1;
     # (20, 30] is empty (skipped); (30, 40] holds 0.2, 0.4, 0.9 -> 0.5; MMER = 0.5
     curve = [(5, 0.1, 0.0), (10, 0.2, 1.0), (15, 0.3, -1.0), (31, 0.4, 0.2), (35, 0.5, 0.4), (40, 0.6, 0.9)]
-    assert pg.window_means(curve, 10) == [(10, 0.5), (20, -1.0), (40, pytest.approx(0.5))]
-    assert pg.mmer(curve, 10) == pytest.approx(0.5)
-    assert pg.mmer([(3, 0.0, 0.7)], 10) == 0.7 and pg.mmer([], 10) is None
-    assert pg.mmer(curve, 100) == pytest.approx((0.0 + 1.0 - 1.0 + 0.2 + 0.4 + 0.9) / 6)
+    assert window_means(curve, 10) == [(10, 0.5), (20, -1.0), (40, pytest.approx(0.5))]
+    assert mmer(curve, 10) == pytest.approx(0.5)
+    assert mmer([(3, 0.0, 0.7)], 10) == 0.7 and mmer([], 10) is None
+    assert mmer(curve, 100) == pytest.approx((0.0 + 1.0 - 1.0 + 0.2 + 0.4 + 0.9) / 6)
 
 
 def test_rules_extend_by_core_name_and_the_episode_segment_is_per_task():
     rules = pg.rules(["elstm", "mingru", "lru"])
     assert list(rules)[:4] == [pg.BEST_RTRL, "rtrl-elstm", "rtrl-mingru", "rtrl-lru"]
-    assert "agent.core=lru" in rules["rtrl-lru"][1]
-    assert "agent.input_mixer=true" in rules[pg.BEST_RTRL][1]
-    grid = pg.Grid("t", ["RepeatFirstEasy", "MineSweeperEasy"], rules, [0, 1], 1000)
-    specs = grid.specs()
+    assert "agent.core=lru" in rules["rtrl-lru"].overrides
+    assert "agent.input_mixer=true" in rules[pg.BEST_RTRL].overrides
+    grid = pg.grid("t", ["RepeatFirstEasy", "MineSweeperEasy"], list(rules), [0, 1], 1000)
+    specs = pg.specs(grid, rules)
     assert len(specs) == 2 * 2 * len(rules)
     episode = {(s["task"], s["rule"]): s["length"] for s in specs}
     assert episode[("RepeatFirstEasy", "tbptt-lstm-episode")] == 51
     assert episode[("MineSweeperEasy", "tbptt-lstm-episode")] == 14
-    assert episode[("MineSweeperEasy", "tbptt-lstm")] == pg.SEGMENT_LENGTH
-    assert set(pg.TASKS) >= set(pg.quick_grid().tasks) and len(pg.TASKS) == 13
+    assert episode[("MineSweeperEasy", "tbptt-lstm")] == SEGMENT_LENGTH
+    for s in specs:  # the segment is set once, from the rule, never parsed back from an override
+        assert [o for o in s["overrides"] if o.startswith("train.segment_length=")] == [f"train.segment_length={s['length']}"]
+    assert set(pg.TASKS) >= set(pg.GRIDS["quick"]().tasks) and len(pg.TASKS) == 13
     # every run gets the shared settings; a shared lever puts the library default back, after them
     lstm_runs = [s["overrides"] for s in specs if s["rule"] == "tbptt-lstm"]
     assert all(pg.SHARED[0] in o for o in lstm_runs)
-    lever = grid.overrides("RepeatFirstEasy", "tbptt-lstm+entropy-1e-2", 0)
+    lever = next(s["overrides"] for s in specs if s["rule"] == "tbptt-lstm+entropy-1e-2")
     assert lever.index("train.entropy_cost=0.01") > lever.index(pg.SHARED[0])
     assert "tbptt-lstm+entropy-1e-2" not in pg.grid_rules() and "rtrl-lru+input-mixer" in rules
 
@@ -63,16 +72,14 @@ def test_episode_lengths_match_popgym():
 def _tiny_result() -> dict:
     curve = [(1280 * i, 0.5 * i, -0.5 + 0.1 * i) for i in range(1, 4)]
     run = {"task": "RepeatPreviousEasy", "seed": 0, "steps": 3840, "wall_s": 2.0, "sps": 1920.0, "curve": curve,
-           "mmer": pg.mmer(curve), "final_return": -0.25, "command": "rtrl-rl train ..."}
-    rules = {r: {"label": lab, "overrides": o} for r, (lab, o) in pg.rules().items()}
+           "mmer": mmer(curve), "final_return": -0.25, "command": "rtrl-rl train ..."}
+    grid = pg.describe(pg.grid("tiny", ["RepeatPreviousEasy"], ["rtrl-elstm"], [0, 1], 3840), pg.rules())
     return {
-        "meta": {"command": "python -m benchmarks.popgym --tiny", "report_command": "python -m benchmarks.popgym "
-                 "--report-only", "json": "x/popgym.json", "started": "now", "wall_s": 60.0, "jobs": 2,
-                 "machine": {"nproc": 2, "cpu": "cpu", "mem_gib": 1, "load_start": "1", "load_end": "2"},
-                 "versions": {"torch": "2"}, "peer": "defaults", "recall": pg.RECALL, "not_measured": ["the rest"]},
-        "grid": {"name": "tiny", "tasks": ["RepeatPreviousEasy"], "seeds": [0, 1], "total_steps": 3840,
-                 "segment_length": 10, "window_steps": pg.WINDOW_STEPS, "shared": pg.SHARED, "rules": rules,
-                 "episodes": {"RepeatPreviousEasy": 51}},
+        "meta": {"machine": {"nproc": 2, "cpu": "cpu", "mem_gib": 1, "load_start": "1", "load_end": "2"},
+                 "versions": {"torch": "2"}, "peer": "defaults",
+                 "history": [{"command": "rtrl-rl bench popgym --grid tiny", "started": "now", "wall_s": 60.0,
+                              "jobs": 2, "cpu": "cpu"}]},
+        "grid": grid, "not_measured": ["the rest"],
         "runs": [{**run, "rule": "rtrl-elstm"}, {**run, "rule": "rtrl-elstm", "seed": 1, "mmer": 0.1,
                                                 "final_return": 0.35},
                  {**run, "rule": pg.PEER, "final_return": None},
@@ -86,37 +93,43 @@ def _tiny_result() -> dict:
 def test_report_from_a_tiny_saved_result(tmp_path):
     data = _tiny_result()
     md = tmp_path / "results_popgym.md"
-    files = write_page(data, tmp_path / "results", md)
+    files = write_page(data, tmp_path / "results" / "popgym.json", md)
     assert all(f.is_file() and f.stat().st_size > 0 for f in files)
+    assert {f.name for f in files} == {"results_popgym.md", "popgym_tasks.png", "popgym_steps.png", "popgym_wall.png"}
     text = md.read_text()
-    mmer0 = pg.mmer(data["runs"][0]["curve"])  # one window holds all three points: mean -0.3
+    mmer0 = mmer(data["runs"][0]["curve"])  # one window holds all three points: mean -0.3
     assert mmer0 == pytest.approx(-0.3)
     # two seeds: MMER -0.3 and 0.1 -> mean -0.10 ± 0.28; final -0.25 and 0.35 -> 0.05 ± 0.42
     assert "| RepeatPreviousEasy | -0.10 ± 0.28 (0.05 ± 0.42) |" in text
     assert "-0.30 (–)" in text  # the peer: one seed, no final evaluation
     assert "| 40 | 0.960 |" in text and "not reached" in text
-    assert "**TBPTT GRU (T = 10)**: `agent.core=gru agent.learning=tbptt`" in text and "the rest" in text
-    assert f"then `{pg.SHARED[0]}` for every rule" in text
+    assert "**RTRL elstm**: `agent.core=elstm agent.learning=rtrl agent.encoder_grad=segment`" in text
+    assert "**TBPTT GRU" not in text, "a rule that did not run is not in the rules list"
+    assert "the rest" in text and f"then `{pg.SHARED[0]}` for every rule" in text
     # the targets section: RTRL lru was not run here, so no target can read as met
     assert "## Targets" in text and ": met" not in text
-    assert data["aggregate"]["RepeatPreviousEasy"]["rtrl-elstm"]["mmer"]["values"] == [pytest.approx(-0.3), 0.1]
+    # the finding first: the per-task chart and the targets lead, "Reproduce" closes the page
+    assert text.index("(results/popgym_tasks.png)") < text.index("## Targets") < text.index("## Every rule") \
+        < text.index("## Reproduce")
+    assert text.split("## Reproduce")[1].count("- `rtrl-rl bench popgym") == 3
+    assert "aggregate" not in data, "the page stores nothing derived in the JSON"
 
 
 def test_the_full_grid_note_is_decided_from_the_runs():
-    from rtrl_rl.experiments.popgym_report import _notes, missing_from_full_grid
+    from rtrl_rl.bench.popgym_page import missing_from_full_grid, missing_notes
 
     data = _tiny_result()
-    data["meta"]["not_measured"] = ["The full grid (...) is not on this page.", "Sample Factory: not run."]
-    n_runs = 3 * len(pg.TASKS)
+    full = pg.GRIDS["full"]()
+    n_runs = len(full.tasks) * len(full.seeds)
     missing = missing_from_full_grid(data)
     assert missing["rtrl-elstm"] == n_runs - 2 and missing[pg.PEER] == n_runs - 1 and "rtrl-lru+wide" not in missing
-    assert "missing from this page" in _notes(data)[0] and "not on this page" not in " ".join(_notes(data))
+    assert "missing from this page" in missing_notes(data, pg.PEER)[2]
     run = data["runs"][0]
     data["runs"] = [{**run, "task": t, "rule": r, "seed": s} for t in pg.TASKS for s in (0, 1, 2)
-                    for r in [*pg.full_grid().rules, pg.PEER]]
+                    for r in [*full.rules, pg.PEER]]
     data["runs"][0] = {k: v for k, v in data["runs"][0].items() if k not in ("mmer", "curve")} | {"error": "diverged"}
     assert missing_from_full_grid(data) == {}, "a run that failed was still run"
-    assert _notes(data) == ["Sample Factory: not run."]
+    assert "missing from this page" not in "\n".join(missing_notes(data, pg.PEER))
 
 
 def test_a_result_of_levers_only_still_gets_its_page(tmp_path):
@@ -125,7 +138,7 @@ def test_a_result_of_levers_only_still_gets_its_page(tmp_path):
     data["runs"] = [{**data["runs"][0], "rule": "rtrl-lru+input-mixer"},
                     {**data["runs"][0], "rule": "tbptt-lstm+entropy-1e-2", "mmer": 0.5}]
     md = tmp_path / "results_popgym.md"
-    write_page(data, tmp_path / "results", md)
+    write_page(data, tmp_path / "results" / "popgym.json", md)
     text = md.read_text()
     # each variant sits under its own rule's row (which did not run here: dashes)
     rows = [line for line in text.splitlines() if line.startswith("| RTRL lru") or line.startswith("| TBPTT LSTM")
@@ -139,40 +152,36 @@ def test_a_result_of_levers_only_still_gets_its_page(tmp_path):
 @pytest.mark.parametrize("args, message", [(["--rtrl-cores", "nope"], "unknown core"),
                                            (["--tasks", "Nope"], "invalid choice"), (["--steps", "0"], "must be positive"),
                                            (["--rules", "tbptt-nope"], "unknown rule"),
-                                           (["--append"], "no "), (["--report-only"], "no ")])
+                                           (["--resume"], "no "), (["--report-only"], "no ")])
 def test_cli_refuses_bad_input_before_running(tmp_path, capsys, args, message):
-    from rtrl_rl.experiments.popgym_cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args, "--out", str(tmp_path)])
-    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert bench([*args, "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # refused before anything was written
 
 
-def test_benchmark_script_is_the_cli():
-    out = subprocess.run([sys.executable, "-m", "benchmarks.popgym", "--help"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    assert out.returncode == 0 and "--quick" in out.stdout and "--peer" in out.stdout
+def test_the_experiment_is_a_bench_target(capsys):
+    assert bench(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--quick" in out and "--peer" in out and "--resume" in out
 
 
 @pytest.mark.slow  # two spawned training processes: tens of seconds on a shared machine
 def test_the_tiny_grid_runs_end_to_end(tmp_path):
     pytest.importorskip("popgym", reason='popgym is not installed: pip install "rtrl-rl[popgym]"')
-    from rtrl_rl.experiments.popgym_cli import main
-
     out = tmp_path / "results"
-    assert main(["--tiny", "--tasks", "RepeatPreviousEasy", "--out", str(out), "--work-dir", str(tmp_path / "w")]) == 0
+    assert bench(["--grid", "tiny", "--tasks", "RepeatPreviousEasy", "--out", str(out), "--work-dir",
+                  str(tmp_path / "w")]) == 0
     data = json.loads((out / "popgym.json").read_text())
     assert {r["rule"] for r in data["runs"]} == {"rtrl-elstm", "tbptt-lstm-episode"}
     for run in data["runs"]:
-        assert run["curve"] and run["mmer"] == pg.mmer(run["curve"]) and run["final_return"] is not None
+        assert run["curve"] and run["mmer"] == mmer(run["curve"]) and run["final_return"] is not None
     assert (tmp_path / "results_popgym.md").is_file()
 
 
 def test_peer_adapter_on_a_few_hundred_steps():
     pytest.importorskip("sb3_contrib", reason='sb3-contrib is not installed: pip install "rtrl-rl[peers]"')
     pytest.importorskip("popgym", reason='popgym is not installed: pip install "rtrl-rl[popgym]"')
-    from rtrl_rl.experiments.peers import run_recurrent_ppo
+    from rtrl_rl.bench.popgym_peer import run_recurrent_ppo
 
     for name in ("AutoencodeEasy", "CountRecallEasy"):  # Tuple and MultiDiscrete observations, flattened for SB3
         result = run_recurrent_ppo(f"popgym:{name}", 256, seed=0, eval_episodes=2, n_steps=32, batch_size=64,
@@ -181,7 +190,7 @@ def test_peer_adapter_on_a_few_hundred_steps():
     recall = run_recurrent_ppo("memory:recall", 256, options={"delay": 2}, eval_episodes=8, eval_interval_steps=256,
                                target_success=0.95, n_steps=32, batch_size=64, n_epochs=1)
     assert recall["curve"] and 0.0 <= recall["evaluations"][0]["success_rate"] <= 1.0
-    assert pg.mmer(recall["curve"]) is not None
+    assert mmer(recall["curve"]) is not None
     # a wall budget stops training long before the step budget (equal-wall-time comparisons)
     short = run_recurrent_ppo("popgym:RepeatPreviousEasy", 10_000_000, eval_episodes=2, wall_budget_s=0.5,
                               n_steps=32, batch_size=64, n_epochs=1)
@@ -193,7 +202,7 @@ def _cell(mmer: float, wall_s: float = 100.0, steps: int = 3_000_000) -> dict:
 
 
 def test_targets_verdicts_by_hand():
-    from rtrl_rl.experiments.popgym_targets import verdicts
+    from rtrl_rl.bench.popgym_targets import verdicts
 
     agg = {
         # inside the segment: 0.86 is within 0.05 of 0.90; the peer is beaten
@@ -219,81 +228,57 @@ def test_targets_verdicts_by_hand():
     assert v["summary"]["beats_peer"] == (1, 2)
 
 
-def test_append_joins_invocations_and_replaces_reruns():
-    from rtrl_rl.experiments.popgym_cli import append_to
+def test_resume_joins_grids_and_refuses_another_budget():
+    from rtrl_rl.bench.driver import join_grids
 
-    saved = _tiny_result()
-    fresh = _tiny_result()
-    fresh["runs"] = []
-    fresh["meta"]["command"] = "python -m benchmarks.popgym --rules tbptt-gru"
-    fresh["grid"]["tasks"], fresh["grid"]["seeds"] = ["RepeatFirstEasy"], [2]
-    joined = append_to(saved, fresh)
-    stamped = [{**r, "cpu": saved["meta"]["machine"]["cpu"]} for r in json.loads(json.dumps(saved["runs"]))]
-    assert joined["runs"] == stamped, "the saved runs keep the machine they ran on"
-    assert joined["grid"]["tasks"] == ["RepeatPreviousEasy", "RepeatFirstEasy"]
-    assert joined["grid"]["seeds"] == [0, 1, 2] and "then python -m benchmarks.popgym --rules tbptt-gru" in \
-        joined["meta"]["command"]
-    assert joined["meta"]["wall_s_earlier"] == 60.0 and "wall_s" not in joined["meta"]
-    # a second append: the saved wall_s (60 s before, 40 s in the last invocation) already
-    # holds the earlier invocations, so it is the new "earlier", not added to the old one
-    twice = append_to({**joined, "meta": {**joined["meta"], "wall_s": 100.0}}, fresh)
-    assert twice["meta"]["wall_s_earlier"] == 100.0
-    fresh["grid"]["total_steps"] = 1
-    with pytest.raises(SystemExit, match="share one budget"):
-        append_to(saved, fresh)
-    fresh["grid"]["total_steps"] = saved["grid"]["total_steps"]
-    old = {**saved, "grid": {k: v for k, v in saved["grid"].items() if k != "shared"}}  # from before SHARED
-    with pytest.raises(SystemExit, match="share them"):
-        append_to(old, fresh)
+    saved = _tiny_result()["grid"]
+    fresh = pg.describe(pg.grid("tiny", ["RepeatFirstEasy"], ["tbptt-gru"], [2], 3840), pg.rules())
+    joined = join_grids(saved, fresh)
+    assert joined["tasks"] == ["RepeatPreviousEasy", "RepeatFirstEasy"] and joined["seeds"] == [0, 1, 2]
+    assert joined["episodes"] == {"RepeatPreviousEasy": 51, "RepeatFirstEasy": 51}
+    with pytest.raises(ValueError, match="total_steps"):
+        join_grids(saved, {**fresh, "total_steps": 1})
+    with pytest.raises(ValueError, match="shared"):
+        join_grids(saved, {**fresh, "shared": []})
 
 
-def test_join_adds_a_finished_invocation(tmp_path):
-    from rtrl_rl.experiments.popgym_cli import main
-
-    out = tmp_path / "results"
-    out.mkdir()
-    saved, other = _tiny_result(), _tiny_result()
-    other["runs"] = [{**other["runs"][0], "rule": "tbptt-gru", "mmer": 0.7}, {**other["runs"][1], "mmer": 0.5}]
-    other["meta"]["machine"]["cpu"] = "Other CPU"
-    (out / "popgym.json").write_text(json.dumps(saved))
-    (tmp_path / "other.json").write_text(json.dumps(other))
-    assert main(["--report-only", "--out", str(out), "--join", str(tmp_path / "other.json")]) == 0
-    joined = json.loads((out / "popgym.json").read_text())
-    elstm = sorted(r["mmer"] for r in joined["runs"] if r["rule"] == "rtrl-elstm")
-    assert elstm == [pytest.approx(-0.3), 0.5]  # seed 1 replaced by the other invocation's run
-    assert [r["mmer"] for r in joined["runs"] if r["rule"] == "tbptt-gru"] == [0.7]
-    assert joined["meta"]["wall_s"] == 120.0 and "0.70" in (tmp_path / "results_popgym.md").read_text()
-    assert {r["cpu"] for r in joined["runs"] if r["rule"] == "tbptt-gru"} == {"Other CPU"}
-    page = (tmp_path / "results_popgym.md").read_text()
-    assert "Machines: 2 cores each" in page and "Other CPU: 2 runs (TBPTT GRU (T = 10) seed 0; RTRL elstm seed 1)" in page
-    assert "cpu: the other 4 runs" in page  # the saved five, less the one replaced
-
-
-def test_append_runs_only_what_the_saved_json_lacks(tmp_path, monkeypatch):
-    from rtrl_rl.experiments import popgym_cli
+def test_resume_runs_only_what_the_saved_json_lacks(tmp_path, monkeypatch):
+    from rtrl_rl.bench import driver
 
     out = tmp_path / "results"
     out.mkdir()
     saved = _tiny_result()  # holds RepeatPreviousEasy rtrl-elstm seeds 0 and 1
-    saved["grid"]["total_steps"] = pg.tiny_grid().total_steps
+    saved["grid"] = pg.describe(pg.GRIDS["tiny"](), pg.rules())
+    saved["runs"] = [{**r, "length": SEGMENT_LENGTH} for r in saved["runs"][:2]]
     (out / "popgym.json").write_text(json.dumps(saved))
     asked: list[dict] = []
-    monkeypatch.setattr(popgym_cli, "run_grid", lambda grid, *a, **k: asked.extend(grid.specs()))
-    assert popgym_cli.main(["--tiny", "--append", "--tasks", "RepeatPreviousEasy", "--out", str(out)]) == 0
-    assert [(s["rule"], s["seed"]) for s in asked] == [("tbptt-lstm-episode", 0)]
-    assert len(json.loads((out / "popgym.json").read_text())["runs"]) == len(saved["runs"])
+    monkeypatch.setattr(driver, "run_grid", lambda specs, *a, **k: asked.extend(specs))
+    assert bench(["--grid", "tiny", "--resume", "--seeds", "0", "1", "--tasks", "RepeatPreviousEasy", "--out",
+                  str(out)]) == 0
+    assert [(s["rule"], s["seed"]) for s in asked] == [("tbptt-lstm-episode", 0), ("tbptt-lstm-episode", 1)]
+    again = json.loads((out / "popgym.json").read_text())
+    assert len(again["runs"]) == 2 and [h["command"] for h in again["meta"]["history"]][-1] == \
+        "rtrl-rl bench popgym --grid tiny --resume --seeds 0 1 --tasks RepeatPreviousEasy"
 
 
-def test_the_page_shows_commands_without_the_places_of_files():
-    from rtrl_rl.experiments.popgym_report import without_places
+def test_a_peer_run_names_a_command_that_runs_it():
+    spec = pg.peer_specs(["RepeatFirstEasy"], [1], 3_000_000, 270.0)[0]
+    assert pg.peer_command(spec) == "rtrl-rl bench popgym --no-grid --peer --peer-wall-s 270 --tasks " \
+                                    "RepeatFirstEasy --seeds 1"
+    args = cli.build_parser().parse_args(pg.peer_command(spec).split()[1:])
+    assert args.no_grid and args.peer and args.peer_wall_s == 270 and args.tasks == ["RepeatFirstEasy"]
 
-    typed = "python -m benchmarks.popgym --out /tmp/x/results --md=/tmp/x/p.md --seeds 0 --work-dir /tmp/w; then x"
-    assert without_places(typed) == "python -m benchmarks.popgym --seeds 0; then x"
+
+def test_the_history_holds_commands_without_the_places_of_files():
+    from rtrl_rl.bench.record import without_places
+
+    typed = "rtrl-rl bench popgym --out /tmp/x/results --page=/tmp/x/p.md --seeds 0 --work-dir /tmp/w; then x"
+    assert without_places(typed) == "rtrl-rl bench popgym --seeds 0; then x"
 
 
 def test_side_by_side_cost_decides_cheaper_per_step():
-    from rtrl_rl.experiments.popgym_cost import cost_section
-    from rtrl_rl.experiments.popgym_targets import targets_section, verdicts
+    from rtrl_rl.bench.popgym_page import cost_section
+    from rtrl_rl.bench.popgym_targets import targets_section, verdicts
 
     # by the grid's wall times RTRL is cheaper (100 s against 400 s); measured side by side it is not
     agg = {"RepeatFirstEasy": {BEST: _cell(0.30), "tbptt-lstm": _cell(0.22),
@@ -315,13 +300,24 @@ def test_side_by_side_cost_decides_cheaper_per_step():
 @pytest.mark.slow  # four short training runs in this process
 def test_cost_measurement_alternates_the_rules_in_one_process():
     pytest.importorskip("popgym", reason='popgym is not installed: pip install "rtrl-rl[popgym]"')
-    from rtrl_rl.experiments.popgym_cost import measure
+    from rtrl_rl.bench.popgym_cost import COST_RULES, measure
 
     lines = []
-    cost = measure(["RepeatPreviousEasy"], steps=640, rounds=2, extra=["env.num_envs=16"], log=lines.append)
+    g = pg.grid("cost", ["RepeatPreviousEasy"], list(COST_RULES), [0], 640, 0, ["env.num_envs=16", "log.tensorboard=false"])
+    runs = {"RepeatPreviousEasy": {s["rule"]: s["overrides"] for s in pg.specs(g)}}
+    cost = measure(runs, steps=640, rounds=2, log=lines.append)
     cell = cost["tasks"]["RepeatPreviousEasy"]
     assert cost["rules"] == [BEST, "tbptt-lstm-episode"] and len(cell[BEST]) == 2
     assert all(0 < s < 1 for r in cost["rules"] for s in cell[r])
     medians = [statistics.median(cell[r]) for r in cost["rules"]]
     assert cell["ratio"] == pytest.approx(medians[0] / medians[1], rel=1e-3)
     assert lines and "RepeatPreviousEasy" in lines[0]
+
+
+def test_committed_page_is_regenerated_from_its_json(tmp_path):
+    """docs/results_popgym.md is exactly what the page code makes of docs/results/popgym.json."""
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    data = json.loads((docs / "results" / "popgym.json").read_text())
+    write_page(data, tmp_path / "results" / "popgym.json", tmp_path / "results_popgym.md")
+    assert (tmp_path / "results_popgym.md").read_text() == (docs / "results_popgym.md").read_text()
+    assert "/work/" not in json.dumps(data) and "run_dir" not in data["runs"][0], "no local paths in the JSON"

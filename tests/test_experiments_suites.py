@@ -1,5 +1,5 @@
-"""The real-suite runner (python -m benchmarks.suites): runs stop on time, get evaluated
-with the suite protocol, and the page is written from the recorded JSON only."""
+"""The real-suite runner (rtrl-rl bench suites): runs stop on time, get evaluated with the
+suite protocol, and the page is written from the recorded JSON only."""
 
 from __future__ import annotations
 
@@ -7,10 +7,18 @@ import json
 import time
 from pathlib import Path
 
-from rtrl_rl.experiments import suites
-from rtrl_rl.experiments.suites_report import write_page
+import pytest
+
+from rtrl_rl import cli
+from rtrl_rl.bench import suites
+from rtrl_rl.bench.suites_page import write_page
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _result(runs: list[dict]) -> dict:
+    return {"meta": {"machine": None, "versions": {}, "history": [{"command": "test", "jobs": 1}]},
+            "grid": suites.describe(list(dict.fromkeys(r["config"] for r in runs)), 16), "runs": runs}
 
 
 def _start_and_wait_until_training(start):
@@ -47,55 +55,53 @@ def test_pair_is_stopped_evaluated_and_reported(tmp_path, monkeypatch):
         assert run["evaluation"]["episodes"] == 2, run["evaluation"]
         assert run["evaluation_sampled"]["episodes"] == 2 and "--sample" in run["evaluation_sampled"]["command"]
         assert "--sample" not in run["evaluation"]["command"]
-    data = suites.merge(None, runs, {"batch_command": "test", "started": "now", "minutes": 0.1})
+    data = _result(runs)
     json.dumps(data)  # what the runner saves must be plain JSON
-    md, png = write_page(data, tmp_path, tmp_path / "page.md")
+    md, png = write_page(data, tmp_path / "results" / "suites.json", tmp_path / "page.md")
     page = md.read_text()
-    assert png.stat().st_size > 0 and f"({tmp_path.name}/{png.name})" in page
+    assert png.stat().st_size > 0 and f"(results/{png.name})" in page
     for run in runs:
         assert f"| {run['config']} | {run['rule']} | 0.1 | {run['steps']:,} |" in page
+        assert f"run_dir={suites.run_dir_of(tmp_path / 'runs', run['config'], run['rule'])}" in run["command"]
+        assert f"rtrl-rl evaluate {suites.run_dir_of(tmp_path / 'runs', run['config'], run['rule'])} " in page, \
+            "the page evaluates the directory the run trained into"
 
     # --evaluate-only: the recorded runs are evaluated again; a run whose directory is gone keeps its record.
     data["runs"].append({**data["runs"][0], "config": "atari/pong", "evaluation_sampled": {**runs[0]["evaluation"], "episodes": 99}})
     for run in data["runs"][:2]:
         del run["evaluation_sampled"]
-    (tmp_path / "suites.json").write_text(json.dumps(data))
-    assert suites.main(["--evaluate-only", "--episodes", "3", "--out", str(tmp_path),
-                        "--work-dir", str(tmp_path / "runs")]) == 0
-    again = json.loads((tmp_path / "suites.json").read_text())["runs"]
+    (tmp_path / "results").mkdir(exist_ok=True)
+    (tmp_path / "results" / "suites.json").write_text(json.dumps(data))
+    assert cli.main(["bench", "suites", "--evaluate-only", "--episodes", "3", "--out", str(tmp_path / "results"),
+                     "--work-dir", str(tmp_path / "runs")]) == 0
+    again = json.loads((tmp_path / "results" / "suites.json").read_text())["runs"]
     episodes = [(r["config"], r["evaluation"]["episodes"], r["evaluation_sampled"]["episodes"]) for r in again]
     assert sorted(episodes) == [("atari/pong", 2, 99), ("memory/recall", 3, 3), ("memory/recall", 3, 3)]
 
 
-def _run(config: str, rule: str, steps: int) -> dict:
-    return {"config": config, "rule": rule, "steps": steps}
-
-
-def test_merge_replaces_rerun_configs_and_keeps_the_others_with_their_batch():
-    # The layout of a file written before runs carried their invocation.
-    old = {"command": "first", "started": "t0", "minutes": 20.0,
-           "runs": [_run("atari/pong", rule, 1) for rule in suites.RULES]
-           + [_run("procgen/coinrun", rule, 2) for rule in suites.RULES]}
-    new = [_run("procgen/coinrun", rule, 3) for rule in suites.RULES] + [_run("atari/breakout", "RTRL eLSTM", 4)]
-    merged = suites.merge(old, new, {"batch_command": "second", "started": "t1", "minutes": 60.0})
-    by_config = {(r["config"], r["rule"]): r for r in merged["runs"]}
-    assert len(merged["runs"]) == 5
-    assert by_config[("atari/pong", "RTRL eLSTM")] == {**_run("atari/pong", "RTRL eLSTM", 1), "batch_command": "first",
-                                                       "started": "t0", "minutes": 20.0}
-    assert {r["steps"] for r in merged["runs"] if r["config"] == "procgen/coinrun"} == {3}
-    assert by_config[("atari/breakout", "RTRL eLSTM")]["minutes"] == 60.0
-    assert [r["config"] for r in merged["runs"]] == ["atari/pong", "atari/pong", "atari/breakout",
-                                                    "procgen/coinrun", "procgen/coinrun"]
-    assert suites.merge(merged, [], {}) == merged  # idempotent: --report-only rewrites nothing
+def test_a_run_replaces_the_runs_of_its_configs_and_keeps_the_others(tmp_path, monkeypatch):
+    out = tmp_path / "results"
+    out.mkdir()
+    old = [{"config": c, "rule": rule, "minutes": 20.0, "steps": 1, "frames": 4, "wall_s": 1.0, "sps": 1.0,
+            "curve": [[1, 0.0]], "exit_code": 130, "command": "x"} for c in ("atari/pong", "procgen/coinrun")
+           for rule in suites.RULES]
+    (out / "suites.json").write_text(json.dumps(_result(old)))
+    rerun = [{**r, "minutes": 60.0, "steps": 3} for r in old if r["config"] == "procgen/coinrun"]
+    monkeypatch.setattr(suites, "run_cell", lambda spec, work: {"rows": [dict(r) for r in rerun]})
+    monkeypatch.setattr("rtrl_rl.bench.driver.run_grid",
+                        lambda specs, work, jobs, on_result, runner: [on_result(runner(s, str(work))) for s in specs])
+    assert cli.main(["bench", "suites", "--configs", "procgen/coinrun", "--minutes", "60", "--out", str(out),
+                     "--work-dir", str(tmp_path / "runs")]) == 0
+    data = json.loads((out / "suites.json").read_text())
+    assert {(r["config"], r["steps"]) for r in data["runs"]} == {("atari/pong", 1), ("procgen/coinrun", 3)}
+    assert len(data["runs"]) == 4 and data["grid"]["configs"] == ["atari/pong", "procgen/coinrun"]
+    assert data["grid"]["full_steps"]["procgen/coinrun"] == 25_000_000, "the full budget is the config's"
+    assert data["meta"]["history"][-1]["command"] == "rtrl-rl bench suites --configs procgen/coinrun --minutes 60"
 
 
 def test_report_only_without_results_is_a_clear_error(tmp_path, capsys):
-    import pytest
-
-    with pytest.raises(SystemExit) as exit_info:
-        suites.main(["--report-only", "--out", str(tmp_path)])
-    assert exit_info.value.code == 2
-    assert "run without --report-only first" in capsys.readouterr().err
+    assert cli.main(["bench", "suites", "--report-only", "--out", str(tmp_path)]) == 2
+    assert "there is no" in capsys.readouterr().err
 
 
 def test_committed_page_is_regenerated_from_its_json(tmp_path, monkeypatch):
@@ -104,9 +110,7 @@ def test_committed_page_is_regenerated_from_its_json(tmp_path, monkeypatch):
 
     docs = Path(__file__).resolve().parents[1] / "docs"
     data = json.loads((docs / "results" / "suites.json").read_text())
-    monkeypatch.chdir(tmp_path)  # the page names its JSON by the relative --out path
-    out = Path("docs/results")
-    out.mkdir(parents=True)
-    md, png = write_page(data, out, Path("docs/results_suites.md"))
+    md, png = write_page(data, tmp_path / "results" / "suites.json", tmp_path / "results_suites.md")
     assert md.read_text() == (docs / "results_suites.md").read_text()
     assert png.stat().st_size > 0
+    assert data["grid"]["full_steps"]["atari/breakout"] == 200_000_000, "Breakout's budget is its config's"

@@ -13,7 +13,7 @@ from test_agent_learner import make_model, random_stream, segment_of, train_conf
 def _loss(segment, **cfg):
     learner = Learner(make_model(), train_config(**cfg), num_streams=2)
     loss, terms, _ = learner.loss(segment, learner.carry)
-    return float(terms["value"]), float(loss)
+    return float(terms["value"]), float(loss.detach())
 
 
 def test_without_the_bootstrap_a_truncation_is_a_termination():
@@ -36,7 +36,7 @@ def test_entropy_decay_falls_linearly_to_zero():
     _, terms, _ = learner.loss(segment_of(stream, 1, 4), learner.carry)
     loss, _, _ = learner.loss(segment_of(stream, 1, 4), learner.carry)
     expected = terms["policy"] + 0.5 * terms["value"] - 0.01 * terms["entropy"]
-    assert float(loss) == pytest.approx(float(expected), rel=1e-12)
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-12)
     learner.update(segment_of(stream, 1, 4), torch.arange(2))
     assert learner.entropy_cost() == 0.0
     assert Learner(make_model(), train_config(entropy_cost=0.02), num_streams=2).entropy_cost() == 0.02

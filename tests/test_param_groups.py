@@ -27,7 +27,7 @@ def _model(core="lru", learning="rtrl", layers=1):
     ("mingru", "rtrl", 1, set()),
     ("gru", "tbptt", 1, {"core.weight_hh", "core.bias_hh"}),
     ("gru", "rtrl", 1, {"core.weight_hh", "core.bias_hh"}),
-    ("lstm", "tbptt", 1, {"core.lstm.weight_hh_l0", "core.lstm.bias_hh_l0"}),
+    ("lstm", "tbptt", 1, {"core.weight_hh", "core.bias_hh"}),
 ])
 def test_recurrent_parameters_of_every_core(core, learning, layers, expected):
     model = _model(core, learning, layers)

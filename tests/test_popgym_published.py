@@ -1,8 +1,8 @@
 """The published POPGym figures: on the benchmark's tasks, in POPGym's return range, consistent,
 and none marked checked without being read in the paper."""
 
-from rtrl_rl.experiments import popgym as pg
-from rtrl_rl.experiments.popgym_published import CHECKED, PUBLISHED, status
+from rtrl_rl.bench import popgym as pg
+from rtrl_rl.bench.popgym_published import CHECKED, PUBLISHED, status
 
 
 def test_published_figures_are_consistent():

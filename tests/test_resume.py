@@ -25,7 +25,8 @@ BASE = ["env.num_envs=16", "env.options.delay=3", "agent.hidden_size=8", "train.
 def runs(tmp_path_factory):
     """One finished Adam run and one RMSprop run (3200 steps each), copied per test."""
     root = tmp_path_factory.mktemp("runs")
-    for name, extra in (("adam", []), ("rmsprop", ["train.optimizer=rmsprop", "train.lr=6e-4"])):
+    for name, extra in (("adam", []), ("rmsprop", ["train.optimizer=rmsprop", "train.lr=6e-4"]),
+                        ("lstm", ["agent.core=lstm", "agent.learning=tbptt"])):
         train(load_config(None, [*BASE, *extra, f"run_dir={root / name}"]))
     return root
 
@@ -114,6 +115,7 @@ def test_a_new_seed_reseeds_instead_of_continuing_the_stored_rng(run):
     ("agent.hidden_size=16", "agent.hidden_size"),
     ("agent.core=mingru", "agent.core"),
     ("agent.learning=none", "agent.learning"),
+    ("agent.learning=snap1", "approximates RTRL for the dense cores"),  # not for the stored elstm
     ("agent.forget_bias=1.0", "agent.forget_bias"),
     ("env.id=memory:tmaze", "env.id"),
     ("env.options.num_symbols=6", "observation space"),
@@ -132,6 +134,16 @@ def test_rtrl_and_tbptt_share_parameters_so_switching_is_honoured(run):
     run_dir = run()
     assert _resume(run_dir, "agent.learning=tbptt", "train.total_steps=4800") == 0
     assert load_checkpoint(run_dir)["config"]["agent"]["learning"] == "tbptt"
+
+
+@pytest.mark.parametrize("rule", ["rtrl", "snap1", "uoro", "kfrtrl"])
+def test_a_tbptt_lstm_run_goes_on_under_every_rule_of_the_dense_lstm(run, rule):
+    run_dir = run("lstm")
+    trained = load_checkpoint(run_dir)["model"]
+    model, _ = _restored(run_dir, f"agent.learning={rule}")  # strict load: the same parameter names
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in trained.items())
+    assert _resume(run_dir, f"agent.learning={rule}", "train.total_steps=4000") == 0
+    assert load_checkpoint(run_dir)["config"]["agent"]["learning"] == rule
 
 
 def _bad_checkpoints(run_dir):

@@ -32,7 +32,7 @@ def test_slots_split_streams_evenly_and_live_in_shared_memory():
     pool.mark(3, FULL, seq=7, version=2)
     assert pool.info(3)["seq"] == 7 and pool.info(3)["actor"] == 1
     assert pool.recoverable(1, on_the_way={3}) == [2]  # the full slot reached the learner's pending list
-    with pytest.raises(ValueError, match="multiple of runtime.actors"):
+    with pytest.raises(ValueError, match="multiple of actors"):
         allocate_slots(OBS, ACT, length=4, num_streams=5, actors=2, slots_per_actor=2)
     assert slots_per_actor(0, 2) == 3 and slots_per_actor(0, 16) == 2 and slots_per_actor(12, 3) == 4
 

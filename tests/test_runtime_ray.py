@@ -68,22 +68,22 @@ def test_bad_ray_settings_exit_2_before_anything_starts(tmp_path, capsys):
     assert "runtime.actors >= 1" in capsys.readouterr().err
     assert cli(["train", "runtime.backend=ray", "runtime.actors=2", "runtime.ray_actor_resources={num_cpus: x}",
                 f"run_dir={tmp_path / 'b'}"]) == 2
-    assert "runtime.ray_actor_resources.num_cpus must be a number" in capsys.readouterr().err
+    assert "'runtime.ray_actor_resources' entry num_cpus must be a number >= 0" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 @needs_ray
 def test_a_local_instance_refuses_resources_it_lacks(ray_instance):
-    from rtrl_rl.runtime.ray_backend import _check_fits
+    from rtrl_rl.runtime.ray_backend import check_fits
 
     config = build_config({"runtime": {"actors": 2, "backend": "ray", "ray_actor_resources": {"cpu_node": 1}}})
     with pytest.raises(ValueError, match="asks for {'cpu_node': 2"):
-        _check_fits(ray_instance, config)
+        check_fits(ray_instance, config)
     if not torch.cuda.is_available():  # train.device=cuda without local CUDA asks Ray for a GPU
         config = build_config({"runtime": {"actors": 2, "backend": "ray"}, "train": {"device": "cuda"}})
         with pytest.raises(ValueError, match="asks for {'GPU': 1"):
-            _check_fits(ray_instance, config)
-    _check_fits(ray_instance, build_config({"runtime": {"actors": 2, "backend": "ray"}}))  # CPUs only: fits
+            check_fits(ray_instance, config)
+    check_fits(ray_instance, build_config({"runtime": {"actors": 2, "backend": "ray"}}))  # CPUs only: fits
 
 
 @needs_ray

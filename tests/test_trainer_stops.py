@@ -102,8 +102,9 @@ def test_an_env_that_raises_gets_a_final_checkpoint_and_a_summary(tmp_path, caps
     summary = assert_final_checkpoint(run_dir)
     assert summary["steps"] == 140 and summary["final_checkpoint"] == 140
     assert summary["stopped"] == "error (RuntimeError: CounterEnv crashed on purpose (runtime fault test))"
-    # the run goes on from there
-    assert main(["train", "--resume", str(run_dir), "env.options={crash_at: 0}", "train.total_steps=200"]) == 0
+    # the run goes on from there (naming the entry point its stored config imports: rtrl_rl.trust)
+    assert main(["train", "--resume", str(run_dir), f"env.id={ENV}", "env.options={crash_at: 0}",
+                 "train.total_steps=200"]) == 0
     assert summary_of(run_dir)["steps"] == 200
 
 

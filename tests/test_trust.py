@@ -110,7 +110,8 @@ def test_resume_accepts_code_the_user_names_or_trusts(crafted):
 
 
 @pytest.mark.parametrize("spec", ["memory:recall", "atari:Pong", "procgen:coinrun", "gym:CartPole-v1",
-                                  "popgym:RepeatPreviousEasy", "minigrid:Empty-5x5", "dmlab:rooms_watermaze"])
+                                  "popgym:RepeatPreviousEasy", "minigrid:Empty-5x5", "dmlab:rooms_watermaze",
+                                  "minatar:Breakout"])
 def test_built_in_suites_need_no_trust(spec):
     assert code_references(load_config(None, [f"env.id={spec}"])) == {}
 

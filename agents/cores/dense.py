@@ -23,6 +23,7 @@ from rtrl_rl.agents.cores.dense_cells import CELLS, DenseCell
 from rtrl_rl.agents.cores.dense_rtrl import MAX_ELEMENTS, ExactRTRL, check_size
 from rtrl_rl.agents.cores.influence import InfluenceRule, StepTerms
 from rtrl_rl.agents.cores.kfrtrl import KFRTRL
+from rtrl_rl.agents.cores.lstm import accept_torch_names
 from rtrl_rl.agents.cores.snap import SnAp1
 from rtrl_rl.agents.cores.uoro import UORO
 
@@ -124,9 +125,11 @@ class DenseCore(RecurrentCore):
         state["_generator"] = None
         return state
 
-    def forward(self, x: Tensor, carry: Carry, reset: Tensor) -> tuple[Tensor, Carry]:
-        """Run T steps: x (T,B,d), reset (T,B) bool -> y = h (T,B,n), new carry."""
-        has_rule = self.validate(x, carry, reset)
+    def forward(self, x: Tensor, carry: Carry, reset: Tensor, truncate: bool = False) -> tuple[Tensor, Carry]:
+        """Run T steps: x (T,B,d), reset (T,B) bool -> y = h (T,B,n), new carry.
+
+        ``truncate``: see :meth:`RecurrentCore.validate` (a stack passes it to every layer)."""
+        has_rule = self.validate(x, carry, reset, truncate)
         entries = {k: carry[k] for k in self.sensitivity_shapes()} if has_rule else {}
         s0 = torch.stack([carry[p] for p in self.cell.parts], 1).detach()
         if has_rule and torch.is_grad_enabled():
@@ -206,6 +209,12 @@ class DenseGRU(DenseCore):
 
 
 class DenseLSTM(DenseCore):
-    """LSTM (``nn.LSTMCell``); ``make_core("lstm", learning="tbptt")`` gives the nn.LSTM core instead."""
+    """LSTM (``nn.LSTMCell``); ``make_core("lstm", learning="tbptt")`` gives the core that runs
+    torch's fused kernel instead (:class:`~rtrl_rl.agents.cores.lstm.LSTM`), with the same
+    parameters: a state dict of either loads into the other."""
 
     name, cell = "lstm", CELLS["lstm"]
+
+    def __init__(self, input_size: int, hidden_size: int, **options: Any) -> None:
+        super().__init__(input_size, hidden_size, **options)
+        self.register_load_state_dict_pre_hook(accept_torch_names)

@@ -14,14 +14,15 @@ launch overhead.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
 
 from rtrl_rl.agents.cores import make_core
+from rtrl_rl.bench import record
 from rtrl_rl.bench.table import print_table
 
 #: (core, n, d, B, T); the first row is the CPU target row (docs/performance.md)
@@ -177,14 +178,6 @@ def run(args: argparse.Namespace) -> int:
     _print_table(rows, title)
     if args.json:
         meta = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                "repeats": repeats, "clock": clock_name}
-        with open(args.json, "w") as f:
-            json.dump({"meta": meta, "rows": rows}, f, indent=2)
+                "repeats": repeats, "clock": clock_name, "machine": record.machine(), "versions": record.versions()}
+        record.save(Path(args.json), {"meta": meta, "rows": rows})
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.cores`` entry point."""
-    parser = argparse.ArgumentParser(prog="benchmarks.cores", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))

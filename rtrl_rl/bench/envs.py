@@ -10,15 +10,16 @@ sub-envs) as a table and, with ``--json FILE``, as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
 
 from rtrl_rl import envs
+from rtrl_rl.bench import record
 from rtrl_rl.envs.spec import parse_options, parse_spec
 
 
@@ -141,15 +142,7 @@ def _report(args, ours, results: dict[str, list[float]]) -> int:
     ratio = median["ours"] / best if others else float("nan")
     print(f"ours / best alternative: {ratio:.2f}")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"spec": args.spec, "num_envs": args.num_envs, "rounds": results,
-                       "median": median, "ours_over_best": ratio,
-                       "options": {k: repr(v) for k, v in ours.options.items()}}, fh, indent=2)
+        record.save(Path(args.json), {"spec": args.spec, "num_envs": args.num_envs, "rounds": results, "median": median,
+                                      "ours_over_best": ratio, "options": {k: repr(v) for k, v in ours.options.items()},
+                                      "machine": record.machine(), "versions": record.versions()})
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m benchmarks.envs``)."""
-    parser = argparse.ArgumentParser(prog="benchmarks.envs", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))

@@ -13,18 +13,18 @@ the exact one (full-stream BPTT in float64, which exact dense RTRL equals, as te
 
 Cost (float32, CPU, one thread, process time): ms per step of a segment's forward and
 backward for B streams, beside tbptt, exact dense RTRL and nn.LSTM, and the carry's bytes
-per stream. Exact RTRL's cost exponent in n is fitted on log-log. ``--doc`` writes the
-tables and plots to a markdown page (``docs/approximations.md``).
-
-The command (arguments, tables, JSON) is :mod:`rtrl_rl.bench.gradients_report`, the page
-:mod:`rtrl_rl.bench.gradients_page`.
+per stream. Exact RTRL's cost exponent in n is fitted on log-log. ``--json`` writes the
+rows, ``--doc`` the page ``docs/approximations.md`` from them (:mod:`rtrl_rl.bench.approximations_page`).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -32,8 +32,13 @@ from torch import Tensor
 
 from rtrl_rl.agents.cores import DENSE_CORES, Carry
 from rtrl_rl.agents.cores.dense import DenseCore
+from rtrl_rl.bench import record
+from rtrl_rl.bench.grid import SEGMENT_LENGTH
+from rtrl_rl.bench.gradients_page import cost_table, quality_table
+from rtrl_rl.bench.table import print_table
 
 F64 = torch.float64
+CORES = ("rnn", "gru", "lstm")
 RULES = ("tbptt", "snap1", "uoro", "kfrtrl")
 TIMED = ("tbptt", "snap1", "uoro", "kfrtrl", "rtrl")
 
@@ -236,15 +241,83 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     return sum((a - mx) * (b - my) for a, b in zip(xs, ys)) / sum((a - mx) ** 2 for a in xs)
 
 
-def add_arguments(parser) -> None:
-    """The command's arguments (see :mod:`rtrl_rl.bench.gradients_report`)."""
-    from rtrl_rl.bench.gradients_report import add_arguments as add
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's arguments to ``parser``."""
+    parser.add_argument("--quick", action="store_true", help="small grid: n = 8, 16; L = 100; 8 draws")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="hidden sizes n (default 16 32 64)")
+    parser.add_argument("--lengths", type=int, nargs="+", default=None,
+                        help="sequence lengths L for gradient quality (default 100 1000)")
+    parser.add_argument("--segment", type=int, default=SEGMENT_LENGTH, help=f"segment length T (default {SEGMENT_LENGTH})")
+    parser.add_argument("--draws", type=int, default=None, help="noise draws for uoro/kfrtrl (default 32)")
+    parser.add_argument("--batch", type=int, default=8, help="streams B for the cost (default 8)")
+    parser.add_argument("--input-size", type=int, default=16, help="input size d for the cost (default 16)")
+    parser.add_argument("--repeats", type=int, default=7, help="timing repetitions, median taken (default 7)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    parser.add_argument("--doc", metavar="FILE", help="write the page from the JSON (needs --json; the charts go "
+                                                      "beside the JSON, the learning part comes from the "
+                                                      "approx-learning JSON there)")
+    parser.add_argument("--report-only", action="store_true", help="with --json and --doc: rewrite the page from "
+                                                                   "the saved JSON; measure nothing")
 
-    add(parser)
+
+def _refused(args: argparse.Namespace) -> str | None:
+    for name in ("segment", "batch", "input_size", "repeats"):
+        if getattr(args, name) < 1:
+            return f"--{name.replace('_', '-')} must be >= 1"
+    if args.draws is not None and args.draws < 2:
+        return "--draws must be >= 2 (the variance needs two draws)"
+    if any(v < 1 for v in (args.sizes or []) + (args.lengths or [])):
+        return "--sizes and --lengths must be >= 1"
+    if (args.doc or args.report_only) and not args.json:
+        return "--doc and --report-only need --json (the page is written from the JSON)"
+    if args.report_only and not Path(args.json).is_file():
+        return f"--report-only: there is no {args.json}"
+    return None
 
 
-def run(args) -> int:
-    """Run the benchmark (see :mod:`rtrl_rl.bench.gradients_report`)."""
-    from rtrl_rl.bench.gradients_report import run as run_report
+def run(args: argparse.Namespace) -> int:
+    """Run the grid, print the tables, write the JSON and the page if asked; returns the exit code."""
+    error = _refused(args)
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not args.report_only:
+        data = measure(args)
+        _print(data)
+        if args.json:
+            record.save(Path(args.json), data)
+    if args.doc:
+        from rtrl_rl.bench.approximations_page import write_page
 
-    return run_report(args)
+        json_path = Path(args.json)
+        print("wrote", *map(str, write_page(record.load(json_path), json_path, Path(args.doc))))
+    return 0
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Every core x size x input kind x length (quality) and core x size (cost)."""
+    torch.set_num_threads(1)
+    sizes = args.sizes or ([8, 16] if args.quick else [16, 32, 64])
+    lengths = args.lengths or ([100] if args.quick else [100, 1000])
+    draws = args.draws or (8 if args.quick else 32)
+    began = time.time()
+    quality_rows = [row for core in CORES for n in sizes for inputs in ("random", "memory") for L in lengths
+                    for row in quality(core, n, inputs, L, args.segment, draws, args.seed)]
+    cost_rows = [row for core in CORES for n in sizes
+                 for row in cost(core, n, args.input_size, args.batch, args.segment, args.repeats)]
+    meta = {"torch": torch.__version__, "cpu": record.machine()["cpu"], "threads": 1, "clock": "process time",
+            "seconds": round(time.time() - began, 1), "segment": args.segment, "draws": draws, "batch": args.batch,
+            "input_size": args.input_size, "repeats": args.repeats, "seed": args.seed,
+            "command": record.command_line("rtrl-rl", getattr(args, "argv", None) or ["bench", "gradients"]),
+            "versions": record.versions()}
+    return {"meta": meta, "quality": quality_rows, "cost": cost_rows, "rtrl_exponent": exponents(cost_rows)}
+
+
+def _print(data: dict) -> None:
+    meta = data["meta"]
+    print_table("gradient quality (float64)", *quality_table(data["quality"]), width=160)
+    print_table(f"cost (float32, B={meta['batch']}, d={meta['input_size']}, {meta['clock']}, "
+                f"median of {meta['repeats']})", *cost_table(data["cost"]), width=160)
+    for core, fit in data["rtrl_exponent"].items():
+        print(f"exact RTRL cost exponent in n, {core}: " + ", ".join(f"{k} {v:.2f}" for k, v in fit.items()))

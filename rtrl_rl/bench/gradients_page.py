@@ -1,26 +1,18 @@
-"""The page ``rtrl-rl bench gradients --doc FILE`` writes: what each rule approximates, the
-verdicts on the claims computed from the measured rows, the tables, and three plots; then
-the learning section of ``rtrl-rl bench approx-learning``, rebuilt from its JSON if present."""
+"""The gradient part of ``docs/approximations.md``, from ``bench_gradients.json`` alone: what
+each rule approximates, the verdicts computed from the measured rows, the tables, three charts."""
 
 from __future__ import annotations
 
 import statistics
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-
-from rtrl_rl.bench.approx_learning_page import page_tail
-from rtrl_rl.bench.gradients_report import CORES, cost_table, quality_table  # noqa: E402
+from rtrl_rl.bench import charts
+from rtrl_rl.bench.page import table
 
 COLORS = {"tbptt": "tab:gray", "snap1": "tab:blue", "uoro": "tab:red", "kfrtrl": "tab:green",
           "rtrl": "black", "nn.LSTM": "tab:purple"}
 
-INTRO = """# Approximate RTRL for the dense cores
-
-The dense cores (`rnn`, `gru`, `lstm`) take `learning=` `tbptt`, `rtrl` (exact), `snap1`,
+RULES = """The dense cores (`rnn`, `gru`, `lstm`) take `learning=` `tbptt`, `rtrl` (exact), `snap1`,
 `uoro` or `kfrtrl` (see `cores.md`). Each rule but tbptt cuts the gradient at the segment
 start into the part inside the segment (ordinary backpropagation, exact) and the carried
 part c_0ᵀ M̂_0: the gradient that reaches the carried state, times the rule's estimate M̂ of
@@ -37,8 +29,7 @@ the influence M = ds/dθ. The rules differ only in M̂:
 References: Menick et al. 2021 (SnAp), Tallec & Ollivier 2018 (UORO), Mujika et al. 2018
 (KF-RTRL). The unbiasedness of UORO and KF-RTRL, SnAp-1's exactness where it must be
 exact and exact RTRL's equality with BPTT are tests (`tests/test_cores_dense*.py`); this
-page measures the rest.
-"""
+page measures the rest."""
 
 
 def _mean(values: list[float]) -> float:
@@ -96,18 +87,34 @@ def verdicts(quality_rows: list[dict], cost_rows: list[dict], fits: dict, meta: 
     return lines
 
 
-def _markdown_table(head: list[str], body: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in body]
+def quality_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and body of the gradient-quality table."""
+    head = ["core", "n", "inputs", "L", "rule", "cos", "cos(mean)", "var/|g|²", "bias²/|g|²"]
+    body = [[r["core"], str(r["n"]), r["inputs"], str(r["L"]), r["rule"], f"{r['cos']:.3f}",
+             f"{r['cos_of_mean']:.3f}", f"{r['var']:.3g}", f"{r['bias2']:.3g}"] for r in rows]
+    return head, body
 
 
-def _plots(directory: Path, quality_rows: list[dict], cost_rows: list[dict]) -> list[str]:
+def cost_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and body of the cost table: ms per step, ratio to tbptt, carry KiB per stream."""
+    tbptt = {(r["core"], r["n"]): r["ms_per_step"] for r in rows if r["rule"] == "tbptt"}
+    head = ["core", "n", "rule", "ms/step", "× tbptt", "carry KiB/stream"]
+    body = [[r["core"], str(r["n"]), r["rule"], f"{r['ms_per_step']:.3f}",
+             f"{r['ms_per_step'] / tbptt[r['core'], r['n']]:.2f}", f"{r['carry_bytes'] / 1024:.1f}"] for r in rows]
+    return head, body
+
+
+def plots(directory: Path, quality_rows: list[dict], cost_rows: list[dict]) -> list[Path]:
+    """The cosine, variance and cost charts, one panel per core; returns their paths."""
+    plt = charts.pyplot()
+    cores = list(dict.fromkeys(r["core"] for r in cost_rows))
     directory.mkdir(parents=True, exist_ok=True)
     longest = max(r["L"] for r in quality_rows)
     names = []
     for metric, label, log in (("cos", "cosine to the exact gradient (one draw)", False),
                                ("var", "variance / |g|² across noise draws", True)):
-        fig, axes = plt.subplots(1, len(CORES), figsize=(4 * len(CORES), 3.2), sharey=True)
-        for ax, core in zip(axes, CORES):
+        fig, axes = plt.subplots(1, len(cores), figsize=(4 * len(cores), 3.2), sharey=True)
+        for ax, core in zip(axes, cores):
             for inputs, style in (("random", "-"), ("memory", "--")):
                 for rule in COLORS:
                     pts = sorted((r["n"], r[metric]) for r in quality_rows if r["core"] == core and r["rule"] == rule
@@ -121,13 +128,9 @@ def _plots(directory: Path, quality_rows: list[dict], cost_rows: list[dict]) -> 
                 ax.set_yscale("log")
         axes[0].set_ylabel(label)
         axes[-1].legend(fontsize=7)
-        fig.tight_layout()
-        name = f"approximations_{metric}.png"
-        fig.savefig(directory / name, dpi=110)
-        plt.close(fig)
-        names.append(name)
-    fig, axes = plt.subplots(1, len(CORES), figsize=(4 * len(CORES), 3.2), sharey=True)
-    for ax, core in zip(axes, CORES):
+        names.append(charts.save(fig, directory / f"approximations_{metric}.png", dpi=110))
+    fig, axes = plt.subplots(1, len(cores), figsize=(4 * len(cores), 3.2), sharey=True)
+    for ax, core in zip(axes, cores):
         for rule in COLORS:
             pts = sorted((r["n"], r["ms_per_step"]) for r in cost_rows if r["core"] == core and r["rule"] == rule)
             if pts:
@@ -138,31 +141,23 @@ def _plots(directory: Path, quality_rows: list[dict], cost_rows: list[dict]) -> 
         ax.set_xlabel("n")
     axes[0].set_ylabel("ms per step (CPU, 1 thread)")
     axes[-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(directory / "approximations_cost.png", dpi=110)
-    plt.close(fig)
-    return names + ["approximations_cost.png"]
+    return names + [charts.save(fig, directory / "approximations_cost.png", dpi=110)]
 
 
-def write_page(path: Path, quality_rows: list[dict], cost_rows: list[dict], fits: dict, meta: dict,
-               command: str) -> None:
-    """Write the markdown page at ``path`` and its PNGs under ``path.parent / "results"``."""
-    plots = _plots(path.parent / "results", quality_rows, cost_rows)
-    setup = (f"Generated by `{command}` (torch {meta['torch']}, {meta['cpu']}, one thread, "
-             f"{meta['seconds']:.0f} s). Quality in float64, segments of T = {meta['segment']}, a random linear "
-             f"loss of the outputs at every step, {meta['draws']} noise draws for uoro and kfrtrl; inputs: "
-             "random N(0, 1) (d = 16) or memory:recall observations under random actions (episodes with "
-             f"resets). Cost in float32, B = {meta['batch']} streams, d = {meta['input_size']}, "
-             f"{meta['clock']}, median of {meta['repeats']}; exact rtrl is timed on 2-step segments.")
-    lines = [INTRO, "## Verdicts (computed from the tables below)", "", setup, "",
-             *verdicts(quality_rows, cost_rows, fits, meta), ""]
-    for name in plots:
-        lines += [f"![{name}](results/{name})", ""]
-    lines += ["## Gradient quality", "", "cos: mean cosine of one estimate to the exact gradient; cos(mean): "
-              "of the mean of the draws; var/|g|²: tr(Cov)/|g|²; bias²/|g|²: (|mean - g|² - tr(Cov)/N)/|g|², "
-              "an unbiased estimate of the squared bias (noise of order var/N; can be negative).", "",
-              *_markdown_table(*quality_table(quality_rows)), "", "## Cost", "",
-              *_markdown_table(*cost_table(cost_rows)), ""]
-    # the learning section (rtrl-rl bench approx-learning) is kept: rebuilt from its own JSON
-    lines += page_tail(path.parent / "results" / "approx_learning.json")
-    path.write_text("\n".join(lines))
+def setup(data: dict) -> str:
+    """How the rows were measured, in one paragraph."""
+    meta = data["meta"]
+    return (f"Measured with torch {meta['torch']} on {meta['cpu']}, one thread, {meta['seconds']:.0f} s. Quality "
+            f"in float64, segments of T = {meta['segment']}, a random linear loss of the outputs at every step, "
+            f"{meta['draws']} noise draws for uoro and kfrtrl; inputs: random N(0, 1) (d = 16) or memory:recall "
+            "observations under random actions (episodes with resets). Cost in float32, B = "
+            f"{meta['batch']} streams, d = {meta['input_size']}, {meta['clock']}, median of {meta['repeats']}; exact "
+            "rtrl is timed on 2-step segments.")
+
+
+def details(data: dict) -> list[str]:
+    """The tables of the measured rows."""
+    return ["## Gradient quality", "", "cos: mean cosine of one estimate to the exact gradient; cos(mean): "
+            "of the mean of the draws; var/|g|²: tr(Cov)/|g|²; bias²/|g|²: (|mean - g|² - tr(Cov)/N)/|g|², "
+            "an unbiased estimate of the squared bias (noise of order var/N; can be negative).", "",
+            *table(*quality_table(data["quality"])), "## Cost", "", *table(*cost_table(data["cost"]))]

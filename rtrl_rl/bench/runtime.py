@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import statistics
 import tempfile
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
+
+from rtrl_rl.bench import record
 
 MODES = ("rtrl", "tbptt", "none")
 BACKENDS = ("local", "ray")
@@ -72,10 +74,10 @@ def _timed_updates(seconds: float, warmup: int, record: list):
 
 
 def _config(args, mode: str, run_dir: str, backend: str = "local"):
-    from rtrl_rl.commands.train import _resolve
     from rtrl_rl.config import load_config
+    from rtrl_rl.configs import resolve_config_path
 
-    return load_config(_resolve(args.config), [
+    return load_config(resolve_config_path(args.config), [
         f"agent.learning={mode}", f"runtime.actors={args.actors}", f"env.num_envs={args.num_envs}",
         f"train.device={args.device}", "train.total_steps=1000000000000", "train.target_success=0",
         "runtime.checkpoint_every_s=1e12", "log.progress=false", "log.tensorboard=false",
@@ -98,7 +100,7 @@ def train_rate(args, mode: str, backend: str = "local") -> float:
 
 def raw_rate(args, seconds: float) -> float:
     """Env steps/s of the run's vectorised env alone, random actions, same stream count."""
-    from rtrl_rl.trainer import make_env
+    from rtrl_rl.run_builder import make_env
 
     config = _config(args, "none", "")
     with make_env(config, seed=0, num_envs=args.num_envs) as venv:
@@ -158,8 +160,7 @@ def run(args: argparse.Namespace) -> int:
     result = summarize(args, rates)
     print_table(result)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        record.save(Path(args.json), {**result, "machine": record.machine(), "versions": record.versions()})
     return 0
 
 
@@ -196,10 +197,3 @@ def print_table(result: dict) -> None:
         print(f"rtrl / tbptt: {result['rtrl_over_tbptt']:.2f}")
     for mode, ratio in result.get("ray_over_local", {}).items():
         print(f"{mode}: ray / local {ratio:.2f}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m benchmarks.runtime``)."""
-    parser = argparse.ArgumentParser(prog="benchmarks.runtime", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))

@@ -3,7 +3,8 @@
 Prints the spaces and the effective options, runs gymnasium's env checker and our own
 checks (observations inside the space, dtypes, finite rewards, reset/first-flag
 consistency) over random actions, and reports steps/s. Exit 0 with "OK", 1 with the
-list of problems, 2 for an unknown suite or name (with valid suites or closest names).
+list of problems, 2 for an unknown suite or name (with valid suites or closest names) or
+for spaces the agents cannot learn (with what they can).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the checks for ``args.spec``; return 0, 1 or 2."""
+    from rtrl_rl.agents.spaces import require_learnable
     from rtrl_rl.envs.check import run_check
     from rtrl_rl.envs.spec import parse_options
 
@@ -35,4 +37,4 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}")
         return 2
-    return run_check(args.spec, args.num_envs, args.steps, args.seed, options)
+    return run_check(args.spec, args.num_envs, args.steps, args.seed, options, validate=require_learnable)

@@ -68,10 +68,15 @@ def run(args: argparse.Namespace) -> int:
                       how=", or name the environment yourself with --env SPEC")
     except (CheckpointError, ConfigError, KeyError, TypeError) as err:
         return fail(str(err))
+    from rtrl_rl.envs.values import NonFiniteValue
+
     try:
         result = evaluate_payload(payload, config, args)
     except (ValueError, ImportError) as err:
         return fail(str(err))
+    except NonFiniteValue as err:  # the environment failed, not the input
+        print(f"rtrl-rl evaluate: stopped: {err}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "per_episode"}))
     else:
@@ -82,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 def evaluate_payload(payload: dict, config, args) -> dict:
     """Build env and model from a checkpoint and play the episodes; ValueError on mismatch."""
     from rtrl_rl.evaluation import evaluation_seed, run_episodes
-    from rtrl_rl.trainer import make_env
+    from rtrl_rl.run_builder import make_env
 
     seed = evaluation_seed(config.train.seed) if args.seed is None else args.seed
     n = max(1, min(args.num_envs, args.episodes))

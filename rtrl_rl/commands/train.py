@@ -4,9 +4,9 @@ With no arguments it trains the embedded default (``configs/default.yaml``: reca
 distractors, RTRL eLSTM) and stops once greedy success reaches the target.
 
 Exit codes: 0 done, 2 bad input (found before anything is written or trained), 130
-stopped by a signal, 1 stopped by a failure during training (the environment raised or
-hung, an actor died); the run directory then still holds a final checkpoint (when the
-state allowed one) and ``summary.json`` saying why.
+stopped by a signal, 1 stopped by a failure during training (the environment raised,
+hung or returned a NaN, an actor died, an update diverged); the run directory then still
+holds a final checkpoint (when the state allowed one) and ``summary.json`` saying why.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from rtrl_rl.config import ConfigError, load_config, resolve_device
+from rtrl_rl.config import ConfigError, load_config
 
 
 def register(subparsers) -> None:
@@ -75,6 +75,8 @@ def _prepare(args: argparse.Namespace):
     else:
         config = load_config(_resolve(args.config), args.overrides)
     if config.runtime.backend != "ray":  # with Ray the learner may run on another node: checked there
+        from rtrl_rl.run_builder import resolve_device
+
         resolve_device(config.train.device)
     if restart:
         clear_run_dir(Path(config.run_dir))
@@ -96,8 +98,7 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, CheckpointError, FileNotFoundError) as err:
         _say(str(err))
         return 2
-    from rtrl_rl.runtime import ActorFailure
-    from rtrl_rl.stopping import EnvHang, exit_quietly, quiet_after_stop
+    from rtrl_rl.stopping import exit_quietly, quiet_after_stop
 
     exit_quietly()
     try:
@@ -111,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
                 _say(str(err))
                 return 2
             raise
-        if not isinstance(err, (ActorFailure, EnvHang)):  # the actor's traceback is in the log already
+        # A failure that names its reason (an env hang or bad value, an actor failure, whose
+        # traceback is in the log already, a diverged update) says all in its message.
+        if getattr(err, "reason", None) is None:
             traceback.print_exception(err)
         _say(f"stopped: {_failure_line(err)}")
         return 1
@@ -136,7 +139,7 @@ def _dispatch(config, resume_dir):
         from rtrl_rl.stream_trainer import train_stream
 
         return train_stream(config, resume_from=resume_dir)
-    if config.runtime.actors > 0 or config.runtime.backend == "ray":  # ray checks its actor count
+    if config.runtime.actors > 0 or config.runtime.backend == "ray":
         from rtrl_rl.runtime import train_with_actors
 
         return train_with_actors(config, resume_from=resume_dir)
@@ -147,6 +150,9 @@ def _dispatch(config, resume_dir):
 
 def print_summary(summary: dict) -> None:
     """Print the run's headline figures, then where its files are."""
+    from rtrl_rl.run_paths import RunPaths
+
+    paths = RunPaths(summary["run_dir"])
     keys = ("steps", "wall_s", "sps", "mean_return", "success_rate", "time_to_target_s", "stopped")
     width = max(len(k) for k in keys)
     print("summary")
@@ -155,5 +161,6 @@ def print_summary(summary: dict) -> None:
             value = summary[key]
             text = f"{value:.4g}" if isinstance(value, float) else str(value)
             print(f"  {key:<{width}}  {text}")
-    print(f"  run_dir{' ' * (width - 7)}  {summary['run_dir']} (summary.json, config.yaml, model.pt)")
+    files = ", ".join(path.name for path in (paths.summary, paths.config, paths.latest))
+    print(f"  run_dir{' ' * (width - 7)}  {summary['run_dir']} ({files})")
     sys.stdout.flush()

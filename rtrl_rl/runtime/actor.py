@@ -9,7 +9,9 @@ together with the episodes that finished. It never computes sensitivities: the l
 per-stream RTRL carry.
 
 Faults: any exception is sent (with its traceback) down the same pipe and the process
-exits with code 1; the learner decides whether to stop the run or restart the actor.
+exits with code 1; the learner decides whether to stop the run or restart the actor. A
+:class:`~rtrl_rl.envs.values.NonFiniteValue` (a NaN or infinite value from the
+environment) is sent along itself: the learner raises it and the run stops.
 SIGINT is ignored (a Ctrl-C reaches the whole process group; the learner shuts actors
 down itself), and an actor whose parent died exits on its own.
 """
@@ -27,6 +29,8 @@ import numpy as np
 import torch
 
 from rtrl_rl.config import Config
+from rtrl_rl.envs.third_party import quiet_here
+from rtrl_rl.envs.values import NonFiniteValue
 from rtrl_rl.rollout import Collector
 from rtrl_rl.runtime.batches import ERROR, READY, SEGMENT
 from rtrl_rl.runtime.params import SharedParams
@@ -88,13 +92,17 @@ def actor_main(spec: ActorSpec, channels: Channels) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The supervisor blocks SIGINT while it starts us so a Ctrl-C cannot hit our start-up.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    quiet_here()  # the env suites' notes were shown by the learner's process
     code = 0
     try:
         run_actor(spec, channels)
-    except BaseException:  # noqa: BLE001 - every failure must reach the learner
+    except BaseException as err:  # noqa: BLE001 - every failure must reach the learner
         code = 1
+        # A bad value from the environment stops the run whatever restart_actors says
+        # (a fresh environment would return it again): it goes along for the learner to raise.
+        fatal = err if isinstance(err, NonFiniteValue) else None
         try:  # a synchronous send: the report is in the pipe before this process ends
-            channels.out.send((ERROR, traceback.format_exc()))
+            channels.out.send((ERROR, traceback.format_exc(), fatal))
         except OSError:
             pass  # the learner has stopped reading (it is shutting down or gone)
     # The environment is closed and the report sent; skip the interpreter's teardown
@@ -107,13 +115,14 @@ def actor_main(spec: ActorSpec, channels: Channels) -> None:
 def run_actor(spec: ActorSpec, channels: Channels) -> None:
     """The actor loop (see the module docstring); returns when the run stops."""
     from rtrl_rl.agents import ActorCritic
-    from rtrl_rl.trainer import make_env, seed_everything
+    from rtrl_rl.run_builder import make_env, seed_everything
 
     config, pool = spec.config, channels.pool
     torch.set_num_threads(1)  # many actors share few cores; the learner gets the rest
     seed = actor_seed(config.train.seed, spec.actor, spec.generation, spec.seed_salt)
     seed_everything(seed)
-    venv = make_env(config, seed, num_envs=len(pool.streams[spec.actor]))
+    streams = pool.streams[spec.actor]
+    venv = make_env(config, seed, num_envs=len(streams), first_stream=int(streams[0]), where=f"actor {spec.actor}")
     try:
         model = ActorCritic(venv.single_observation_space, venv.single_action_space, config.agent)
         version = -1

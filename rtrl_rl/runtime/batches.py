@@ -29,7 +29,8 @@ from rtrl_rl.rollout import Segment
 from rtrl_rl.runtime.slots import LEARNING, SlotPool
 
 #: messages an actor sends: ("ready",) once it has built its environments and model,
-#: then ("segment", slot, episodes) per segment, or ("error", traceback text)
+#: then ("segment", slot, episodes) per segment, or ("error", traceback text, fatal) where
+#: fatal is an exception that must stop the run (no restart), or None
 READY, SEGMENT, ERROR = "ready", "segment", "error"
 
 
@@ -54,6 +55,7 @@ class Batcher:
         self.pending: list[deque] = [deque() for _ in range(num_actors)]
         self.readers: list[Connection | None] = [None] * num_actors
         self.reports: dict[int, str] = {}
+        self.fatal: dict[int, BaseException] = {}  # what an actor sent that stops the run (see ERROR)
         self.last_seen = [time.monotonic()] * num_actors
         self.ready = [False] * num_actors
 
@@ -66,6 +68,7 @@ class Batcher:
         self._close(actor)
         self.readers[actor] = reader
         self.reports.pop(actor, None)
+        self.fatal.pop(actor, None)
         self.last_seen[actor] = time.monotonic()
         self.ready[actor] = False
 
@@ -141,6 +144,8 @@ class Batcher:
             self.pending[actor].append(message[1:])
         elif message[0] == ERROR:
             self.reports[actor] = message[1]
+            if len(message) > 2 and message[2] is not None:
+                self.fatal[actor] = message[2]
 
     def _close(self, actor: int) -> None:
         if self.readers[actor] is not None:

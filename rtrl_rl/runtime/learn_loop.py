@@ -1,10 +1,11 @@
-"""The learner loop of both actor-learner backends (processes and Ray), over a transport.
+"""How both actor-learner backends (processes and Ray) learn: the one loop of every trainer
+(``rtrl_rl.run_builder.drive``) with an ``advance`` that takes the actors' segments from a
+:class:`Transport`.
 
-Read it top to bottom: until the step budget is spent, a stop is requested or the target
-is reached, take the next batch of segments that the actors delivered, admit each actor's
-segment in order (a restarted actor's streams start afresh), update on all streams, hand
-the batch back (free its slots, publish the new parameters) and report. What differs
-between the backends is only how segments arrive and go back: a :class:`Transport`.
+Each update takes the next batch of segments that the actors delivered, admits each
+actor's segment in order (a restarted actor's streams start afresh), updates on all
+streams, hands the batch back (frees its slots, publishes the new parameters) and
+reports. What differs between the backends is only how segments arrive and go back.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import torch
 
 from rtrl_rl.agents import Learner
 from rtrl_rl.config import Config
+from rtrl_rl.run_builder import Advance
 from rtrl_rl.runtime.batches import OrderCheck
-from rtrl_rl.session import RunSession
-from rtrl_rl.trainer import evaluate_on_cpu
 
 
 @dataclass
@@ -58,18 +58,18 @@ class Transport(Protocol):
         """Take the batch back and publish ``model``'s parameters to the actors."""
 
 
-def learn(config: Config, learner: Learner, session: RunSession, transport: Transport) -> str:
-    """Update from the transport's batches; return why it stopped (budget, target or
-    interrupted (REASON))."""
-    monitor = session.monitor
+def transport_advance(config: Config, learner: Learner, transport: Transport) -> Advance:
+    """The actor-learner backends' ``advance`` (see ``rtrl_rl.run_builder.drive``): take the
+    transport's next batch (None after a short wait without one), admit each actor's segment
+    in order (a restarted actor's streams start afresh), update on all streams, hand the batch
+    back and report the policy lag (the parameter versions the segments were acted behind)."""
     order = OrderCheck(transport.num_actors)
     steps_per_batch = config.train.segment_length * config.env.num_envs
-    while monitor.step < config.train.total_steps:
-        if stop := session.stop_requested():
-            return stop
+
+    def advance() -> tuple[int, dict, list] | None:
         delivery = transport.next()
         if delivery is None:
-            continue
+            return None
         lags = []
         for actor, generation, seq, version in delivery.parts:
             if order.admit(actor, generation, seq):
@@ -77,8 +77,6 @@ def learn(config: Config, learner: Learner, session: RunSession, transport: Tran
             lags.append(transport.version - version)
         metrics = learner.update(delivery.segment, delivery.stream_ids)
         transport.done_with(delivery, learner.model)
-        monitor.record_episodes(delivery.episodes)
-        monitor.record_update(steps_per_batch, {**metrics, "runtime/policy_lag": sum(lags) / len(lags)})
-        if session.after_update(evaluate_on_cpu):
-            return "target"
-    return "budget"
+        return steps_per_batch, {**metrics, "runtime/policy_lag": sum(lags) / len(lags)}, delivery.episodes
+
+    return advance

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from rtrl_rl.config import Config
+from rtrl_rl.envs.third_party import quiet_here
 from rtrl_rl.runtime.actor import actor_seed
 
 
@@ -40,6 +41,7 @@ class StreamGroup:
 
         # Ctrl-C reaches the whole process group; the learner stops actors itself.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        quiet_here()  # the env suites' notes were shown by the learner's process
         torch.set_num_threads(1)  # many actors share few cores; the learner gets the rest
         self.config, self.actor, self.seed_salt = config, actor, seed_salt
         self.streams = config.env.num_envs // config.runtime.actors
@@ -85,13 +87,14 @@ class StreamGroup:
     def _start(self, generation: int) -> None:
         from rtrl_rl.agents import ActorCritic
         from rtrl_rl.rollout import Collector, allocate_segment
-        from rtrl_rl.trainer import make_env, seed_everything
+        from rtrl_rl.run_builder import make_env, seed_everything
 
         self.close()
         config = self.config
         seed = actor_seed(config.train.seed, self.actor, generation, self.seed_salt)
         seed_everything(seed)
-        self.venv = make_env(config, seed, num_envs=self.streams)
+        self.venv = make_env(config, seed, num_envs=self.streams, first_stream=self.actor * self.streams,
+                             where=f"actor {self.actor}")
         obs_space, act_space = self.venv.single_observation_space, self.venv.single_action_space
         self.model = ActorCritic(obs_space, act_space, config.agent)
         self.segment = allocate_segment(obs_space, act_space, config.train.segment_length, self.streams)

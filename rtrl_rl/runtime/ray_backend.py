@@ -1,12 +1,12 @@
 """``runtime.backend=ray``: the actor-learner runtime on Ray (see ``docs/distributed.md``).
 
-The learner is the process runtime's: the same model and :class:`rtrl_rl.agents.Learner`,
-the same :class:`~rtrl_rl.session.RunSession` (progress, TensorBoard, checkpoints,
-evaluation, summary), the same order check and policy-lag metric, the same segment
-layout. What differs is transport and scheduling: actors are Ray actors
-(:mod:`rtrl_rl.runtime.ray_actor`) fed by a :class:`~rtrl_rl.runtime.ray_fleet.RayFleet`,
-parameters go through the object store once per version, and segments come back as
-object references to numpy arrays.
+The learner is the process runtime's: the same run (``run_builder.build_run``: model,
+:class:`rtrl_rl.agents.Learner`, restored state, :class:`~rtrl_rl.session.RunSession` for
+progress, TensorBoard, checkpoints, evaluation, summary), the same loop, order check and
+policy-lag metric (``learn_loop.transport_advance``), the same segment layout. What
+differs is transport and scheduling: actors are Ray actors (:mod:`rtrl_rl.runtime.ray_actor`)
+fed by a :class:`~rtrl_rl.runtime.ray_fleet.RayFleet`, parameters go through the object
+store once per version, and segments come back as object references to numpy arrays.
 
 Where Ray runs: ``runtime.ray_address`` empty starts a local Ray instance for the run
 and shuts it down at the end; ``auto`` or ``host:port`` joins a running cluster (and
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,15 +27,14 @@ import numpy as np
 import torch
 
 import rtrl_rl
-from rtrl_rl.agents import ActorCritic, Learner
-from rtrl_rl.config import Config
+from rtrl_rl.config import Config, ConfigError, check
+from rtrl_rl.envs.values import NonFiniteValue
+from rtrl_rl.run_builder import build_run
 from rtrl_rl.runtime import ActorFailure
-from rtrl_rl.runtime.learn_loop import Delivery, learn
+from rtrl_rl.runtime.learn_loop import Delivery, transport_advance
 from rtrl_rl.runtime.ray_fleet import RayFleet, ray_options
-from rtrl_rl.runtime.run import POLL_S, START_S, _restore, _spaces, silence_limit_s
-from rtrl_rl.session import RunSession
+from rtrl_rl.runtime.run import POLL_S, START_S, silence_limit_s
 from rtrl_rl.stopping import StopSignals
-from rtrl_rl.trainer import evaluate_on_cpu, prepare_run
 
 EXTRA = 'runtime.backend=ray needs Ray: pip install "rtrl-rl[ray]"'
 
@@ -46,20 +46,6 @@ def require_ray():
     except ImportError as err:
         raise ImportError(EXTRA) from err
     return ray
-
-
-def check_ray_config(config: Config) -> None:
-    """Raise ValueError for settings the Ray backend cannot run (before anything starts)."""
-    actors, streams = config.runtime.actors, config.env.num_envs
-    if actors < 1:
-        raise ValueError("runtime.backend=ray needs runtime.actors >= 1 (the number of Ray actors)")
-    if streams % actors:
-        raise ValueError(
-            f"env.num_envs ({streams}) must be a positive multiple of runtime.actors ({actors}): "
-            "each actor runs the same number of streams"
-        )
-    ray_options(config.runtime.ray_actor_resources, "runtime.ray_actor_resources")
-    ray_options(config.runtime.ray_learner_resources, "runtime.ray_learner_resources")
 
 
 def init_options(config: Config) -> dict:
@@ -75,8 +61,8 @@ def init_options(config: Config) -> dict:
                "runtime_env": {"env_vars": {"PYTHONPATH": path}}}
     if config.runtime.ray_address:
         return {**options, "address": config.runtime.ray_address}
-    per_actor = ray_options(config.runtime.ray_actor_resources, "").get("num_cpus", 1)
-    learner = ray_options(learner_resources(config), "").get("num_cpus", 0)
+    per_actor = ray_options(config.runtime.ray_actor_resources).get("num_cpus", 1)
+    learner = ray_options(learner_resources(config)).get("num_cpus", 0)
     needed = int(np.ceil(per_actor * config.runtime.actors + learner))
     # address="local": a new instance even when another one runs on this machine
     return {**options, "address": "local", "num_cpus": max(os.cpu_count() or 1, needed)}
@@ -104,25 +90,26 @@ def ray_instance(config: Config):
         # A Ctrl-C during start-up is delivered here, so Ray is still shut down.
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
         if not config.runtime.ray_address:
-            _check_fits(ray, config)
+            check_fits(ray, config)
         yield ray
     finally:
         ray.shutdown()
 
 
-def _check_fits(ray, config: Config) -> None:
-    """Raise ValueError when a local instance lacks the GPUs or custom resources asked for
-    (Ray would wait for them for ever; a cluster may still add nodes, so it is not checked)."""
+def check_fits(ray, config: Config) -> None:
+    """Raise ConfigError when a local instance lacks the GPUs or custom resources asked for
+    (Ray would wait for them for ever; a cluster may still add nodes, so it is not checked).
+    Like a CUDA device the machine lacks (``run_builder.resolve_device``), a fact of this machine."""
     have = ray.cluster_resources()
     wanted: dict[str, float] = {}
     for resources, count in ((config.runtime.ray_actor_resources, config.runtime.actors),
                              (learner_resources(config), 1)):
-        options = ray_options(resources, "")
+        options = ray_options(resources)
         for name, amount in [("GPU", options.get("num_gpus", 0)), *options.get("resources", {}).items()]:
             wanted[name] = wanted.get(name, 0) + amount * count
     missing = {name: amount for name, amount in wanted.items() if amount > have.get(name, 0)}
     if missing:
-        raise ValueError(f"the local Ray instance has {have} but the run asks for {missing} "
+        raise ConfigError(f"the local Ray instance has {have} but the run asks for {missing} "
                          "(runtime.ray_actor_resources, runtime.ray_learner_resources, train.device); "
                          "join a cluster with runtime.ray_address or lower the requests")
 
@@ -133,9 +120,10 @@ def train_with_ray(config: Config, resume_from: str | None = None) -> dict:
     Returns the run summary; a SIGINT or SIGTERM ends the run with a final checkpoint
     (``stopped`` starts with "interrupted"); raises :class:`ActorFailure` (after a final
     checkpoint) when an actor fails and ``runtime.restart_actors`` is off. Raises
-    ImportError naming the extra when Ray is missing, ValueError for unusable settings.
+    ImportError naming the extra when Ray is missing, ConfigError when a local instance
+    lacks the resources asked for (the settings themselves are checked by the config).
     """
-    check_ray_config(config)
+    check(config)  # the config's rules before Ray starts (build_run applies them again, cheaply)
     require_ray()
     placement = learner_resources(config)
     with ray_instance(config):
@@ -165,27 +153,24 @@ def run_learner(config: Config, resume_from: str | None, signals: StopSignals | 
     replaces the session's own where a :class:`LearnerHost` records the driver's stop
     request in it (a learner actor's thread installs no signal handlers).
     """
-    device = prepare_run(config, resume_from)
-    obs_space, act_space = _spaces(config)
-    model = ActorCritic(obs_space, act_space, config.agent).to(device)
-    learner = Learner(model, config.train, num_streams=config.env.num_envs)
-    resumed = _restore(resume_from, model, learner)
-    session = RunSession(config, model, learner, start_step=resumed["step"], start_updates=resumed["update"],
-                         start_time_s=resumed["wall_s"])
+    run = build_run(config, resume_from)
     if signals is not None:
-        session.signals = signals
-    log = lambda text: session.monitor.console.print(text, markup=False, highlight=False)  # noqa: E731
-    fleet = RayFleet(config, log=log, seed_salt=resumed["step"])
+        run.session.signals = signals
+    fleet = RayFleet(config, log=run.session.monitor.verbatim, seed_salt=run.start.step)
+    return run.train(transport_advance(config, run.learner, FleetTransport(config, fleet)),
+                     around=lambda: fleet_running(fleet, run.model))
 
-    def loop() -> str:
-        try:
-            fleet.publish(model)
-            fleet.start()
-            return learn(config, learner, session, FleetTransport(config, fleet))
-        finally:
-            fleet.stop()  # before the final evaluation and checkpoint
 
-    return session.run(loop, evaluate_on_cpu)
+@contextmanager
+def fleet_running(fleet: RayFleet, model: torch.nn.Module) -> Iterator[None]:
+    """The fleet for the duration of the loop: ``model``'s parameters published, the actors
+    started, and stopped before the final evaluation and checkpoint."""
+    try:
+        fleet.publish(model)
+        fleet.start()
+        yield
+    finally:
+        fleet.stop()
 
 
 def join_segments(parts: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
@@ -255,7 +240,7 @@ def _train_in_learner_actor(config: Config, resume_from: str | None, signals: St
     """Run the learner in a :class:`LearnerHost` placed by ``placement`` (Ray resources);
     forward this process's SIGINT/SIGTERM to it."""
     ray = require_ray()
-    options = ray_options(placement, "runtime.ray_learner_resources")
+    options = ray_options(placement)
     host = ray.remote(LearnerHost).options(max_concurrency=2, max_restarts=0, **options).remote()
     result = host.run.remote(config, resume_from)
     forwarded = False
@@ -266,7 +251,7 @@ def _train_in_learner_actor(config: Config, resume_from: str | None, signals: St
                 forwarded = True
         return ray.get(result)
     except ray.exceptions.RayTaskError as err:
-        if isinstance(err.cause, ActorFailure):
+        if isinstance(err.cause, (ActorFailure, NonFiniteValue)):
             raise err.cause from None
         raise
     finally:

@@ -15,7 +15,9 @@ restarted by Ray (``max_restarts``), an actor whose environment raised keeps its
 and either way the next calls carry the next generation: fresh environments with a new
 seed, segment numbers from 0, and the learner resets those streams' carries. The
 references still queued for the old generation are dropped. More than ``MAX_RESTARTS``
-within ``RESTART_WINDOW_S`` (supervisor) fail the run, as in the process runtime.
+within ``RESTART_WINDOW_S`` (supervisor) fail the run, as in the process runtime. A bad
+value from an environment (:class:`~rtrl_rl.envs.values.NonFiniteValue`) is never
+restarted: the fleet raises it and the run stops.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Callable
 import torch
 
 from rtrl_rl.config import Config
+from rtrl_rl.envs.values import NonFiniteValue
 from rtrl_rl.runtime import ActorFailure
 from rtrl_rl.runtime.ray_actor import StreamGroup
 from rtrl_rl.runtime.slots import slots_per_actor
@@ -38,24 +41,22 @@ RESTARTING_WAIT_S = 0.5
 RAY_OPTIONS = ("num_cpus", "num_gpus", "memory", "resources", "accelerator_type")
 
 
-def ray_options(resources: dict, key: str) -> dict:
-    """Ray ``.options(...)`` for a resources mapping of the config (``key`` names it in errors).
+def ray_options(resources: dict) -> dict:
+    """Ray ``.options(...)`` for a resources mapping of the config (checked there).
 
     ``{num_cpus: 1, num_gpus: 0.5, gpu_node: 1}`` becomes ``num_cpus=1, num_gpus=0.5,
     resources={"gpu_node": 1}``: known option names pass through, other names are custom
-    resources (``ray start --resources``). Raises ValueError on a non-numeric amount.
+    resources (``ray start --resources``).
     """
     options: dict = {}
     custom: dict = {}
     for name, amount in resources.items():
-        if name in ("resources",) and isinstance(amount, dict):
+        if name == "resources":
             custom.update(amount)
         elif name == "accelerator_type":
             options[name] = str(amount)
-        elif isinstance(amount, (int, float)) and not isinstance(amount, bool) and amount >= 0:
-            (options if name in RAY_OPTIONS else custom)[name] = amount
         else:
-            raise ValueError(f"{key}.{name} must be a number >= 0 (a Ray resource amount), got {amount!r}")
+            (options if name in RAY_OPTIONS else custom)[name] = amount
     if custom:
         options["resources"] = custom
     return options
@@ -80,7 +81,7 @@ class RayFleet:
         # Ray restarts a dead process as often as asked; RESTART_WINDOW_S below sets the limit.
         remote = ray.remote(StreamGroup).options(
             max_restarts=-1 if restart else 0, max_task_retries=0,
-            **ray_options(config.runtime.ray_actor_resources, "runtime.ray_actor_resources"),
+            **ray_options(config.runtime.ray_actor_resources),
         )
         self.handles = [remote.remote(config, a, seed_salt) for a in range(actors)]
         self.generation = [0] * actors
@@ -171,6 +172,9 @@ class RayFleet:
         ray = self.ray
         died = isinstance(err, ray.exceptions.RayActorError)
         what = f"actor {actor} (generation {self.generation[actor]}) " + ("died" if died else "raised")
+        if isinstance(cause := getattr(err, "cause", None), NonFiniteValue):
+            self.log(f"{what}: {cause}")
+            raise cause from None  # the environment's own fault: a restarted actor would meet it again
         self.log(f"{what}:\n{err}".rstrip())
         if not self._may_restart(actor):
             raise ActorFailure(f"{what}: {err}".rstrip())

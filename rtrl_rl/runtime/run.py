@@ -1,28 +1,30 @@
 """The learner process of the actor-learner runtime: ``train_with_actors``.
 
-Read it top to bottom: build the model and learner (on ``train.device``), the shared
-slots and parameters, start the actors; then repeat (wait for one full slot from every
-actor, update on all streams, free the slots, publish the parameters, report) until the
-step budget is spent, greedy evaluation reaches the target, a signal arrives, or an
-actor fails. The maths is the synchronous trainer's: the same
-:class:`rtrl_rl.agents.Learner`, the same :class:`~rtrl_rl.session.RunSession` for
-progress, TensorBoard, checkpoints, evaluation, stopping and the summary.
+Read it top to bottom: build the run as every trainer does (``run_builder.build_run``:
+model and learner on ``train.device``, restored state, session), the shared slots and
+parameters, start the actors; then the loop of every trainer, whose ``advance`` waits
+for one full slot from every actor, updates on all streams, frees the slots and publishes
+the parameters (:class:`SlotTransport`), until the step budget is spent, greedy evaluation
+reaches the target, a signal arrives, or an actor fails. The maths is the synchronous
+trainer's: the same :class:`rtrl_rl.agents.Learner`, the same
+:class:`~rtrl_rl.session.RunSession` for progress, TensorBoard, checkpoints, evaluation,
+stopping and the summary.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
-from rtrl_rl.agents import ActorCritic, Learner
 from rtrl_rl.config import Config
+from rtrl_rl.run_builder import build_run
 from rtrl_rl.runtime.batches import Batcher, gather
-from rtrl_rl.runtime.learn_loop import Delivery, learn
+from rtrl_rl.runtime.learn_loop import Delivery, transport_advance
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import allocate_slots, slots_per_actor
 from rtrl_rl.runtime.supervisor import Supervisor
-from rtrl_rl.session import RunSession
-from rtrl_rl.trainer import evaluate_on_cpu, make_env, prepare_run
 
 #: seconds the learner waits for slots before it checks signals and actor liveness again
 POLL_S = 0.2
@@ -43,25 +45,6 @@ def silence_limit_s(config: Config) -> float:
     return config.runtime.step_timeout_s * (config.train.segment_length + 1)
 
 
-def _spaces(config: Config):
-    """Observation and action space of the run's environment (from a one-stream probe)."""
-    with make_env(config, config.train.seed, num_envs=1) as venv:
-        return venv.single_observation_space, venv.single_action_space
-
-
-def _restore(resume_from: str | None, model, learner) -> dict:
-    """Counters to start from: a fresh run's zeros, or the latest checkpoint of ``resume_from``.
-
-    Carries are not restored: actors restart their environments, so every stream's
-    first segment starts new episodes (``first = True``) and resets its carry.
-    """
-    if resume_from is None:
-        return {"step": 0, "update": 0, "wall_s": 0.0}
-    from rtrl_rl.resume import restore_run
-
-    return restore_run(resume_from, model, learner)
-
-
 def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
     """Train with ``runtime.actors`` actor processes and this process as the learner.
 
@@ -71,33 +54,28 @@ def train_with_actors(config: Config, resume_from: str | None = None) -> dict:
     crashes and ``runtime.restart_actors`` is off; any other exception also propagates
     after a final checkpoint and the summary (see ``RunSession.abort``).
     """
+    run = build_run(config, resume_from)
     actors = config.runtime.actors
-    device = prepare_run(config, resume_from)
-    obs_space, act_space = _spaces(config)
     pool = allocate_slots(
-        obs_space, act_space, config.train.segment_length, config.env.num_envs, actors,
+        run.observation_space, run.action_space, config.train.segment_length, config.env.num_envs, actors,
         slots_per_actor(config.runtime.slots, actors),
     )
-    model = ActorCritic(obs_space, act_space, config.agent).to(device)
-    learner = Learner(model, config.train, num_streams=config.env.num_envs)
-    resumed = _restore(resume_from, model, learner)
-    session = RunSession(config, model, learner, start_step=resumed["step"], start_updates=resumed["update"],
-                         start_time_s=resumed["wall_s"])
-    params = SharedParams(model)
-    params.publish(model)
-    # Tracebacks hold "[...]", which rich would read as markup: print them verbatim.
-    log = lambda text: session.monitor.console.print(text, markup=False, highlight=False)  # noqa: E731
+    params = SharedParams(run.model)
+    params.publish(run.model)
     batcher = Batcher(actors)
-    supervisor = Supervisor(config, pool, params, batcher, log=log, seed_salt=resumed["step"])
+    supervisor = Supervisor(config, pool, params, batcher, log=run.session.monitor.verbatim, seed_salt=run.start.step)
+    transport = SlotTransport(config, supervisor, batcher)
+    return run.train(transport_advance(config, run.learner, transport), around=lambda: running(supervisor))
 
-    def loop() -> str:
-        try:
-            supervisor.start()
-            return learn(config, learner, session, SlotTransport(config, supervisor, batcher))
-        finally:
-            supervisor.stop()  # before the final evaluation and checkpoint
 
-    return session.run(loop, evaluate_on_cpu)
+@contextmanager
+def running(supervisor: Supervisor) -> Iterator[None]:
+    """The actors for the duration of the loop, stopped before the final evaluation and checkpoint."""
+    try:
+        supervisor.start()
+        yield
+    finally:
+        supervisor.stop()
 
 
 class SlotTransport:

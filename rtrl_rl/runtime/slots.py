@@ -84,13 +84,11 @@ def allocate_slots(
 
     Actor a owns streams ``[a*B, (a+1)*B)`` with ``B = num_streams // actors`` and
     ``slots_per_actor`` slots of shape (length(+1), B, ...). Raises ValueError when the
-    streams do not split evenly (every actor must fill the same segment layout).
+    streams do not split evenly (every actor must fill the same segment layout; a run's
+    config cannot ask for that, ``rtrl_rl.config`` refuses it first).
     """
     if actors < 1 or num_streams % actors:
-        raise ValueError(
-            f"env.num_envs ({num_streams}) must be a positive multiple of runtime.actors ({actors}): "
-            "each actor runs the same number of streams"
-        )
+        raise ValueError(f"num_streams ({num_streams}) must be a positive multiple of actors ({actors})")
     if slots_per_actor < 1:
         raise ValueError(f"need at least one slot per actor, got {slots_per_actor}")
     per_actor = num_streams // actors

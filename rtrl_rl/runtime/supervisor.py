@@ -5,7 +5,9 @@ fresh interpreter: no torch threads or locks inherited through ``fork``), each w
 new one-way pipe whose read end goes to the :class:`~rtrl_rl.runtime.batches.Batcher`.
 Between updates it checks whether any actor has died, and either raises
 :class:`ActorFailure` with the actor's traceback or, with ``restart_actors``, starts a
-replacement that owns the same streams and slots. :meth:`stop` always leaves no actor
+replacement that owns the same streams and slots. An actor stopped by a bad value from its
+environment (:class:`~rtrl_rl.envs.values.NonFiniteValue`) is never restarted: that error
+itself is raised. :meth:`stop` always leaves no actor
 process behind: it asks politely (stop flag), then terminates, then kills.
 """
 
@@ -117,6 +119,9 @@ class Supervisor:
                 continue
             report = self.batcher.report(actor)
             what = f"actor {actor} (generation {self.generation[actor]}) died: {describe_exit(proc.exitcode)}"
+            if (fatal := self.batcher.fatal.pop(actor, None)) is not None:
+                self.log(f"{what}: {fatal}")
+                raise fatal  # the environment's own fault: a restarted actor would meet it again
             self.log(f"{what}\n{report}".rstrip())
             if not self._may_restart(actor):
                 raise ActorFailure(f"{what}\n{report}".rstrip())

@@ -1,1 +1,0 @@
-"""Benchmark scripts: ``python -m benchmarks.<name>``."""

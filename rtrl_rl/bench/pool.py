@@ -1,0 +1,132 @@
+"""Running a grid's cells: each in a fresh process, ``jobs`` at a time, one torch thread each.
+
+:func:`run_grid` hands every result to a callback as soon as it arrives (the experiment
+saves its JSON there), so an interrupted grid keeps what it measured. :func:`train_cell`
+is the cell of most experiments: one plain ``rtrl-rl train`` run with the spec's
+overrides, its figures and its greedy evaluations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection as mp_connection
+import os
+import signal
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+#: what a training cell keeps of the run's summary, and of each of its greedy evaluations
+SUMMARY_KEYS = ("steps", "wall_s", "sps", "success_rate", "mean_return", "stopped")
+EVALUATION_KEYS = ("step", "wall_s", "success_rate", "mean_return")
+
+
+def train_command(overrides: list[str]) -> str:
+    """The shell command that repeats one run (its run directory aside)."""
+    return "rtrl-rl train " + " ".join(overrides)
+
+
+def cell_dir(spec: dict, work_dir: str | Path) -> Path:
+    """Where the run of ``spec`` lives under the work directory."""
+    name = f"{spec['task']}-L{spec.get('length')}-{spec['rule']}-s{spec['seed']}".replace(":", "-")
+    return Path(work_dir) / name
+
+
+def train_cell(spec: dict, work_dir: str) -> dict:
+    """Train one cell in this process; return the spec's fields with its measured figures.
+
+    Its terminal output goes to ``train.log`` in its run directory; a failure is returned
+    as an ``error`` instead of raised, so one broken run cannot stop the grid.
+    """
+    from rtrl_rl.config import load_config
+    from rtrl_rl.session import fresh_run_dir
+    from rtrl_rl.trainer import train
+
+    run_dir = cell_dir(spec, work_dir)
+    fresh_run_dir(run_dir)  # a rerun into the same work directory replaces that cell's run
+    result = {k: spec[k] for k in ("task", "length", "rule", "seed", "family") if k in spec}
+    result["command"] = train_command(spec["overrides"])
+    start = time.perf_counter()
+    with open(run_dir / "train.log", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        try:
+            summary = train(load_config(None, [*spec["overrides"], f"run_dir={run_dir}"]))
+        except Exception as error:  # noqa: BLE001 - reported in the results, never hidden
+            result["error"] = failure(error)
+            summary = None
+    result["process_wall_s"] = round(time.perf_counter() - start, 2)
+    if summary is not None:
+        result.update({k: summary.get(k) for k in SUMMARY_KEYS})
+        result["evaluations"] = [{k: e.get(k) for k in EVALUATION_KEYS} for e in summary["evaluations"]]
+        if str(summary.get("stopped", "")).startswith("interrupted"):
+            # a stopped run is not a measurement at the grid's budget: an error, so pages leave it
+            # out and a resumed grid runs it again
+            result["error"] = f"{summary['stopped']} at step {summary.get('steps')}, before the budget"
+    return result
+
+
+def failure(error: BaseException) -> str:
+    """What a failed cell records: the exception and its message. The traceback, which names
+    this machine's paths, goes to the cell's log (its stderr) instead of the results."""
+    traceback.print_exc()
+    return "".join(traceback.format_exception_only(error)).strip()
+
+
+def run_grid(specs: list[dict], work_dir: str | Path, jobs: int = 2,
+             on_result: Callable[[dict], None] | None = None,
+             runner: Callable[[dict, str], dict] = train_cell) -> list[dict]:
+    """Run every spec, ``jobs`` at a time, each in a fresh process; results in completion order.
+
+    ``runner(spec, work_dir)`` (a module-level function, so spawned processes can import it)
+    runs one spec. Processes are spawned (not forked) with one OpenMP thread each: forked
+    torch processes can deadlock, and two-thread runs would fight over the cores the other
+    run needs. A process that dies without a result gives an ``error`` result. Ctrl-C or
+    SIGTERM stops the grid and kills its running processes (no orphaned run keeps the
+    cores); the results handed to ``on_result`` so far stay saved.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    ctx = multiprocessing.get_context("spawn")
+    pending, running, results = list(specs), {}, []
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                spec = pending.pop(0)
+                receive, send = ctx.Pipe(duplex=False)
+                process = ctx.Process(target=_run_and_send, args=(runner, spec, str(work_dir), send))
+                process.start()
+                send.close()
+                running[receive] = (process, spec)
+            for ready in mp_connection.wait(list(running)):
+                process, spec = running.pop(ready)
+                try:
+                    result = ready.recv()
+                except EOFError:  # the process died before it could send a result
+                    result = None
+                process.join()
+                if result is None:
+                    result = {**spec, "error": f"the run's process died (exit code {process.exitcode})"}
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+    finally:
+        for process, _ in running.values():
+            process.kill()
+            process.join()
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    return results
+
+
+def _run_and_send(runner: Callable[[dict, str], dict], spec: dict, work_dir: str, send: Any) -> None:
+    """One cell in its own process: the result goes back through ``send``."""
+    send.send(runner(spec, work_dir))
+    send.close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM as Ctrl-C: unwinds ``run_grid``, which kills the running processes."""
+    raise KeyboardInterrupt(f"signal {signum}")
