@@ -114,15 +114,24 @@ class GaussianHead(PolicyHead):
     """Box: a diagonal Gaussian; mean from the features, state-independent log-std parameter.
 
     Actions (..., *shape) are unbounded samples; clipping to the Box bounds is the
-    environment's job, so that ``log_prob`` stays the density of what was sampled.
+    environment's job, so that ``log_prob`` stays the density of what was sampled. As core
+    input (:meth:`encode_action`) an action is clipped to the bounds ``low``/``high`` (None
+    or ±inf: unbounded), i.e. what a clipping environment executed: the raw sample is
+    unbounded, and fed back through the core it closes a loop (action -> core -> mean ->
+    action) that, once its gain passes 1, grows the action geometrically within an episode
+    at nearly fixed parameters (docs/agent.md, "Core input").
     """
 
-    def __init__(self, input_size: int, shape: tuple[int, ...]) -> None:
+    def __init__(self, input_size: int, shape: tuple[int, ...], low=None, high=None) -> None:
         dim = int(math.prod(shape))
         super().__init__(input_size, dim)
         self.shape = tuple(shape)
         self.log_std = nn.Parameter(torch.zeros(dim))
         self.action_input_size = dim
+        # not persistent: they follow from the action space, and older state dicts lack them
+        for name, bound, fill in (("action_low", low, -math.inf), ("action_high", high, math.inf)):
+            values = torch.full((dim,), fill) if bound is None else torch.as_tensor(bound, dtype=torch.float32)
+            self.register_buffer(name, values.reshape(dim), persistent=False)
 
     def _flat(self, action: torch.Tensor) -> torch.Tensor:
         return action.reshape(action.shape[: action.dim() - len(self.shape)] + (self.param_size,))
@@ -149,8 +158,9 @@ class GaussianHead(PolicyHead):
         return h.expand(mean.shape[:-1])
 
     def encode_action(self, action: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """The raw action, flattened to (..., dim)."""
-        return self._flat(action).to(dtype)
+        """The action clipped to the Box bounds, flattened to (..., dim)."""
+        flat = self._flat(action).to(dtype)
+        return torch.maximum(torch.minimum(flat, self.action_high.to(dtype)), self.action_low.to(dtype))
 
 
 class ValueHead(nn.Module):
@@ -176,7 +186,7 @@ def make_policy_head(action_space: spaces.Space, input_size: int) -> PolicyHead:
             raise ValueError(f"unsupported action space {action_space}: MultiDiscrete must start at 0")
         return MultiCategoricalHead(input_size, [int(n) for n in action_space.nvec])
     if isinstance(action_space, spaces.Box) and len(action_space.shape) >= 1:
-        return GaussianHead(input_size, tuple(action_space.shape))
+        return GaussianHead(input_size, tuple(action_space.shape), action_space.low, action_space.high)
     raise ValueError(
         f"unsupported action space {action_space}: use Discrete, MultiDiscrete (1-D) or Box"
     )

@@ -41,6 +41,7 @@ from torch import nn
 from rtrl_rl.agents.cores import Carry
 from rtrl_rl.agents.divergence import Diverged, divergence_report
 from rtrl_rl.agents.model import ActorCritic
+from rtrl_rl.agents.param_groups import group_names, parameter_groups, regroup_state
 from rtrl_rl.agents.vtrace import rewards_and_discounts, vtrace
 
 OBS_PREFIX = "obs."
@@ -72,9 +73,18 @@ OPTIMIZER_SIGNATURE: dict[type, str] = {torch.optim.Adam: "betas", torch.optim.R
 
 
 def make_optimizer(params, train_config: Any) -> torch.optim.Optimizer:
-    """The optimizer of :func:`optimizer_settings` over ``params``."""
+    """The optimizer of :func:`optimizer_settings` over ``params``: parameters, or param groups
+    whose ``lr_scale`` (see :mod:`rtrl_rl.agents.param_groups`) multiplies the learning rate."""
     cls, settings = optimizer_settings(train_config)
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        params = [{**group, "lr": settings["lr"] * group.get("lr_scale", 1.0)} for group in params]
     return cls(params, **settings)
+
+
+def recurrent_lr_scale(train_config: Any) -> float:
+    """``train.recurrent_lr_scale``: the factor on the recurrent parameters' learning rate (1 if unset)."""
+    return float(getattr(train_config, "recurrent_lr_scale", 1.0))
 
 
 def reduce_steps(x: torch.Tensor, how: str) -> torch.Tensor:
@@ -115,9 +125,11 @@ def segment_rewards(segment: dict[str, torch.Tensor], train_config: Any, dtype: 
     """Per-step rewards and discounts (T, B) of a segment by the train config's gamma,
     reward clip and life-loss setting (:func:`rtrl_rl.agents.vtrace.rewards_and_discounts`)."""
     cfg = train_config
+    # without the bootstrap a truncation ends the targets like a termination (a game of fixed length)
+    truncation_value = segment["truncation_value"].to(dtype) if getattr(cfg, "truncation_bootstrap", True) else None
     return rewards_and_discounts(
         segment["reward"].to(dtype), segment["terminated"], segment["truncated"], segment["first"][1:],
-        cfg.gamma, segment["truncation_value"].to(dtype),
+        cfg.gamma, truncation_value,
         segment["life_lost"] if getattr(cfg, "life_loss", False) else None, cfg.reward_clip,
     )
 
@@ -127,7 +139,10 @@ class SegmentLearner:
 
     ``train_config``: a TrainConfig-like object (gamma, entropy_cost, baseline_cost,
     optimizer, lr, lr_decay, rmsprop_alpha, rmsprop_eps, adam_eps, max_grad_norm,
-    reward_clip, loss_reduction, total_steps; optional life_loss, default False: use the
+    reward_clip, loss_reduction, total_steps; optional entropy_decay, default False: entropy_cost
+    falls linearly to 0 over total_steps; optional truncation_bootstrap, default True: add
+    the value of a truncated episode's final observation to its last target; optional
+    recurrent_lr_scale, default 1; optional life_loss, default False: use the
     segment's ``life_lost`` flags as value-chain ends, Atari's life-loss training signal).
     ``num_streams``: how many stream ids exist. The learner runs on the model's device; it
     sets the model's ``reward_clip`` buffer from ``train_config`` so that acting copies of
@@ -149,10 +164,17 @@ class SegmentLearner:
         model.reward_clip.fill_(float(train_config.reward_clip))
         self.carry = model.initial_carry(num_streams)
         self._all_ids = torch.arange(num_streams, device=self.device)
-        self.optimizer = make_optimizer(model.parameters(), train_config)
+        self.groups = group_names(model, recurrent_lr_scale(train_config))
+        self.optimizer = make_optimizer(parameter_groups(model, recurrent_lr_scale(train_config)), train_config)
         self.updates, self.steps = 0, 0
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: self._lr_factor())
         self.diagnostics_due: Callable[[], bool] = lambda: True
+
+    def entropy_cost(self) -> float:
+        """``entropy_cost``, decayed linearly to 0 over total_steps when ``entropy_decay`` is on."""
+        if not getattr(self.config, "entropy_decay", False):
+            return self.config.entropy_cost
+        return self.config.entropy_cost * max(0.0, 1.0 - self.steps / max(1, self.config.total_steps))
 
     def _lr_factor(self) -> float:
         """Linear decay to 0 over total_steps environment steps when lr_decay is on."""
@@ -226,7 +248,7 @@ class SegmentLearner:
         a resumed run restarts its environments, so old carries would not match them)."""
         return {
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "updates": self.updates, "steps": self.steps,
+            "updates": self.updates, "steps": self.steps, "groups": self.groups,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -241,7 +263,12 @@ class SegmentLearner:
         if saved_groups and OPTIMIZER_SIGNATURE.get(kind, "lr") not in saved_groups[0]:
             raise ValueError(f"the saved optimizer state is not a {kind.__name__} state (its settings: "
                              f"{sorted(k for k in saved_groups[0] if k != 'params')})")
-        self.optimizer.load_state_dict(state["optimizer"])
+        # a state saved before param groups existed has one group in named_parameters() order
+        saved_names = state.get("groups") or [[name for name, _ in self.model.named_parameters()]]
+        optimizer_state = state["optimizer"]
+        if saved_names != self.groups:  # e.g. resumed with another train.recurrent_lr_scale
+            optimizer_state = regroup_state(optimizer_state, saved_names, self.groups)
+        self.optimizer.load_state_dict(optimizer_state)
         self.scheduler.load_state_dict(state["scheduler"])
         self.updates, self.steps = int(state["updates"]), int(state["steps"])
         self.apply_config()
@@ -256,11 +283,13 @@ class SegmentLearner:
         """
         _, settings = optimizer_settings(self.config)
         groups = self.optimizer.param_groups
-        for group in groups:
+        scales = [1.0] if len(groups) == 1 else [1.0, recurrent_lr_scale(self.config)]
+        for group, scale in zip(groups, scales):
             group.update(settings)
-            group["initial_lr"] = settings["lr"]
-            group["lr"] = settings["lr"] * self._lr_factor()
-        self.scheduler.base_lrs = [settings["lr"]] * len(groups)
+            group["lr_scale"] = scale
+            group["initial_lr"] = settings["lr"] * scale
+            group["lr"] = group["initial_lr"] * self._lr_factor()
+        self.scheduler.base_lrs = [group["initial_lr"] for group in groups]
         self.scheduler._last_lr = [group["lr"] for group in groups]  # what get_last_lr() reports
         self.model.reward_clip.fill_(float(self.config.reward_clip))
 
@@ -287,7 +316,7 @@ class Learner(SegmentLearner):
             "value": reduce_steps(0.5 * (targets.vs - values).pow(2), how),
             "entropy": reduce_steps(model.policy.entropy(params), how),
         }
-        loss = terms["policy"] + cfg.baseline_cost * terms["value"] - cfg.entropy_cost * terms["entropy"]
+        loss = terms["policy"] + cfg.baseline_cost * terms["value"] - self.entropy_cost() * terms["entropy"]
         return loss, {k: v.detach() for k, v in terms.items()}, new_carry
 
     def update(self, segment: dict[str, torch.Tensor], stream_ids: torch.Tensor) -> dict[str, float]:

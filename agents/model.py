@@ -5,7 +5,9 @@ flag], the start flag (1 where ``first``, else 0) only with ``start_flag``, pass
 ReLU(Linear(.)) first with ``input_mixer`` (see :class:`ActorCritic`), where
 the previous reward is clipped to [-reward_clip, reward_clip] when ``reward_clip > 0`` and
 the previous action is encoded by the policy head (one-hot, concatenated one-hots, or the
-raw Box vector). Both extras are zeroed where ``first`` is True, so the first step of an
+Box vector clipped to its bounds). With ``agent.encoder=popgym`` the extras go into that
+encoder with the observation (POPGym's input; ``agents/popgym_net.py``), and with
+``agent.heads=popgym`` actor and critic MLPs sit between the core and the heads. Both extras are zeroed where ``first`` is True, so the first step of an
 episode never sees anything of the previous episode (a one-hot of "action 0" would).
 
 Acting (:meth:`ActorCritic.act`) runs one step without gradients on a carry without
@@ -22,9 +24,10 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from rtrl_rl.agents.cores import Carry, elementwise_cores, make_core
+from rtrl_rl.agents.cores import Carry, elementwise_cores, make_core, ring_cores
 from rtrl_rl.agents.encoders import make_encoder
 from rtrl_rl.agents.heads import ValueHead, make_policy_head
+from rtrl_rl.agents.popgym_net import MLPTrunk, PopgymEncoder, init_final
 from rtrl_rl.agents.spaces import require_learnable
 
 Observation = torch.Tensor | dict[str, torch.Tensor] | tuple[torch.Tensor, ...]
@@ -48,7 +51,13 @@ _AGENT_DEFAULTS = {
     "start_flag": False,
     "input_mixer": False,
     "core_norm": False,
+    "value_norm": False,
+    "heads": "linear",
+    "ring_r_min": 0.9,
+    "ring_r_max": 0.999,
 }
+#: what agent.heads accepts
+HEADS = ("linear", "popgym")
 
 
 class ActOutput(NamedTuple):
@@ -111,7 +120,9 @@ class ActorCritic(nn.Module):
         opts = agent_options(config)
         self.options = opts
         self.observation_space, self.action_space = observation_space, action_space
-        self.encoder = make_encoder(observation_space, opts["encoder"], opts["encoder_size"])
+        popgym_input = opts["encoder"] == "popgym"
+        if not popgym_input:
+            self.encoder = make_encoder(observation_space, opts["encoder"], opts["encoder_size"])
         if opts["encoder_precision"] not in ENCODER_PRECISIONS:  # the library's own argument
             raise ValueError(f"unknown encoder precision {opts['encoder_precision']!r}; "
                              f"expected one of {ENCODER_PRECISIONS}")
@@ -119,8 +130,11 @@ class ActorCritic(nn.Module):
         self.policy = make_policy_head(action_space, opts["hidden_size"])
         self.use_prev_action, self.use_prev_reward = bool(opts["prev_action"]), bool(opts["prev_reward"])
         self.use_start_flag = bool(opts["start_flag"])
-        input_size = self.encoder.output_size + int(self.use_prev_reward) + int(self.use_start_flag)
-        input_size += self.policy.action_input_size if self.use_prev_action else 0
+        extras = int(self.use_prev_reward) + int(self.use_start_flag)
+        extras += self.policy.action_input_size if self.use_prev_action else 0
+        if popgym_input:  # POPGym's wrappers put the extras into the observation its encoder reads
+            self.encoder = PopgymEncoder(observation_space, opts["encoder_size"], extras)
+        input_size = self.encoder.output_size + (0 if popgym_input else extras)
         # A linear recurrence (lru, rtu) adds its inputs up: it cannot store "the card, but only
         # at the episode's first step" unless a non-linear layer has seen card and step together.
         self.mixer: nn.Module | None = None
@@ -131,13 +145,30 @@ class ActorCritic(nn.Module):
         # LayerNorm (no learned parameters, so the state dict is unchanged) between the core and
         # the heads: a linear recurrence with |λ| near 1 and a large trained input gain can grow
         # its state without bound, and the value head would follow it (seen on MineSweeper).
-        self.core_norm = bool(opts["core_norm"])
-        if self.core.output_size != opts["hidden_size"]:  # e.g. rtu: 2n outputs (the pair per unit)
-            self.policy = make_policy_head(action_space, self.core.output_size)
-        self.value_head = ValueHead(self.core.output_size)
+        self.core_norm, self.value_norm = bool(opts["core_norm"]), bool(opts["value_norm"])
+        head_input = self._make_trunks(opts)
+        if head_input != opts["hidden_size"]:  # e.g. rtu: 2n outputs (the pair per unit), or the trunks
+            self.policy = make_policy_head(action_space, head_input)
+        self.value_head = ValueHead(head_input)
+        if opts["heads"] == "popgym":
+            init_final(self.policy.linear)
+            init_final(self.value_head.linear)
         if reward_clip is None:
             reward_clip = getattr(getattr(config, "train", None), "reward_clip", 0.0)
         self.register_buffer("reward_clip", torch.tensor(float(reward_clip)))
+
+    def _make_trunks(self, opts: dict) -> int:
+        """The actor and critic MLPs between the core and the heads (None for linear heads);
+        returns the heads' input size."""
+        if opts["heads"] not in HEADS:
+            raise ValueError(f"agent.heads must be one of {HEADS}, got {opts['heads']!r}")
+        self.actor_trunk: nn.Module | None = None
+        self.critic_trunk: nn.Module | None = None
+        if opts["heads"] == "linear":
+            return self.core.output_size
+        self.actor_trunk = MLPTrunk(self.core.output_size, opts["encoder_size"])
+        self.critic_trunk = MLPTrunk(self.core.output_size, opts["encoder_size"])
+        return opts["encoder_size"]
 
     @staticmethod
     def _make_core(opts: dict, input_size: int) -> nn.Module:
@@ -148,6 +179,8 @@ class ActorCritic(nn.Module):
         if opts["learning"] == "rtrl" and opts["core"] in elementwise_cores():
             # The encoder sits below the core: its gradient is the core's input gradient.
             kwargs["input_grad"] = opts["encoder_grad"]
+        if opts["core"] in ring_cores():
+            kwargs.update(r_min=opts["ring_r_min"], r_max=opts["ring_r_max"])
         return make_core(opts["core"], input_size, opts["hidden_size"], **kwargs)
 
     @property
@@ -172,7 +205,8 @@ class ActorCritic(nn.Module):
         self, obs: Observation, prev_action: torch.Tensor, prev_reward: torch.Tensor, first: torch.Tensor
     ) -> torch.Tensor:
         """[encoded obs ; prev reward ; prev action ; start flag] for inputs with leading dims L = first.shape,
-        mixed by ReLU(Linear(.)) when the agent has an input mixer.
+        mixed by ReLU(Linear(.)) when the agent has an input mixer; with the popgym encoder, that
+        encoder reads [obs ; extras] and its output is the core input.
 
         obs (*L, ...) or a dict of such; prev_action (*L, ...); prev_reward, first (*L,).
         Returns (*L, core input size).
@@ -181,11 +215,24 @@ class ActorCritic(nn.Module):
         n = first.numel()
         dev = self.device
         flat_obs = _map_obs(obs, lambda o: o.to(dev).reshape((n,) + tuple(o.shape[len(lead):])))
+        extras = self._extras(prev_action, prev_reward, first)
         # bfloat16 autocast covers the encoder only: the core's RTRL must stay float32 to stay exact
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.encoder_autocast):
-            encoded = self.encoder(flat_obs)
-        parts = [encoded.to(self.dtype).reshape(lead + (-1,))]
+            if isinstance(self.encoder, PopgymEncoder):
+                flat_extras = torch.cat(extras, dim=-1).reshape(n, -1) if extras else None
+                encoded = self.encoder(flat_obs, flat_extras)
+                extras = []
+            else:
+                encoded = self.encoder(flat_obs)
+        x = torch.cat([encoded.to(self.dtype).reshape(lead + (-1,))] + extras, dim=-1)
+        return x if self.mixer is None else self.mixer(x)
+
+    def _extras(self, prev_action: torch.Tensor, prev_reward: torch.Tensor, first: torch.Tensor) -> list:
+        """[prev reward (*L, 1) ; prev action (*L, A) ; start flag (*L, 1)], those the agent feeds;
+        reward and action zeroed at an episode's first step."""
+        dev = self.device
         keep = (~first.to(dev)).to(self.dtype).unsqueeze(-1)
+        parts = []
         if self.use_prev_reward:
             r = prev_reward.to(dev, self.dtype).unsqueeze(-1)
             clip = self.reward_clip.to(self.dtype)
@@ -194,8 +241,20 @@ class ActorCritic(nn.Module):
             parts.append(keep * self.policy.encode_action(prev_action.to(dev), self.dtype))
         if self.use_start_flag:
             parts.append(1.0 - keep)
-        x = torch.cat(parts, dim=-1)
-        return x if self.mixer is None else self.mixer(x)
+        return parts
+
+    def heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distribution parameters (..., P) and values (...,) of the heads' input (..., F), through
+        the actor and critic MLPs where the agent has them."""
+        actor = features if self.actor_trunk is None else self.actor_trunk(features)
+        return self.policy(actor), self.value(features)
+
+    def value(self, features: torch.Tensor) -> torch.Tensor:
+        """Values (...,) of the heads' input (..., F), normalised first (LayerNorm without
+        parameters) when the agent has ``value_norm``."""
+        if self.value_norm:
+            features = nn.functional.layer_norm(features, features.shape[-1:])
+        return self.value_head(features if self.critic_trunk is None else self.critic_trunk(features))
 
     def features(self, y: torch.Tensor) -> torch.Tensor:
         """What the heads see of the core output y (..., core output size): y itself, or y
@@ -212,8 +271,7 @@ class ActorCritic(nn.Module):
         """
         x = self.core_input(obs, prev_action, prev_reward, first)
         y, carry = self.core(x, carry, first.to(self.device))
-        y = self.features(y)
-        return self.policy(y), self.value_head(y), carry
+        return (*self.heads(self.features(y)), carry)
 
     @torch.no_grad()
     def act(
@@ -232,8 +290,7 @@ class ActorCritic(nn.Module):
         """
         x = self.core_input(_map_obs(obs, lambda o: o.unsqueeze(0)), prev_action[None], prev_reward[None], first[None])
         y, state = self.core(x, state.state(), first[None].to(self.device))
-        y = self.features(y[0])
-        params, value = self.policy(y), self.value_head(y)
+        params, value = self.heads(self.features(y[0]))
         action = self.policy.greedy(params) if greedy else self.policy.sample(params)
         return ActOutput(action, params, self.policy.log_prob(params, action), value, state)
 
@@ -256,4 +313,4 @@ class ActorCritic(nn.Module):
             first = torch.zeros(prev_reward.shape, dtype=torch.bool)
         x = self.core_input(_map_obs(obs, lambda o: o.unsqueeze(0)), prev_action[None], prev_reward[None], first[None])
         y, _ = self.core(x, state.state(), first[None].to(self.device))
-        return self.value_head(self.features(y[0]))
+        return self.value(self.features(y[0]))

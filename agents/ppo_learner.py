@@ -78,7 +78,7 @@ class PPOLearner(SegmentLearner):
         losses = ppo_losses(logp, segment["behaviour_logp"].to(values.dtype), model.policy.entropy(params), values,
                             targets, self.ppo.clip, self.ppo.value_clip, self.ppo.norm_advantages,
                             cfg.loss_reduction)
-        total = losses.policy + cfg.baseline_cost * losses.value - cfg.entropy_cost * losses.entropy
+        total = losses.policy + cfg.baseline_cost * losses.value - self.entropy_cost() * losses.entropy
         return total, losses
 
     def minibatches(self, batch: int) -> list[torch.Tensor] | None:

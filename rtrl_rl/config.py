@@ -27,6 +27,8 @@ from rtrl_rl.schema import (  # noqa: F401
 
 #: ``fixed`` for a key that a resume may change although its whole section is fixed
 CHANGEABLE = False
+#: ``fixed`` for a key that sets only the initial parameters
+INITIAL_ONLY = "it only sets the initial parameters, which the saved ones replace"
 
 
 def _doc(default: Any, help: str, *, choices: tuple | None = None, at_least: float | None = None,
@@ -146,28 +148,22 @@ class AgentConfig:
                             "cores (rnn, gru, lstm); none = feed-forward", fixed=_learning_change)
     hidden_size: int = _doc(64, "units of the recurrent core", at_least=1)
     encoder: str = _choice(
-        "auto", ("auto", "mlp", "impala", "minatar", "identity"),
+        "auto", ("auto", "mlp", "impala", "minatar", "identity", "popgym"),
         "observation encoder; auto: minatar for boolean (H, W, C) grids (MinAtar's network: conv 3x3 of 16, "
-        "then 128 units), impala for other images, mlp otherwise",
+        "then 128 units), impala for other images, mlp otherwise; popgym: POPGym's Linear, LayerNorm, "
+        "Linear + LeakyReLU over the obs and the extras below",
     )
-    encoder_size: int = _doc(
-        64, "output width of the MLP encoder (the IMPALA encoder always outputs 256, the MinAtar one 128)",
-        at_least=1,
-    )
-    encoder_grad: str = _choice(
-        "step",
-        ("step", "segment"),
-        "encoder gradient through the core: same-step only, or backprop inside the segment "
-        "(the reference's; the suite configs keep it)", fixed=CHANGEABLE,
-    )
+    encoder_size: int = _doc(64, "output width of the mlp and popgym encoders (impala's is 256, minatar's 128)",
+                             at_least=1)
+    encoder_grad: str = _choice("step", ("step", "segment"), "encoder gradient through the core: same-step only, "
+                                "or backprop inside the segment (the reference's; the suite configs keep it)",
+                                fixed=CHANGEABLE)
     encoder_precision: str = _choice(
-        "float32",
-        ("float32", "bfloat16"),
+        "float32", ("float32", "bfloat16"),
         "encoder arithmetic; bfloat16 runs it under torch.autocast (faster where the hardware has bf16: "
-        "GPUs, CPUs with AVX-512 BF16 or AMX); the core, its RTRL and the heads stay float32", fixed=CHANGEABLE,
-    )
+        "GPUs, CPUs with AVX-512 BF16 or AMX); the core, its RTRL and the heads stay float32", fixed=CHANGEABLE)
     forget_bias: float = _doc(3.0, "initial forget-gate bias: sigma(3)=0.95 keeps memory alive at init",
-                              fixed="it only sets the initial parameters, which the saved ones replace")
+                              fixed=INITIAL_ONLY)
     prev_action: bool = _doc(True, "feed the previous action (one-hot) to the core")
     prev_reward: bool = _doc(True, "feed the previous (clipped) reward to the core")
     start_flag: bool = _doc(False, "feed 1 at the first step of an episode, else 0, to the core (POPGym's baselines do)")
@@ -176,11 +172,15 @@ class AgentConfig:
         "pass the core's input [obs ; prev reward ; prev action ; start flag] through ReLU(Linear) of "
         "encoder_size first, so a linear-recurrent core (lru, rtu) can store an input gated by the others",
     )
-    core_norm: bool = _doc(
-        False,
-        "LayerNorm (no learned parameters) on the core's output before the policy and value heads: "
-        "bounds what the heads see when a recurrence's state grows large",
-    )
+    heads: str = _choice("linear", ("linear", "popgym"), "linear: one layer each; popgym: separate actor and "
+                         "critic MLPs (2 x encoder_size, LeakyReLU) with final layers at std 0.01")
+    ring_r_min: float = _doc(0.9, "lru/rtu ring init: smallest |λ| (Orvieto et al.; RTU: 0)", at_least=0, at_most=1,
+                             fixed=INITIAL_ONLY)
+    ring_r_max: float = _doc(0.999, "lru/rtu ring init: largest |λ| (RTU: 1)", at_least=0, at_most=1,
+                             fixed=INITIAL_ONLY)
+    core_norm: bool = _doc(False, "LayerNorm (no learned parameters) on the core's output before the policy and "
+                                  "value heads: bounds what the heads see when a recurrence's state grows large")
+    value_norm: bool = _doc(False, "the same LayerNorm before the value head only (docs/agent.md: why)")
     algorithm: str = _choice(
         "segment", ("segment", "ppo", "stream"),
         "segment: V-trace on segments of many streams, one update per segment; ppo: PPO epochs and "
@@ -199,16 +199,20 @@ class TrainConfig:
     seed: int = _doc(0, "seed of parameters, environments and action sampling")
     gamma: float = _doc(0.99, "discount", at_least=0, at_most=1)
     entropy_cost: float = _doc(0.01, "weight of the entropy bonus", at_least=0)
+    entropy_decay: bool = _doc(False, "decay entropy_cost linearly to 0 over total_steps")
     baseline_cost: float = _doc(0.5, "weight of the value loss", at_least=0)
     optimizer: str = _choice("adam", ("adam", "rmsprop"), "optimizer",
                              fixed="the saved optimizer state (its moment estimates) belongs to the stored optimizer")
     lr: float = _doc(3e-3, "learning rate", above=0)
     lr_decay: bool = _doc(False, "decay the learning rate linearly to 0 over total_steps")
+    recurrent_lr_scale: float = _doc(1.0, "lr factor of the cores' recurrent parameters (param_groups.py)", above=0)
     rmsprop_alpha: float = _doc(0.99, "RMSprop smoothing constant (IMPALA: 0.99)", at_least=0, at_most=1)
     rmsprop_eps: float = _doc(0.01, "RMSprop epsilon (IMPALA: 0.01; needs loss_reduction=sum)", at_least=0)
     adam_eps: float = _doc(1e-8, "Adam epsilon", at_least=0)
     max_grad_norm: float = _doc(40.0, "clip the global gradient norm to this value; 0 = no clipping", at_least=0)
     reward_clip: float = _doc(0.0, "clip rewards to [-c, c] in the loss and the core input; 0 = off", at_least=0)
+    truncation_bootstrap: bool = _doc(True, "a truncated episode's last target adds the value of its final obs (a "
+                                      "time limit outside the task); false: it ends there, as a game of fixed length")
     life_loss: bool = _doc(
         False, "Atari: end the value chain at a lost life (the episode and the core state go on)"
     )

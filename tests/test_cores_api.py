@@ -34,7 +34,7 @@ def test_bad_options(name, options, match):
 @pytest.mark.parametrize("name", ["lru", "rtu", "rtu_nonlinear"])
 @pytest.mark.parametrize("options, match", [
     ({"r_min": 0.5, "r_max": 0.4}, "r_min"),
-    ({"r_max": 1.0}, "r_max < 1"),
+    ({"r_max": 1.01}, "r_max <= 1"),
     ({"r_min": -0.1}, "0 <= r_min"),
     ({"max_phase": 0.0}, "max_phase"),
 ])

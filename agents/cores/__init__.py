@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from rtrl_rl.agents.cores.base import ElementwiseCore, RecurrentCore
 from rtrl_rl.agents.cores.carry import Carry
+from rtrl_rl.agents.cores.complex_core import ComplexDiagonalCore
 from rtrl_rl.agents.cores.dense import DENSE_LEARNING, DenseCore, DenseGRU, DenseLSTM, DenseRNN
 from rtrl_rl.agents.cores.elstm import ELSTM
 from rtrl_rl.agents.cores.lru import LRU
@@ -35,6 +36,11 @@ def available_cores() -> list[str]:
 def elementwise_cores() -> list[str]:
     """Names of the cores that support exact RTRL."""
     return sorted(name for name, cls in CORES.items() if issubclass(cls, ElementwiseCore))
+
+
+def ring_cores() -> list[str]:
+    """Names of the complex-diagonal cores, whose λ takes the ring initialisation (``r_min``, ``r_max``)."""
+    return sorted(name for name, cls in CORES.items() if issubclass(cls, ComplexDiagonalCore))
 
 
 def make_core(name: str, input_size: int, hidden_size: int, learning: Optional[str] = None, layers: int = 1,
@@ -74,4 +80,4 @@ def _single(name: str, input_size: int, hidden_size: int, learning: Optional[str
 
 __all__ = ["Carry", "CORES", "DENSE_CORES", "DENSE_LEARNING", "DenseCore", "ELSTM", "LRU", "LSTM", "MinGRU", "RTU",
            "RTUNonlinear", "RecurrentCore", "Stack", "ElementwiseCore",
-           "available_cores", "elementwise_cores", "make_core"]
+           "available_cores", "elementwise_cores", "make_core", "ring_cores"]

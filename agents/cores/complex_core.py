@@ -31,7 +31,7 @@ class ComplexDiagonalCore(ElementwiseCore):
     complex input projection), ``nu`` and ``theta`` (n: λ = exp(-exp(ν) + i exp(θ))), ``gamma``
     (n, log of the input gain g, only where ``has_gamma``), then the subclass's readout.
 
-    Options beyond :class:`ElementwiseCore`'s: ``r_min``, ``r_max`` (0 <= r_min <= r_max < 1)
+    Options beyond :class:`ElementwiseCore`'s: ``r_min``, ``r_max`` (0 <= r_min <= r_max <= 1)
     and ``max_phase`` (> 0) of the ring initialisation. ``forget_bias`` is accepted for a
     uniform interface and unused: the memory at initialisation is set by the ring.
     """
@@ -44,8 +44,8 @@ class ComplexDiagonalCore(ElementwiseCore):
     def __init__(self, input_size: int, hidden_size: int, learning: str = "rtrl", forget_bias: float = 3.0,
                  input_grad: Optional[str] = None, rtrl_path: str = "auto", r_min: float = R_MIN,
                  r_max: float = R_MAX, max_phase: float = MAX_PHASE) -> None:
-        if not (0 <= r_min <= r_max < 1):
-            raise ValueError(f"ring initialisation needs 0 <= r_min <= r_max < 1, got r_min={r_min}, r_max={r_max}")
+        if not (0 <= r_min <= r_max <= 1):  # |λ| is then clamped into (0, 1) (see reset_parameters)
+            raise ValueError(f"ring initialisation needs 0 <= r_min <= r_max <= 1, got r_min={r_min}, r_max={r_max}")
         if not max_phase > 0:
             raise ValueError(f"max_phase must be > 0, got {max_phase}")
         self.ring = (r_min, r_max, max_phase)

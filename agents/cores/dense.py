@@ -148,11 +148,14 @@ class DenseCore(RecurrentCore):
         T, B, d = x.shape
         G, n = self.cell.gates, self.hidden_size
         p_all = torch.addmm(self.bias_ih, x.reshape(T * B, d), self.weight_ih.t()).view(T, B, G, n)
+        # unbind, not p_all[t]: the backward of each indexing writes a zero tensor of p_all's
+        # whole size, T of them per segment (quadratic in T: 30x per step at T = 1024 against 51)
+        p_steps = p_all.unbind(0)
         s, states, prevs, saved = s0, [], [], []
         for t in range(T):
             prev = s * keep[t].view(B, 1, 1)
             q = torch.addmm(self.bias_hh, prev[:, 0], self.weight_hh.t()).view(B, G, n)
-            s, values = self.cell.step(p_all[t], q, prev)
+            s, values = self.cell.step(p_steps[t], q, prev)
             states.append(s)
             prevs.append(prev)
             saved.append(values)
