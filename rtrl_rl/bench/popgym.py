@@ -80,6 +80,8 @@ SHARED = ["train.entropy_cost=0.001"]
 #: core output kept lru from diverging on MineSweeperEasy but cost RepeatFirstEasy 0.5 of MMER.
 BEST_OVERRIDES = ["agent.core=lru", "agent.learning=rtrl", *RTRL_EXTRA, "agent.input_mixer=true"]
 
+#: the starting point of the protocol's selection (the ``sel-*`` levers)
+SELECTION_BASE = ["agent.input_mixer=true", "train.truncation_bootstrap=false"]
 #: variants of the RTRL LRU rule (the levers tried on the tuning tasks): name -> (what changes, overrides)
 LEVERS: dict[str, tuple[str, list[str]]] = {
     "identity-encoder": ("no encoder (one-hot observation straight into the core)", ["agent.encoder=identity"]),
@@ -96,6 +98,21 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
     "mixer-wide": ("the input mixer, n = 128 units", ["agent.input_mixer=true", "agent.hidden_size=128"]),
     "mixer-lr-1e-3": ("the input mixer, Adam learning rate 1e-3", ["agent.input_mixer=true", "train.lr=0.001"]),
     "mixer-two-layers": ("the input mixer, a stack of two LRU layers", ["agent.input_mixer=true", "agent.core_layers=2"]),
+    # the 15M-step protocol's selection, on RepeatFirstEasy, CountRecallEasy and MineSweeperEasy: one change
+    # at a time from the best rule without the truncation bootstrap (POPGym truncates every episode at a
+    # fixed length that the observation does not show, so bootstrapping there teaches a value of steps that
+    # never come; with it, MineSweeperEasy's losses grew to 1e19)
+    **{f"sel-{name}": (what, [*SELECTION_BASE, *extra]) for name, (what, extra) in {
+        "base": ("selection base (input mixer, no truncation bootstrap)", []),
+        "ppo": ("selection base + PPO instead of V-trace", ["agent.algorithm=ppo"]),
+        "popgym-net": ("selection base + POPGym's encoder and heads", ["agent.encoder=popgym", "agent.heads=popgym"]),
+        "ring-0-1": ("selection base + the ring init r_min 0, r_max 1", ["agent.ring_r_min=0", "agent.ring_r_max=1"]),
+        "recurrent-lr-0.1": ("selection base + lr x 0.1 on the recurrent parameters", ["train.recurrent_lr_scale=0.1"]),
+        "value-norm": ("selection base + LayerNorm before the value head", ["agent.value_norm=true"]),
+        "entropy-decay": ("selection base + the entropy cost decayed to 0", ["train.entropy_decay=true"]),
+        "wide": ("selection base + n = 128 units", ["agent.hidden_size=128"]),
+        "two-layers": ("selection base + a stack of two LRU layers", ["agent.core_layers=2"]),
+    }.items()},
 }
 #: variants of every grid rule (``<rule>+<lever>``): the shared settings put back to the library's
 SHARED_LEVERS: dict[str, tuple[str, list[str]]] = {
