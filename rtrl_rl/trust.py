@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtrl_rl.config import Config, ConfigError
-from rtrl_rl.schema import leaves
+from rtrl_rl.config import Config, ConfigError, leaves
 
 
 def code_references(config: Config) -> dict[str, Any]:

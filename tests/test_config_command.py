@@ -11,9 +11,8 @@ import torch
 import yaml
 
 from rtrl_rl.cli import main
-from rtrl_rl.config import Config, load_config, to_dict
-from rtrl_rl.config_keys import config_keys, format_keys
-from rtrl_rl.configs import resolve_config_path
+from rtrl_rl.config import Config, load_config, resolve_config_path, to_dict
+from rtrl_rl.config.key_docs import config_keys, format_keys
 
 QUIET = ["log.progress=false", "log.tensorboard=false", "log.eval_episodes=0"]
 
@@ -120,7 +119,7 @@ def _section(dotted: str):
 
 @dataclass
 class Inner:
-    """A section declared as config.py declares them (``_doc``/``_choice`` write this metadata)."""
+    """A section declared as rtrl_rl/config/sections.py declares them (``_doc``/``_choice`` write this metadata)."""
 
     depth: int = dataclasses.field(default=3, metadata={"help": "how deep", "at_least": 1, "at_most": 9})
     mode: str = dataclasses.field(default="a", metadata={"help": "which mode", "choices": ("a", "b")})

@@ -1,4 +1,4 @@
-"""Every config rule lives in rtrl_rl/config.py: each one exits 2 naming its key before
+"""Every config rule lives in the config package (rtrl_rl/config/): each one exits 2 naming its key before
 anything is written, whichever trainer the config selects, and a Config changed in code
 meets the same rules when a trainer is called with it."""
 

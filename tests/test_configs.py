@@ -7,8 +7,9 @@ import pytest
 import torch
 import yaml
 
-from rtrl_rl.config import Config, ConfigError, build_config, load_config, load_yaml, to_dict
-from rtrl_rl.configs import available_configs, config_dir, resolve_config_path
+from rtrl_rl.config import (
+    Config, ConfigError, available_configs, build_config, config_dir, load_config, load_yaml, resolve_config_path, to_dict,
+)
 
 READY = ["default", "memory/recall", "memory/tmaze", "atari/pong", "atari/breakout",
          "procgen/coinrun", "procgen/starpilot", "dmlab/rooms_watermaze",

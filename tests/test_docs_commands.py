@@ -46,8 +46,9 @@ import pytest
 import yaml
 
 from rtrl_rl.cli import build_parser
-from rtrl_rl.config import REMOVED_KEYS, AgentConfig, Config, ConfigError, build_config, load_yaml, merge, parse_override
-from rtrl_rl.configs import resolve_config_path
+from rtrl_rl.config import (
+    REMOVED_KEYS, AgentConfig, Config, ConfigError, build_config, load_yaml, merge, parse_override, resolve_config_path,
+)
 from rtrl_rl.envs import parse_spec
 from rtrl_rl.envs.spec import parse_options
 

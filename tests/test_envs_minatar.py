@@ -143,7 +143,7 @@ def test_missing_package_names_the_extra(monkeypatch):
 
 @pytest.mark.parametrize("name, steps", [("minatar/segment", 1280), ("minatar/stream", 20)])
 def test_the_ready_configs_train_on_minatar(tmp_path, name, steps):
-    from rtrl_rl.configs import resolve_config_path
+    from rtrl_rl.config import resolve_config_path
     from rtrl_rl.stream_trainer import train_stream
 
     config = load_config(resolve_config_path(name), [f"train.total_steps={steps}", "log.progress=false",

@@ -29,7 +29,7 @@ def _setuptools_config() -> dict:
 def _source_packages() -> set[str]:
     """Every package directory of the source tree, named as it installs."""
     mapping = {v: k for k, v in _setuptools_config()["package-dir"].items()}
-    names = {"rtrl_rl.configs_data"}  # the link to configs/, a namespace package of YAML files
+    names = {"rtrl_rl.config.ready_yaml"}  # the link to configs/, a namespace package of YAML files
     for top, installed in mapping.items():
         for init in (ROOT / top).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT / top).parts
@@ -85,6 +85,6 @@ def test_wheel_holds_the_namespaced_packages_and_configs(tmp_path: Path):
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = tmp_path.glob("rtrl_rl-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for path in ("rtrl_rl/agents/cores/elstm.py", "rtrl_rl/envs/memory.py", "rtrl_rl/configs_data/default.yaml"):
+    for path in ("rtrl_rl/agents/cores/elstm.py", "rtrl_rl/envs/memory.py", "rtrl_rl/config/ready_yaml/default.yaml"):
         assert path in names
     assert not any(n.startswith(("agents/", "envs/")) for n in names)

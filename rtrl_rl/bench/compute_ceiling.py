@@ -37,8 +37,7 @@ def _flops(fn) -> int:
 
 def measure(config_name: str, overrides: list[str], repeats: int = 3) -> dict:
     """FLOPs per env step (acting, learning) and the learner's achieved GFLOP/s, one thread."""
-    from rtrl_rl.config import load_config
-    from rtrl_rl.configs import resolve_config_path
+    from rtrl_rl.config import load_config, resolve_config_path
     from rtrl_rl.rollout import Collector, allocate_segment
     from rtrl_rl.run_builder import build_agent, make_env, seed_everything
 

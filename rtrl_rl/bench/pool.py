@@ -42,8 +42,7 @@ def train_cell(spec: dict, work_dir: str) -> dict:
     Its terminal output goes to ``train.log`` in its run directory; a failure is returned
     as an ``error`` instead of raised, so one broken run cannot stop the grid.
     """
-    from rtrl_rl.config import load_config
-    from rtrl_rl.configs import resolve_config_path
+    from rtrl_rl.config import load_config, resolve_config_path
     from rtrl_rl.session import fresh_run_dir
     from rtrl_rl.trainer import train
 

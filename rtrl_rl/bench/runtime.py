@@ -79,8 +79,7 @@ def _timed_updates(seconds: float, warmup: int, record: list):
 
 
 def _config(args, mode: str, run_dir: str, backend: str = "local"):
-    from rtrl_rl.config import load_config
-    from rtrl_rl.configs import resolve_config_path
+    from rtrl_rl.config import load_config, resolve_config_path
 
     return load_config(resolve_config_path(args.config), [
         f"agent.learning={mode}", f"runtime.actors={args.actors}", f"env.num_envs={args.num_envs}",

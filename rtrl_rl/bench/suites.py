@@ -95,8 +95,7 @@ def run_dir_of(work: Path, config: str, rule: str) -> Path:
 
 def full_steps(config: str) -> int:
     """The budget the config asks for, in agent steps (its ``train.total_steps``)."""
-    from rtrl_rl.config import load_config
-    from rtrl_rl.configs import resolve_config_path
+    from rtrl_rl.config import load_config, resolve_config_path
 
     return load_config(resolve_config_path(config), []).train.total_steps
 

@@ -8,7 +8,7 @@ run writes as its ``config.yaml``; ``--config`` reads it back. Bad input exits 2
 train's message. It imports no environment code and writes nothing.
 
 ``rtrl-rl config --keys`` lists every key with its type, default, rule (bounds or
-choices) and help text, read from the config dataclasses (``rtrl_rl.config_keys``).
+choices) and help text, read from the config dataclasses (``rtrl_rl.config.key_docs``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.keys:
         if args.config or args.overrides:
             return _fail("--keys lists the keys of every config: pass it alone")
-        from rtrl_rl.config_keys import config_keys, format_keys
+        from rtrl_rl.config.key_docs import config_keys, format_keys
 
         return _print(format_keys(config_keys()) + "\n")
     try:

@@ -16,7 +16,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from rtrl_rl.config import ConfigError, load_config
+from rtrl_rl.config import ConfigError, load_config, resolve_config_path
 
 
 def register(subparsers) -> None:
@@ -45,8 +45,6 @@ def register(subparsers) -> None:
 def _resolve(name: str | None):
     if name is None:
         return None
-    from rtrl_rl.configs import resolve_config_path
-
     return resolve_config_path(name)
 
 

@@ -1,23 +1,23 @@
 """Find the ready configs by name (``atari/pong``) from a checkout or an installed package.
 
 The files live in the repository's ``configs/`` directory. The package reaches them as
-``rtrl_rl/configs_data``: in a checkout (and an editable install) that is a symbolic link
-to ``../configs``; a wheel (``pip install .``) copies the files there as package data
-(see ``[tool.setuptools.package-data]`` in pyproject.toml). Either way one path works.
+``rtrl_rl/config/ready_yaml``: in a checkout (and an editable install) that is a symbolic
+link to ``../../configs``; a wheel (``pip install .``) copies the files there as package
+data (see ``[tool.setuptools.package-data]`` in pyproject.toml). Either way one path works.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rtrl_rl.config import ConfigError
+from rtrl_rl.config.reader import ConfigError
 
 _SUFFIXES = (".yaml", ".yml")
 
 
 def config_dir() -> Path:
     """The directory of the ready configs shipped with the package."""
-    return Path(__file__).resolve().parent / "configs_data"
+    return Path(__file__).resolve().parent / "ready_yaml"
 
 
 def available_configs() -> list[str]:

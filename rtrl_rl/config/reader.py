@@ -1,8 +1,9 @@
 """How a config schema is read: nested mappings merged into typed dataclasses, each value
 checked against the rules its field declares.
 
-:mod:`rtrl_rl.config` declares the schema (the dataclasses, each field's help, choices and
-bounds, the cross-key rules); this module knows nothing of its keys. A field's metadata
+The config package declares the schema (:mod:`rtrl_rl.config.sections`: the dataclasses,
+each field's help, choices and bounds; :mod:`rtrl_rl.config.rules`: the cross-key rules);
+this module knows nothing of its keys. A field's metadata
 may hold ``choices`` (a tuple), the bounds ``at_least``, ``above``, ``at_most``, ``below``,
 ``check`` (``value -> error text or None``) and ``merge`` (a mapping field whose entries a
 later source updates one by one instead of replacing the mapping).

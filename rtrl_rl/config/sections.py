@@ -1,29 +1,18 @@
-"""Run configuration: typed dataclasses, YAML files and dotted ``key=value`` overrides.
+"""The config's sections: one typed dataclass per section, one field per key.
 
 The dataclass defaults *are* the embedded default run (``configs/default.yaml`` mirrors
-them, and a test keeps the two equal). A config file only lists what differs. Every rule
-a config must obey is declared here, beside the fields: choices, bounds and other checks
-of one key (in the field), rules that involve several keys (:data:`CROSS_KEY_RULES`), which
-keys a resume cannot change (``fixed``) and which name code to import (``names_code``).
-:func:`build_config` applies them all and raises :class:`ConfigError` naming the key, so a
-typo never trains silently with a default and no component checks a key again.
-How files and overrides are read and merged: :mod:`rtrl_rl.schema`.
+them, and a test keeps the two equal). Each field declares its key's help and its own
+rules beside it: choices, bounds and other checks of that one key, whether a resume may
+change it (``fixed``) and whether its value names code to import (``names_code``). The
+rules that involve several keys are in :mod:`rtrl_rl.config.rules`; how files and
+overrides are read into these dataclasses is :mod:`rtrl_rl.config.reader`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
-
-import yaml
-
-# the reading machinery is public here too: callers load configs through this module
-from rtrl_rl.schema import (  # noqa: F401
-    ConfigError, coerce, drop_removed, field_type, leaves, load_yaml, merge, parse_override,
-)
 
 #: ``fixed`` for a key that a resume may change although its whole section is fixed
 CHANGEABLE = False
@@ -35,7 +24,7 @@ def _doc(default: Any, help: str, *, choices: tuple | None = None, at_least: flo
          above: float | None = None, at_most: float | None = None, below: float | None = None,
          check: Callable[[Any], str | None] | None = None, rule: str | None = None, merge: bool | None = None,
          fixed: str | Callable[[Any, Any], str | None] | bool | None = None, names_code: Any = None) -> Any:
-    """A documented field and its rules (:mod:`rtrl_rl.schema` applies the first ones).
+    """A documented field and its rules (:mod:`rtrl_rl.config.reader` applies the first ones).
 
     ``choices``: the values allowed; ``at_least``/``above``/``at_most``/``below`` bound a
     number; ``check(value)`` returns an error text for other rules, which ``rule`` says in words
@@ -317,179 +306,3 @@ class Config:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     run_dir: str = _doc("", "where checkpoints, logs and the summary go; must not hold another run "
                             "(continue one with --resume)")
-
-
-# --------------------------------------------------------------------------- rules across keys
-
-
-#: keys that no longer exist -> what replaced them. A source naming one is refused unless a
-#: later source sets the replacement (so a resumed run's stored config can be continued by
-#: naming the new key on the command line).
-REMOVED_KEYS = {
-    "runtime.device": "train.device",
-}
-
-
-#: the suites whose ids gymnasium's registry resolves, so ``env.imports`` can register them
-IMPORT_SUITES = ("gym", "popgym", "minigrid")
-
-
-def check_env_imports(config: Config) -> None:
-    """Raise ConfigError when ``env.imports`` goes with a suite that takes none.
-
-    Checked where the environment is built rather than with the other rules, so that a
-    stored config is read whole first and the trust check (``rtrl_rl.trust``) names what
-    it would import.
-    """
-    suite = config.env.id.partition(":")[0]
-    if config.env.imports and suite not in IMPORT_SUITES:
-        raise ConfigError(
-            f"config key 'env.imports' ({config.env.imports}) registers gymnasium ids before a "
-            f"{', '.join(s + ':' for s in IMPORT_SUITES)} env is made; env.id={config.env.id} takes none "
-            "(an entry point module:Class or file.py:Class names its own code): leave env.imports out"
-        )
-
-
-def _streams_per_actor(config: Config) -> str | None:
-    actors, streams = config.runtime.actors, config.env.num_envs
-    if actors > 0 and streams % actors:
-        return (f"config key 'env.num_envs' ({streams}) must be a multiple of 'runtime.actors' ({actors}): "
-                "each actor runs the same number of streams")
-    return None
-
-
-def _stream_in_one_process(config: Config) -> str | None:
-    runtime = config.runtime
-    if config.agent.algorithm == "stream" and (runtime.actors > 0 or runtime.backend != "local"):
-        return (f"config key 'runtime.actors' ({runtime.actors}, backend {runtime.backend}): agent.algorithm=stream "
-                "runs in one process: set runtime.actors=0 (and runtime.backend=local)")
-    return None
-
-
-def _stream_on_the_cpu(config: Config) -> str | None:
-    if config.agent.algorithm == "stream" and config.train.device not in ("cpu", "auto"):
-        return (f"config key 'train.device' ({config.train.device}): agent.algorithm=stream runs on the CPU: "
-                "set train.device=cpu")
-    return None
-
-
-def _ppo_minibatches_of_streams(config: Config) -> str | None:
-    """PPO's minibatches split the streams of a batch (every stream's segment), never time."""
-    ppo, streams, length = config.ppo, config.env.num_envs, config.train.segment_length
-    if config.agent.algorithm != "ppo":
-        return None
-    if ppo.minibatches > streams:
-        return (f"config key 'ppo.minibatches' ({ppo.minibatches}) must be at most 'env.num_envs' ({streams}): "
-                "minibatches split the streams (never time)")
-    if ppo.norm_advantages and length * (streams // ppo.minibatches) < 2:
-        return ("config key 'ppo.norm_advantages' needs minibatches of 2 steps or more (train.segment_length x "
-                "env.num_envs / ppo.minibatches): use fewer minibatches or ppo.norm_advantages=false")
-    return None
-
-
-def _ray_needs_actors(config: Config) -> str | None:
-    if config.runtime.backend == "ray" and config.runtime.actors < 1:
-        return (f"config key 'runtime.actors' is {config.runtime.actors}, but runtime.backend=ray needs "
-                "runtime.actors >= 1 (the number of Ray actors)")
-    return None
-
-
-def _learning_fits_the_core(config: Config) -> str | None:
-    """The approximations of RTRL are for the dense cores, KF-RTRL not for the GRU, and a
-    stack's layers learn by rtrl or tbptt (the feed-forward core takes any rule: it has none)."""
-    core, learning, layers = config.agent.core, config.agent.learning, config.agent.core_layers
-    if core == "none" or learning not in APPROXIMATE_LEARNING:
-        return None
-    if core not in DENSE_CORES:
-        return (f"config key 'agent.learning' ({learning}) approximates RTRL for the dense cores "
-                f"({', '.join(DENSE_CORES)}); agent.core={core} learns by exact 'rtrl' or 'tbptt'")
-    if learning == "kfrtrl" and core == "gru":
-        return ("config key 'agent.learning' (kfrtrl) does not apply to agent.core=gru: its candidate gate reads "
-                "r * (W_hh h + b_hh), so one step's influence is not a single Kronecker product (KF-RTRL "
-                "covers rnn and lstm); use uoro or snap1 for the gru")
-    if layers > 1:
-        return (f"config key 'agent.core_layers' ({layers}) stacks cores that learn by 'rtrl' or 'tbptt'; "
-                f"agent.learning={learning} is for a single layer")
-    return None
-
-
-#: the rules that involve more than one key (each key's own rules apply as it is merged),
-#: each ``config -> error text or None``, checked in this order
-CROSS_KEY_RULES: tuple[Callable[[Config], str | None], ...] = (
-    _streams_per_actor, _stream_in_one_process, _stream_on_the_cpu, _ray_needs_actors, _learning_fits_the_core,
-    _ppo_minibatches_of_streams,
-)
-
-
-def validate(config: Config) -> None:
-    """Raise :class:`ConfigError` for the first of :data:`CROSS_KEY_RULES` that ``config`` breaks."""
-    for rule in CROSS_KEY_RULES:
-        problem = rule(config)
-        if problem:
-            raise ConfigError(problem)
-
-
-def check(config: Config) -> None:
-    """Every rule of this module on a whole ``config``, also one built or changed in code
-    (:func:`build_config` applies them as it merges): each key's, then :data:`CROSS_KEY_RULES`."""
-    for key, value, meta, section in leaves(config):
-        coerce(key, value, field_type(type(section), key.rsplit(".", 1)[-1]), meta)
-    validate(config)
-
-
-def _why_fixed(meta: dict, section: Any, old: Any, new: Any) -> str | None:
-    """Why a resume cannot change a key from ``old`` to ``new`` (its field's ``fixed``, else its
-    section's ``fixed_on_resume``), or None if it can."""
-    rule = meta.get("fixed", getattr(section, "fixed_on_resume", None))
-    return rule(old, new) if callable(rule) else (rule or None)
-
-
-def refuse_changes(stored: Config, new: Config) -> None:
-    """Raise :class:`ConfigError` naming the first key that differs between a resumed run's
-    ``stored`` config and the ``new`` one although a resume cannot honour the change."""
-    for (key, old, meta, section), (_, value, _, _) in zip(leaves(stored), leaves(new)):
-        if old != value and (why := _why_fixed(meta, section, old, value)):
-            raise ConfigError(f"config key '{key}' cannot change on resume ({old!r} -> {value!r}): {why}. "
-                              f"Leave it out, or start a new run (another run_dir) to change it")
-
-
-def build_config(*sources: dict) -> Config:
-    """Merge mappings (file contents, then overrides) into a validated :class:`Config`.
-
-    Suite options belong to their environment: when a source names another ``env.id``,
-    the options collected so far are dropped before its own ``env.options`` (if any) apply.
-    Otherwise ``env.options`` entries are merged key by key, so ``env.options.delay=10``
-    changes one option and keeps the rest. Every value is checked against its key's rules
-    (type, choices, bounds), then the whole config against :data:`CROSS_KEY_RULES`, and a
-    key that was removed names its replacement.
-    """
-    config = Config()
-    for data in drop_removed(sources, REMOVED_KEYS):
-        env = data.get("env") if isinstance(data, dict) else None
-        if isinstance(env, dict) and "id" in env and env["id"] != config.env.id:
-            config.env.options = {}
-        merge(config, data)
-    validate(config)
-    return config
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """The config of a run: defaults, then the file at ``path`` (if any), then overrides."""
-    sources = [load_yaml(path)] if path else []
-    sources += [parse_override(o) for o in overrides]
-    return build_config(*sources)
-
-
-def to_dict(config: Config) -> dict:
-    """Plain nested mapping of a config, for YAML and checkpoints."""
-    return dataclasses.asdict(config)
-
-
-def dump_config(config: Config) -> str:
-    """The resolved config as YAML, keys in dataclass order (what ``--config`` reads back)."""
-    return yaml.safe_dump(to_dict(config), sort_keys=False)
-
-
-def save_config(config: Config, path: str | Path) -> None:
-    """Write the resolved config as YAML (a run's ``config.yaml``; ``rtrl-rl config`` prints it)."""
-    Path(path).write_text(dump_config(config))

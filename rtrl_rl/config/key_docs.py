@@ -1,7 +1,7 @@
 """Every config key with its type, default, rule and help, read from the config dataclasses.
 
 The listing comes from the fields of :class:`rtrl_rl.config.Config` and their metadata
-(``_doc``/``_choice`` in ``rtrl_rl/config.py``: ``help``, ``choices``, the bounds
+(``_doc``/``_choice`` in ``rtrl_rl/config/sections.py``: ``help``, ``choices``, the bounds
 ``at_least``, ``above``, ``at_most``, ``below``, and ``rule``, the words for a ``check``), never from a hand-kept list, so a new key documents
 itself in ``rtrl-rl config --keys`` the moment it is declared.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from rtrl_rl.config import Config
+from rtrl_rl.config.sections import Config
 
 
 @dataclass(frozen=True)
