@@ -3,7 +3,7 @@
 :func:`build_run` turns (config, resume directory) into a ready :class:`Run`: the run
 directory checked and chosen, the learner's device, the observation and action spaces,
 the model and its learner, the state restored from the latest checkpoint, and the
-:class:`~rtrl_rl.session.RunSession` that owns the directory. :meth:`Run.train` then runs
+:class:`~rtrl_rl.run.session.RunSession` that owns the directory. :meth:`Run.train` then runs
 :func:`drive`, the loop of every trainer: until the step budget is spent, the target is
 reached or a stop is requested, call ``advance()`` (one update from whatever produced
 segments), record it, checkpoint and evaluate. The trainers differ only in ``advance``:
@@ -33,9 +33,9 @@ from rtrl_rl.agents import ActorCritic, Learner, PPOLearner, SegmentLearner
 from rtrl_rl.config import Config, ConfigError, check, check_env_imports, device_problem
 from rtrl_rl.envs.values import MAX_ABS_REWARD, CheckedValues
 from rtrl_rl.evaluation import evaluation_options, evaluation_seed, run_episodes
-from rtrl_rl.run_paths import RunPaths
-from rtrl_rl.session import RunSession, check_run_dir
-from rtrl_rl.stopping import WatchedEnv
+from rtrl_rl.run.layout import RunPaths
+from rtrl_rl.run.session import RunSession, check_run_dir
+from rtrl_rl.run.stopping import WatchedEnv
 
 #: ``advance() -> (env steps, metrics, finished episodes)`` for one update, or None when
 #: nothing arrived yet (the loop then checks the budget and the stop signals again)
@@ -71,7 +71,7 @@ def make_env(config: Config, seed: int, num_envs: int | None = None, evaluation:
              first_stream: int = 0, where: str = "") -> WatchedEnv:
     """The vectorised environment of a run (``evaluation`` selects the suite's test protocol).
 
-    Its ``step`` and ``reset`` raise :class:`rtrl_rl.stopping.EnvHang` after
+    Its ``step`` and ``reset`` raise :class:`rtrl_rl.run.stopping.EnvHang` after
     ``runtime.step_timeout_s`` seconds, so a hung environment stops the run with a message,
     and :class:`rtrl_rl.envs.values.NonFiniteValue` on a NaN or infinite observation or
     reward (or one beyond :func:`reward_limit`). Messages number its streams from
@@ -232,7 +232,7 @@ def restore(resume_from: str | Path | None, model: ActorCritic, learner: Any, se
     """
     if resume_from is None:
         return Start()
-    from rtrl_rl.resume import restore_run
+    from rtrl_rl.run.resume import restore_run
 
     counters = restore_run(resume_from, model, learner, seed=seed, payload=payload)
     return Start(counters["step"], counters["update"], counters["wall_s"])
@@ -256,7 +256,7 @@ def build_run(config: Config, resume_from: str | Path | None = None, *, with_env
     device = prepare_run(config, resume_from)
     payload = None
     if resume_from is not None:
-        from rtrl_rl.checkpoint import load_checkpoint  # loaded first: the env seeds depend on its step
+        from rtrl_rl.run.checkpoint import load_checkpoint  # loaded first: the env seeds depend on its step
 
         payload = load_checkpoint(resume_from)
     seed = env_seed(config.train.seed, payload["step"] if payload else 0)

@@ -3,7 +3,7 @@
 Each environment step of the B = ``env.num_envs`` streams is followed at once by one
 update of :class:`rtrl_rl.agents.stream.StreamLearner` from that step (``docs/stream.md``).
 The run is built as every trainer's (``rtrl_rl.run_builder.build_run``: run directory,
-logs, evaluations, checkpoints and the summary of :class:`rtrl_rl.session.RunSession`);
+logs, evaluations, checkpoints and the summary of :class:`rtrl_rl.run.session.RunSession`);
 only ``advance`` is its own: one step and one update.
 """
 

@@ -22,7 +22,7 @@ from rtrl_rl.config import Config
 from rtrl_rl.rollout import Collector, allocate_segment
 # public here too: the experiment runners and benchmarks build environments and agents through this module
 from rtrl_rl.run_builder import Advance, Run, build_agent, build_run, make_env, seed_everything  # noqa: F401
-from rtrl_rl.stopping import TrainingInterrupted  # noqa: F401  (public here too)
+from rtrl_rl.run.stopping import TrainingInterrupted  # noqa: F401  (public here too)
 
 
 def acting_model(model: ActorCritic) -> ActorCritic:
@@ -36,7 +36,7 @@ def train(config: Config, resume_from: str | Path | None = None) -> dict:
 
     Writes ``config.yaml``, TensorBoard events, checkpoints, ``model.pt`` and
     ``summary.json`` into ``config.run_dir`` (chosen and filled in when empty; see
-    ``rtrl_rl.run_paths``). ``resume_from`` names a run directory whose latest checkpoint
+    ``rtrl_rl.run.layout``). ``resume_from`` names a run directory whose latest checkpoint
     to continue from, or a checkpoint file. Raises ConfigError for a config that breaks a rule or an unknown or
     unavailable ``train.device``, ValueError when ``run_dir`` holds another run (see
     ``session.check_run_dir``). An exception during training (e.g. from the environment)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from rtrl_rl import checkpoint as ck
 from rtrl_rl import cli
-from rtrl_rl.checkpoint import CheckpointError, load_checkpoint, make_payload, save_checkpoint
 from rtrl_rl.config import Config, to_dict
+from rtrl_rl.run import checkpoint as ck
+from rtrl_rl.run.checkpoint import CheckpointError, load_checkpoint, make_payload, save_checkpoint
 
 
 def _trained_parts(seed: int = 0):
@@ -268,7 +268,7 @@ def test_missing_paths_give_clear_errors(tmp_path):
 
 
 def test_a_new_run_refuses_a_directory_that_holds_a_run(tmp_path):
-    from rtrl_rl.session import check_run_dir, fresh_run_dir
+    from rtrl_rl.run.session import check_run_dir, fresh_run_dir
 
     run_dir = tmp_path / "run"
     check_run_dir(run_dir)  # not there yet: fine

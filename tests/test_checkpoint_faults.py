@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from rtrl_rl import checkpoint as ck
-from rtrl_rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rtrl_rl.config import Config
+from rtrl_rl.run import checkpoint as ck
+from rtrl_rl.run.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,8 +32,8 @@ def _temps(run_dir: Path) -> list[str]:
 KILLED_WRITER = """
 import os, signal, sys
 import torch
-from rtrl_rl import checkpoint as ck
 from rtrl_rl.config import Config
+from rtrl_rl.run import checkpoint as ck
 
 run_dir = sys.argv[1]
 ck.save_checkpoint(run_dir, ck.make_payload(torch.nn.Linear(3, 2), step=1, updates=1, config=Config()), 1)

@@ -10,13 +10,13 @@ import warnings
 import pytest
 import torch
 
-from rtrl_rl.checkpoint import (
+from rtrl_rl.run.checkpoint import (
     CheckpointError, UnreadableCheckpoint, load_checkpoint, make_payload, save_checkpoint,
 )
 from rtrl_rl.cli import main
 from rtrl_rl.config import Config
-from rtrl_rl.digest import payload_digest
-from rtrl_rl.pickle_scan import named_globals
+from rtrl_rl.run.digest import payload_digest
+from rtrl_rl.run.pickle_scan import named_globals
 from small_runs import QUIET, copy_run, train_small
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,13 @@ import statistics
 import pytest
 import torch
 
-from rtrl_rl import tb
 from rtrl_rl.agents import PPOLearner
-from rtrl_rl.checkpoint import load_checkpoint, save_checkpoint
 from rtrl_rl.cli import main
 from rtrl_rl.config import load_config
-from rtrl_rl.payload import make_payload
-from rtrl_rl.resume import restore_run
+from rtrl_rl.run import tensorboard_log as tb
+from rtrl_rl.run.checkpoint import load_checkpoint, save_checkpoint
+from rtrl_rl.run.payload import make_payload
+from rtrl_rl.run.resume import restore_run
 from rtrl_rl.runtime import train_with_actors
 from rtrl_rl.trainer import train
 from tests.test_agent_learner import make_model, random_stream, segment_of, train_config

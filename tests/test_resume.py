@@ -10,10 +10,10 @@ import shutil
 import pytest
 import torch
 
-from rtrl_rl.checkpoint import FORMAT_NAME, load_checkpoint
 from rtrl_rl.cli import main
 from rtrl_rl.config import load_config
-from rtrl_rl.resume import restore_run, resume_config
+from rtrl_rl.run.checkpoint import FORMAT_NAME, load_checkpoint
+from rtrl_rl.run.resume import restore_run, resume_config
 from rtrl_rl.trainer import build_agent, make_env, train
 
 QUIET = ["log.progress=false", "log.tensorboard=false"]

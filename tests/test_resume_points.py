@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from rtrl_rl import trainer
-from rtrl_rl.checkpoint import list_checkpoints, load_checkpoint
 from rtrl_rl.cli import main
 from rtrl_rl.config import load_config
+from rtrl_rl.run.checkpoint import list_checkpoints, load_checkpoint
 from rtrl_rl.run_builder import env_seed, make_env
 from rtrl_rl.trainer import train
 from small_runs import QUIET, copy_run, train_small

@@ -19,8 +19,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from rtrl_rl.checkpoint import load_checkpoint
 from rtrl_rl.config import load_config
+from rtrl_rl.run.checkpoint import load_checkpoint
 from rtrl_rl.runtime import ActorFailure, run
 
 ASSET = Path(__file__).parent / "assets" / "runtime_envs.py"

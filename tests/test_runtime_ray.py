@@ -20,9 +20,9 @@ import time
 import pytest
 import torch
 
-from rtrl_rl.checkpoint import load_checkpoint
 from rtrl_rl.config import build_config
-from rtrl_rl.resume import resume_config
+from rtrl_rl.run.checkpoint import load_checkpoint
+from rtrl_rl.run.resume import resume_config
 from rtrl_rl.runtime import ActorFailure, train_with_actors
 from test_runtime_faults import ROOT, alive, descendants, run_train, train_args
 from test_runtime_order import T, check_within, counter_config, learner_events, per_stream_segments  # noqa: F401

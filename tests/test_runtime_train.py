@@ -14,10 +14,10 @@ import pytest
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rtrl_rl.checkpoint import load_checkpoint
 from rtrl_rl.cli import main as cli
 from rtrl_rl.config import load_config
-from rtrl_rl.resume import resume_config
+from rtrl_rl.run.checkpoint import load_checkpoint
+from rtrl_rl.run.resume import resume_config
 from rtrl_rl.runtime import train_with_actors
 
 SCALARS = {

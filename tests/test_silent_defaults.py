@@ -15,8 +15,8 @@ from rtrl_rl.agents import ActorCritic
 from rtrl_rl.agents import learner as learner_module
 from rtrl_rl.agents.cores import make_core
 from rtrl_rl.config import load_config
-from rtrl_rl.monitor import RunMonitor
 from rtrl_rl.rollout import MISSING_FINAL_OBS, Collector, allocate_segment
+from rtrl_rl.run.monitor import RunMonitor
 from rtrl_rl.trainer import train
 
 from tests.test_agent_learner import Learner, make_model, random_stream, segment_of, train_config
@@ -33,7 +33,7 @@ def test_the_sensitivity_norm_is_computed_only_when_the_update_is_logged():
 
 def test_the_monitor_reports_the_update_it_said_was_due(monkeypatch):
     clock = iter([0.0, 0.5, 3.0, 3.5, 4.0])
-    monkeypatch.setattr("rtrl_rl.monitor.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("rtrl_rl.run.monitor.time.monotonic", lambda: next(clock))
     monitor = RunMonitor(100, progress=False, interval_s=2.0)  # starts at t = 0
     reports = []
     monkeypatch.setattr(monitor, "_report", lambda now: reports.append(now))

@@ -12,8 +12,8 @@ import pytest
 from gymnasium import spaces
 
 from rtrl_rl.agents.spaces import SUPPORTED, UnsupportedSpace, require_learnable
-from rtrl_rl.checkpoint import load_checkpoint
 from rtrl_rl.cli import main
+from rtrl_rl.run.checkpoint import load_checkpoint
 
 ASSET = Path(__file__).parent / "assets" / "space_envs.py"
 BOX = spaces.Box(-1.0, 1.0, (2,), np.float32)

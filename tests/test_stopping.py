@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from rtrl_rl.stopping import EnvHang, StopSignals, TrainingInterrupted, WatchedEnv
+from rtrl_rl.run.stopping import EnvHang, StopSignals, TrainingInterrupted, WatchedEnv
 
 
 def deliver(sig: signal.Signals = signal.SIGINT) -> None:
@@ -69,7 +69,7 @@ def test_a_call_over_the_timeout_raises_env_hang_and_leaves_no_timer_behind():
 
 
 def test_a_signal_handled_by_the_program_is_left_alone(monkeypatch):
-    import rtrl_rl.stopping as stopping
+    import rtrl_rl.run.stopping as stopping
 
     monkeypatch.setattr(stopping, "_watchdog", None)
     previous = signal.signal(signal.SIGUSR2, lambda *a: None)

@@ -238,9 +238,9 @@ def test_evaluate_rebuilds_a_stream_run_as_it_learned(tmp_path, capsys):
 
 
 def test_evaluation_model_normalises_observations_by_the_saved_statistics(tmp_path):
-    from rtrl_rl.checkpoint import load_checkpoint
     from rtrl_rl.commands.evaluate import evaluation_model
     from rtrl_rl.config import build_config
+    from rtrl_rl.run.checkpoint import load_checkpoint
     from rtrl_rl.stream_trainer import train_stream
 
     cfg = load_config(None, ["agent.algorithm=stream", "env.id=gym:CartPole-v1", "env.num_envs=1",
@@ -264,8 +264,8 @@ def test_evaluation_model_normalises_observations_by_the_saved_statistics(tmp_pa
 def test_a_stream_run_resumes_from_its_checkpoint_with_new_episodes(tmp_path):
     # `rtrl-rl train --resume` continues a stream run: counters, parameters and normaliser
     # statistics come back, and the traces and carry restart with the new episodes
-    from rtrl_rl.checkpoint import load_checkpoint
     from rtrl_rl.cli import main
+    from rtrl_rl.run.checkpoint import load_checkpoint
 
     run = tmp_path / "run"
     common = ["agent.hidden_size=8", "agent.encoder_size=8", "log.eval_episodes=0", "log.progress=false",

@@ -8,8 +8,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hp_metadata
 
-from rtrl_rl import tb
 from rtrl_rl.config import Config, to_dict
+from rtrl_rl.run import tensorboard_log as tb
 
 
 def _events(run_dir) -> EventAccumulator:

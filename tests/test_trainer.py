@@ -8,9 +8,9 @@ import pytest
 import torch
 import yaml
 
-from rtrl_rl.checkpoint import load_checkpoint
 from rtrl_rl.cli import main
 from rtrl_rl.config import load_config
+from rtrl_rl.run.checkpoint import load_checkpoint
 from rtrl_rl.trainer import train
 
 QUIET = ["log.progress=false", "log.tensorboard=false"]

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from rtrl_rl.agents import Learner
-from rtrl_rl.checkpoint import list_checkpoints, load_checkpoint
 from rtrl_rl.cli import main
 from rtrl_rl.config import load_config, save_config
+from rtrl_rl.run.checkpoint import list_checkpoints, load_checkpoint
 
 ROOT = Path(__file__).parent.parent
 ENV = f"{Path(__file__).parent / 'assets' / 'runtime_envs.py'}:CounterEnv"
@@ -102,7 +102,7 @@ def test_an_env_that_raises_gets_a_final_checkpoint_and_a_summary(tmp_path, caps
     summary = assert_final_checkpoint(run_dir)
     assert summary["steps"] == 140 and summary["final_checkpoint"] == 140
     assert summary["stopped"] == "error (RuntimeError: CounterEnv crashed on purpose (runtime fault test))"
-    # the run goes on from there (naming the entry point its stored config imports: rtrl_rl.trust)
+    # the run goes on from there (naming the entry point its stored config imports: rtrl_rl.run.trust)
     assert main(["train", "--resume", str(run_dir), f"env.id={ENV}", "env.options={crash_at: 0}",
                  "train.total_steps=200"]) == 0
     assert summary_of(run_dir)["steps"] == 200

@@ -7,12 +7,12 @@ import shutil
 
 import pytest
 
-from rtrl_rl.checkpoint import load_checkpoint, save_checkpoint
 from rtrl_rl.cli import main
 from rtrl_rl.config import ConfigError, load_config
-from rtrl_rl.resume import resume_config
+from rtrl_rl.run.checkpoint import load_checkpoint, save_checkpoint
+from rtrl_rl.run.resume import resume_config
+from rtrl_rl.run.trust import code_references
 from rtrl_rl.trainer import train
-from rtrl_rl.trust import code_references
 
 QUIET = ["log.progress=false", "log.tensorboard=false", "log.eval_episodes=0"]
 

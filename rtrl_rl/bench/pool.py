@@ -43,7 +43,7 @@ def train_cell(spec: dict, work_dir: str) -> dict:
     as an ``error`` instead of raised, so one broken run cannot stop the grid.
     """
     from rtrl_rl.config import load_config, resolve_config_path
-    from rtrl_rl.session import fresh_run_dir
+    from rtrl_rl.run.session import fresh_run_dir
     from rtrl_rl.trainer import train
 
     run_dir = cell_dir(spec, work_dir)

@@ -23,7 +23,7 @@ from pathlib import Path
 from rtrl_rl.bench import driver, record
 from rtrl_rl.bench.curves import training_curve
 from rtrl_rl.bench.suites_page import write_page
-from rtrl_rl.run_paths import RunPaths
+from rtrl_rl.run.layout import RunPaths
 
 RULES = {
     "RTRL eLSTM": ["agent.core=elstm", "agent.learning=rtrl"],
@@ -52,7 +52,7 @@ def train_command(config: str, rule: str, run_dir: Path) -> list[str]:
 def start(config: str, rule: str, run_dir: Path) -> subprocess.Popen:
     """Start one training run in the background; its log goes to ``run_dir/train.log``.
     An earlier run of the same config and rule in ``run_dir`` is deleted first."""
-    from rtrl_rl.session import fresh_run_dir
+    from rtrl_rl.run.session import fresh_run_dir
 
     if fresh_run_dir(run_dir):
         print(f"replaced the earlier run in {run_dir}", flush=True)

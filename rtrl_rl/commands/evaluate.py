@@ -9,7 +9,7 @@ its start, exactly as in training.
 The environment comes from the checkpoint's stored config. Where that config names code
 (an entry point ``file.py:Env`` or ``module:Env``, ``env.imports``), nothing is imported
 unless the user names the environment with ``--env SPEC`` or passes ``--trust-config``
-(see ``rtrl_rl.trust``).
+(see ``rtrl_rl.run.trust``).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import sys
 import numpy as np
 import torch
 
-from rtrl_rl.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
 from rtrl_rl.config import ConfigError, build_config
-from rtrl_rl.resume import check_spaces
-from rtrl_rl.trust import require_trust
+from rtrl_rl.run.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+from rtrl_rl.run.resume import check_spaces
+from rtrl_rl.run.trust import require_trust
 
 
 def register(subparsers) -> None:

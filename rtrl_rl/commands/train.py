@@ -78,18 +78,18 @@ def _prepare(args: argparse.Namespace):
     Deletes an earlier run only once the new config is known to be valid: with
     ``--overwrite``, or for ``--resume`` of a run that holds no checkpoint yet.
     """
-    from rtrl_rl.session import clear_run_dir, has_config_only
+    from rtrl_rl.run.session import clear_run_dir, has_config_only
 
     if args.overwrite and args.resume:
         raise ConfigError("--overwrite starts a new run and --resume continues one: pass only one")
     resume, restart, point = args.resume, False, None
     if resume and has_config_only(Path(resume)):
-        from rtrl_rl.resume import restart_config
+        from rtrl_rl.run.resume import restart_config
 
         config = restart_config(resume, args.overrides, trust_config=args.trust_config)
         resume, restart = None, True
     elif resume:
-        from rtrl_rl.resume import resume_plan
+        from rtrl_rl.run.resume import resume_plan
 
         config, point = resume_plan(resume, args.overrides, trust_config=args.trust_config)
         resume = str(point.checkpoint)
@@ -111,8 +111,8 @@ def _prepare(args: argparse.Namespace):
 
 def _settle(point, config) -> None:
     """Warn about the damaged checkpoints a resume passed over (set aside when the run goes on
-    in their directory, see ``rtrl_rl.resume_point``)."""
-    from rtrl_rl.resume_point import settle
+    in their directory, see ``rtrl_rl.run.resume_point``)."""
+    from rtrl_rl.run.resume_point import settle
 
     in_place = point.run_dir is not None and Path(config.run_dir).resolve() == point.run_dir.resolve()
     for note in settle(point, in_place):
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:  # ConfigError, CheckpointError, an unknown env suite
         _say(str(err))
         return 2
-    from rtrl_rl.stopping import exit_quietly, quiet_after_stop
+    from rtrl_rl.run.stopping import exit_quietly, quiet_after_stop
 
     exit_quietly()
     try:
@@ -178,7 +178,7 @@ def _dispatch(config, resume_dir):
 
 def print_summary(summary: dict) -> None:
     """Print the run's headline figures, then where its files are."""
-    from rtrl_rl.run_paths import RunPaths
+    from rtrl_rl.run.layout import RunPaths
 
     paths = RunPaths(summary["run_dir"])
     keys = ("steps", "wall_s", "sps", "mean_return", "success_rate", "time_to_target_s", "stopped")

@@ -31,7 +31,7 @@ def check_env_imports(config: Config) -> None:
     """Raise ConfigError when ``env.imports`` goes with a suite that takes none.
 
     Checked where the environment is built rather than with the other rules, so that a
-    stored config is read whole first and the trust check (``rtrl_rl.trust``) names what
+    stored config is read whole first and the trust check (``rtrl_rl.run.trust``) names what
     it would import.
     """
     suite = config.env.id.partition(":")[0]

@@ -47,13 +47,13 @@ def describe_failure(actor: int, generation: int, env: str, error_type: str | No
 
 
 def train_with_actors(config, resume_from: str | None = None) -> dict:
-    """Train with actors: processes (:func:`rtrl_rl.runtime.run.train_with_actors`) or, with
+    """Train with actors: processes (:func:`rtrl_rl.runtime.local_backend.train_with_actors`) or, with
     ``runtime.backend=ray``, Ray actors (:func:`rtrl_rl.runtime.ray_backend.train_with_ray`)."""
     if config.runtime.backend == "ray":
         from rtrl_rl.runtime.ray_backend import train_with_ray
 
         return train_with_ray(config, resume_from=resume_from)
-    from rtrl_rl.runtime.run import train_with_actors as run
+    from rtrl_rl.runtime.local_backend import train_with_actors as run
 
     return run(config, resume_from=resume_from)
 

@@ -1,7 +1,7 @@
 """``runtime.backend=ray``: the actor-learner runtime on Ray (see ``docs/distributed.md``).
 
 The learner is the process runtime's: the same run (``run_builder.build_run``: model,
-the V-trace or PPO learner, restored state, :class:`~rtrl_rl.session.RunSession` for
+the V-trace or PPO learner, restored state, :class:`~rtrl_rl.run.session.RunSession` for
 progress, TensorBoard, checkpoints, evaluation, summary), the same loop, order check and
 policy-lag metric (``learn_loop.transport_advance``), the same segment layout. What
 differs is transport and scheduling: actors are Ray actors (:mod:`rtrl_rl.runtime.ray_actor`)
@@ -29,13 +29,13 @@ import torch
 import rtrl_rl
 from rtrl_rl.config import Config, ConfigError, check
 from rtrl_rl.envs.values import NonFiniteValue
+from rtrl_rl.run.stopping import StopSignals
 from rtrl_rl.run_builder import build_run
 from rtrl_rl.runtime import ActorFailure
 from rtrl_rl.runtime.learn_loop import Delivery, transport_advance
+from rtrl_rl.runtime.local_backend import POLL_S, START_S, silence_limit_s
 from rtrl_rl.runtime.ray_fleet import RayFleet, ray_options
 from rtrl_rl.runtime.ray_reaper import child_pids, start_reaper
-from rtrl_rl.runtime.run import POLL_S, START_S, silence_limit_s
-from rtrl_rl.stopping import StopSignals
 
 EXTRA = 'runtime.backend=ray needs Ray: pip install "rtrl-rl[ray]"'
 
@@ -165,7 +165,7 @@ def learner_resources(config: Config) -> dict:
 def run_learner(config: Config, resume_from: str | None, signals: StopSignals | None = None) -> dict:
     """The learner: build, start the actors, learn until budget/target/stop, finish.
 
-    Stops the way every trainer does (:class:`rtrl_rl.session.RunSession`): ``signals``
+    Stops the way every trainer does (:class:`rtrl_rl.run.session.RunSession`): ``signals``
     replaces the session's own where a :class:`LearnerHost` records the driver's stop
     request in it (a learner actor's thread installs no signal handlers).
     """

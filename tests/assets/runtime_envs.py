@@ -51,7 +51,7 @@ class CounterEnv(gym.Env):
         if self.crash_at and self.calls == self.crash_at and self._claim_crash():
             raise RuntimeError("CounterEnv crashed on purpose (runtime fault test)")
         if self.hang_at and self.calls >= self.hang_at and self.unreachable:
-            from rtrl_rl.stopping import HANG_SIGNAL
+            from rtrl_rl.run.stopping import HANG_SIGNAL
 
             signal.pthread_sigmask(signal.SIG_BLOCK, {HANG_SIGNAL})
         while self.hang_at and self.calls >= self.hang_at:

@@ -1,7 +1,7 @@
 """The rule for configs from a checkpoint that name code to import (which entries do is
 declared in :mod:`rtrl_rl.config`, ``names_code``).
 
-A checkpoint is plain data (``rtrl_rl.checkpoint`` loads it with ``weights_only=True``),
+A checkpoint is plain data (``rtrl_rl.run.checkpoint`` loads it with ``weights_only=True``),
 but the config stored in it can name code: an entry point ``env.id=path/to/file.py:Env``
 or ``package.module:Env``, modules in ``env.imports`` or ``env.options.imports``, or a
 DMLab module and folder (``env.options.dmlab_module``, ``dmlab_path``). Building that

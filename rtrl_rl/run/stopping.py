@@ -14,7 +14,7 @@ Both trainers (the synchronous one and the process runtime's learner) stop the s
   thread signals the main thread (SIGUSR2; a program that handles SIGUSR2 itself keeps
   it, and its env calls go unwatched). An env stuck where no signal handler can run (C
   code holding the GIL) is not interrupted in-process; the process runtime's learner
-  then kills the silent actor (see :mod:`rtrl_rl.runtime.run`).
+  then kills the silent actor (see :mod:`rtrl_rl.runtime.local_backend`).
 """
 
 from __future__ import annotations

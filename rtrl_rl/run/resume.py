@@ -1,6 +1,6 @@
 """Continue a run from a checkpoint (``rtrl-rl train --resume RUN_DIR key=value ...``).
 
-Which checkpoint, and in which run directory, is :mod:`rtrl_rl.resume_point`'s: the run's
+Which checkpoint, and in which run directory, is :mod:`rtrl_rl.run.resume_point`'s: the run's
 newest readable one, or a checkpoint file named on the command line.
 
 What comes back: parameters, optimizer moments, the scheduler's and the step and update
@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rtrl_rl.checkpoint import CheckpointError, load_checkpoint, restore_rng
 from rtrl_rl.config import REMOVED_KEYS, Config, ConfigError, build_config, load_config, parse_override, refuse_changes
-from rtrl_rl.resume_point import ResumePoint, find_resume_point, refuse_mixing
-from rtrl_rl.run_paths import RunPaths
-from rtrl_rl.trust import require_trust
+from rtrl_rl.run.checkpoint import CheckpointError, load_checkpoint, restore_rng
+from rtrl_rl.run.layout import RunPaths
+from rtrl_rl.run.resume_point import ResumePoint, find_resume_point, refuse_mixing
+from rtrl_rl.run.trust import require_trust
 
 
 def _named_keys(overrides: list[dict], prefix: str = "") -> set[str]:
@@ -72,12 +72,12 @@ def resume_plan(path: str | Path, overrides: list[str] = (), trust_config: bool 
                 ) -> tuple[Config, ResumePoint]:
     """The config stored in the checkpoint that ``path`` (a run directory or a checkpoint
     file) resumes from, with ``overrides`` applied, and that checkpoint
-    (:func:`rtrl_rl.resume_point.find_resume_point`).
+    (:func:`rtrl_rl.run.resume_point.find_resume_point`).
 
     The run goes on in the checkpoint's run directory unless ``run_dir=`` names another.
     Raises :class:`CheckpointError` when there is no readable checkpoint, and
     :class:`ConfigError` for an override that cannot be honoured (:func:`refuse_changes`),
-    for code the stored config names and the user did not (``rtrl_rl.trust``; allowed by
+    for code the stored config names and the user did not (``rtrl_rl.run.trust``; allowed by
     ``trust_config``), or for a file that cannot go on in its run (``refuse_mixing``).
     Nothing is written either way.
     """

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 class RunMonitor:
     """Tracks steps, recent episodes and losses; refreshes the terminal and TensorBoard.
 
-    ``logger`` is an :class:`rtrl_rl.tb.TensorBoardLogger` (or any object with
+    ``logger`` is an :class:`rtrl_rl.run.tensorboard_log.TensorBoardLogger` (or any object with
     ``log_scalars(step, dict)``), or None. Recent statistics cover the last ``window``
     finished episodes, so they describe the current policy rather than the whole run.
     """

@@ -7,7 +7,7 @@ for one full slot from every actor, updates on all streams, frees the slots and 
 the parameters (:class:`SlotTransport`), until the step budget is spent, greedy evaluation
 reaches the target, a signal arrives, or an actor fails. The maths is the synchronous
 trainer's: the same learner (V-trace or PPO, ``run_builder.build_agent``), the same
-:class:`~rtrl_rl.session.RunSession` for progress, TensorBoard, checkpoints, evaluation,
+:class:`~rtrl_rl.run.session.RunSession` for progress, TensorBoard, checkpoints, evaluation,
 stopping and the summary.
 """
 

@@ -1,7 +1,7 @@
 """Checkpoints of a run: atomic writes, retention, a ``model.pt`` alias and safe loading
-(what a checkpoint holds is :mod:`rtrl_rl.payload`).
+(what a checkpoint holds is :mod:`rtrl_rl.run.payload`).
 
-The files live where :class:`rtrl_rl.run_paths.RunPaths` says: ``RUN_DIR/model.pt`` (the
+The files live where :class:`rtrl_rl.run.layout.RunPaths` says: ``RUN_DIR/model.pt`` (the
 latest, a hard link or a copy), ``RUN_DIR/checkpoints/ckpt-000001234.pt`` (one per saved
 step) and ``RUN_DIR/checkpoints/index.json`` (latest, best and every kept file with its
 score; see ``docs/checkpoints.md``).
@@ -12,7 +12,7 @@ never a half-written one; temporary files that a killed writer left behind are r
 the next save or open. Loading uses ``torch.load(weights_only=True)``, which refuses any
 pickled object other than tensors and plain data: unpickling a checkpoint never runs code.
 (What a checkpoint's stored *config* may make other commands import is a separate
-question: see ``rtrl_rl.trust``.)
+question: see ``rtrl_rl.run.trust``.)
 """
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ from typing import Any
 
 import torch
 
-from rtrl_rl.digest import digest_problem, seal
+from rtrl_rl.run.digest import digest_problem, seal
 # the payload's format and builders are public here too: callers save and load through this module
-from rtrl_rl.payload import (  # noqa: F401
+from rtrl_rl.run.payload import (  # noqa: F401
     FORMAT_NAME, FORMAT_VERSION, REQUIRED_KEYS, CheckpointError, UnreadableCheckpoint, capture_rng,
     describe_entries, library_versions, make_payload, non_finite_entries, restore_rng, to_plain,
 )
-from rtrl_rl.pickle_scan import named_globals
-from rtrl_rl.run_paths import CHECKPOINT_DIR, CHECKPOINT_RE, INDEX_NAME, LATEST_NAME, RunPaths
+from rtrl_rl.run.layout import CHECKPOINT_DIR, CHECKPOINT_RE, INDEX_NAME, LATEST_NAME, RunPaths
+from rtrl_rl.run.pickle_scan import named_globals
 
 #: temporary files of a write in progress: ``.<final name>.<writer pid>.<random>.tmp``
 _TEMP_RE = re.compile(rf"^\.(?:ckpt-\d+\.pt|{re.escape(LATEST_NAME)}|{re.escape(INDEX_NAME)})\.(?:(\d+)\.)?[^.]*\.tmp$")
@@ -160,7 +160,7 @@ def save_checkpoint(run_dir: str | Path, payload: dict, step: int, *, keep: int 
     ckpt_dir = paths.checkpoints
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(paths.root)
-    plain = seal(to_plain(payload))  # the digest that load_checkpoint checks (rtrl_rl.digest)
+    plain = seal(to_plain(payload))  # the digest that load_checkpoint checks (rtrl_rl.run.digest)
     path = paths.checkpoint(step)
     _atomic_write(path, lambda f: torch.save(plain, f))
     _point_latest(paths.root, path)
@@ -305,7 +305,7 @@ def _safe_load(path: Path) -> Any:
     Two outcomes besides success, each a one-line :class:`CheckpointError`: the file
     names a global (a function or class: the way a malicious pickle runs code), refused
     as such, whether torch's loader named it or, for a raw pickle of protocol 4 or 5 that
-    the loader stops parsing first, :func:`rtrl_rl.pickle_scan.named_globals` found it;
+    the loader stops parsing first, :func:`rtrl_rl.run.pickle_scan.named_globals` found it;
     or it is unreadable (:class:`UnreadableCheckpoint`: truncated, corrupted, not a torch
     file, or a pickle of plain data, which rtrl-rl never writes).
     """
@@ -359,7 +359,7 @@ def load_checkpoint(path_or_run_dir: str | Path) -> dict:
     a file that is not a checkpoint, a newer format, or parameters that hold NaN or inf;
     :class:`UnreadableCheckpoint` (a CheckpointError) for a truncated or corrupted file,
     corrupted including contents that no longer match the sha256 digest saved in the file
-    (``rtrl_rl.digest``; files written before digests existed have none and load unchecked).
+    (``rtrl_rl.run.digest``; files written before digests existed have none and load unchecked).
     The returned dict has the layout of :func:`make_payload`; :func:`resolve_checkpoint`
     tells which file a run directory stands for.
     """

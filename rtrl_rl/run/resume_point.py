@@ -23,11 +23,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rtrl_rl.checkpoint import (
+from rtrl_rl.run.checkpoint import (
     CheckpointError, UnreadableCheckpoint, list_checkpoints, load_checkpoint, resolve_checkpoint,
 )
 from rtrl_rl.config import ConfigError
-from rtrl_rl.run_paths import RunPaths, run_dir_of
+from rtrl_rl.run.layout import RunPaths, run_dir_of
 
 #: the suffix a damaged checkpoint gets when it is set aside
 UNREADABLE_SUFFIX = ".unreadable"
@@ -98,7 +98,7 @@ def _from_file(file: Path) -> ResumePoint:
 def find_resume_point(path: str | Path) -> ResumePoint:
     """The checkpoint that ``--resume path`` continues from (see the module docstring).
 
-    Raises :class:`rtrl_rl.checkpoint.CheckpointError` when there is none that can be read.
+    Raises :class:`rtrl_rl.run.checkpoint.CheckpointError` when there is none that can be read.
     """
     path = Path(path)
     return _from_file(path) if path.is_file() else _from_run(path)

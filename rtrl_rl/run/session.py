@@ -16,12 +16,12 @@ from pathlib import Path
 
 from typing import Callable
 
-from rtrl_rl import checkpoint as ckpt
 from rtrl_rl.config import Config, save_config, to_dict
-from rtrl_rl.monitor import RunMonitor
-from rtrl_rl.run_paths import RunPaths, run_dir_of
-from rtrl_rl.stopping import StopSignals, TrainingInterrupted
-from rtrl_rl.tb import make_logger
+from rtrl_rl.run import checkpoint as ckpt
+from rtrl_rl.run.layout import RunPaths, run_dir_of
+from rtrl_rl.run.monitor import RunMonitor
+from rtrl_rl.run.stopping import StopSignals, TrainingInterrupted
+from rtrl_rl.run.tensorboard_log import make_logger
 
 
 def check_run_dir(run_dir: Path, resume_from: str | Path | None = None) -> None:

@@ -1,7 +1,7 @@
 """What a checkpoint holds: the payload of model, learner, counters, RNG states, config and
 library versions, reduced to data that ``torch.load(weights_only=True)`` accepts.
 
-Writing, retention and safe loading of the files are :mod:`rtrl_rl.checkpoint`'s.
+Writing, retention and safe loading of the files are :mod:`rtrl_rl.run.checkpoint`'s.
 """
 
 from __future__ import annotations
