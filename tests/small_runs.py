@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from rtrl_rl.config import load_config
-from rtrl_rl.trainer import train
+from rtrl_rl.training.sync_trainer import train
 
 #: no terminal progress, no TensorBoard files, no evaluation
 QUIET = ["log.progress=false", "log.tensorboard=false", "log.eval_episodes=0"]

@@ -45,14 +45,14 @@ def test_each_rule_exits_2_naming_its_key_before_anything_is_written(tmp_path, c
 def _trainer(config: Config):
     """The trainer ``rtrl-rl train`` picks for ``config``."""
     if config.agent.algorithm == "stream":
-        from rtrl_rl.stream_trainer import train_stream
+        from rtrl_rl.training.stream_trainer import train_stream
 
         return train_stream
     if config.runtime.actors > 0 or config.runtime.backend == "ray":
         from rtrl_rl.runtime import train_with_actors
 
         return train_with_actors
-    from rtrl_rl.trainer import train
+    from rtrl_rl.training.sync_trainer import train
 
     return train
 

@@ -131,7 +131,7 @@ def test_every_config_trains_for_a_few_steps(name, tmp_path):
     optimizer), shrunk only in streams and budget, on the synchronous trainer."""
     if name.split("/")[0] in _NEEDS:
         pytest.importorskip(_NEEDS[name.split("/")[0]])
-    from rtrl_rl.trainer import train
+    from rtrl_rl.training.sync_trainer import train
 
     config = load_config(resolve_config_path(name), [
         "env.num_envs=2", "runtime.actors=0", "train.device=cpu", "log.progress=false",
@@ -208,7 +208,7 @@ def test_an_unavailable_device_exits_2_in_both_trainers(tmp_path, capsys, actors
     assert not run_dir.exists()
     # the trainers themselves check it too (for library users)
     from rtrl_rl.runtime import train_with_actors
-    from rtrl_rl.trainer import train
+    from rtrl_rl.training.sync_trainer import train
 
     config = load_config(None, [f"run_dir={run_dir}", "train.device=cuda", f"runtime.actors={actors}", "env.num_envs=4"])
     with pytest.raises(ConfigError, match="train.device=cuda"):

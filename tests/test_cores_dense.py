@@ -9,8 +9,8 @@ import torch
 
 from rtrl_rl.agents.cores import DENSE_CORES, LSTM, DenseCore, make_core
 from rtrl_rl.agents.cores.carry import Carry
+from rtrl_rl.agents.cores.verification import random_resets, relative_error, run_protocol
 from rtrl_rl.bench.gradients import bptt_gradient, stream_gradient
-from rtrl_rl.gradcheck import random_resets, relative_error, run_protocol
 
 F64 = torch.float64
 DENSE = ["rnn", "gru", "lstm"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rtrl_rl.agents.cores import elementwise_cores, scan
-from rtrl_rl.gradcheck import run_protocol
+from rtrl_rl.agents.cores.verification import run_protocol
 
 
 @pytest.mark.parametrize("core", elementwise_cores())

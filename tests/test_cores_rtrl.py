@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rtrl_rl.agents.cores import elementwise_cores, make_core
-from rtrl_rl.gradcheck import random_resets, relative_error, run_protocol
+from rtrl_rl.agents.cores.verification import random_resets, relative_error, run_protocol
 
 CORES = elementwise_cores()
 F64 = torch.float64

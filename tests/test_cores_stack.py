@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rtrl_rl.agents.cores import CORES, Stack, elementwise_cores, make_core
-from rtrl_rl.gradcheck import random_resets, relative_error
+from rtrl_rl.agents.cores.verification import random_resets, relative_error
 
 F64 = torch.float64
 SEGMENTS, LENGTH, B, D, N = 3, 4, 3, 4, 3

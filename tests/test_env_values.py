@@ -1,7 +1,7 @@
 """Values from environments: a NaN, an inf or an extreme reward stops the run where it enters.
 
 Each runtime meets the same check (``rtrl_rl.envs.values.CheckedValues``, applied by
-``trainer.make_env``): the synchronous trainer, ``runtime.actors=2`` processes and the
+``run_builder.make_env``): the synchronous trainer, ``runtime.actors=2`` processes and the
 streaming learner here, the Ray actors in ``test_env_values_ray.py``. The run exits 1 with
 a message that names the env spec, the stream, the step and the field; its last
 checkpoint holds only finite parameters from before the bad value, and ``summary.json``
@@ -243,7 +243,7 @@ def test_a_checkpoint_with_non_finite_parameters_is_neither_saved_nor_evaluated_
 
 
 def test_the_stream_learner_refuses_a_step_that_is_not_finite():
-    from rtrl_rl.stream_trainer import build_stream_agent
+    from rtrl_rl.training.stream_trainer import build_stream_agent
     from gymnasium import spaces
 
     config = build_config({"agent": {"algorithm": "stream", "hidden_size": 8, "encoder_size": 8},

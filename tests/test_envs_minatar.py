@@ -17,7 +17,7 @@ from rtrl_rl.agents import ActorCritic  # noqa: E402
 from rtrl_rl.agents.encoders import MinAtarEncoder  # noqa: E402
 from rtrl_rl.config import load_config  # noqa: E402
 from rtrl_rl.envs.check import run_check  # noqa: E402
-from rtrl_rl.trainer import train  # noqa: E402
+from rtrl_rl.training.sync_trainer import train  # noqa: E402
 
 #: game -> channels of its (10, 10, C) observation and the size of its minimal action set
 GAMES = {"Asterix": (4, 5), "Breakout": (4, 3), "Freeway": (7, 3), "Seaquest": (10, 6),
@@ -144,7 +144,7 @@ def test_missing_package_names_the_extra(monkeypatch):
 @pytest.mark.parametrize("name, steps", [("minatar/segment", 1280), ("minatar/stream", 20)])
 def test_the_ready_configs_train_on_minatar(tmp_path, name, steps):
     from rtrl_rl.config import resolve_config_path
-    from rtrl_rl.stream_trainer import train_stream
+    from rtrl_rl.training.stream_trainer import train_stream
 
     config = load_config(resolve_config_path(name), [f"train.total_steps={steps}", "log.progress=false",
                                                      "log.tensorboard=false", f"run_dir={tmp_path}"])

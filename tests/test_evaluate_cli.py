@@ -8,8 +8,8 @@ import pytest
 
 from rtrl_rl.cli import main
 from rtrl_rl.config import load_config
-from rtrl_rl.evaluation import evaluation_options
-from rtrl_rl.trainer import train
+from rtrl_rl.training.episodes import evaluation_options
+from rtrl_rl.training.sync_trainer import train
 
 QUIET = ["log.progress=false", "log.tensorboard=false", "log.eval_episodes=0"]
 

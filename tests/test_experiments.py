@@ -287,7 +287,7 @@ def test_a_run_whose_process_dies_gives_an_error_result(tmp_path):
 
 def test_an_interrupted_run_is_an_error_not_a_result(tmp_path, monkeypatch):
     # a run stopped by a signal ends with a summary like a finished one: the grid must not count it
-    import rtrl_rl.trainer
+    import rtrl_rl.training.sync_trainer
     from rtrl_rl.bench.pool import train_cell as run_one
 
     def stopped(summary_stopped):
@@ -297,10 +297,10 @@ def test_an_interrupted_run_is_an_error_not_a_result(tmp_path, monkeypatch):
         return fake_train
 
     spec = {"task": "recall-blank", "length": 10, "rule": "rtrl-elstm", "seed": 0, "overrides": ["train.seed=0"]}
-    monkeypatch.setattr(rtrl_rl.trainer, "train", stopped("interrupted (SIGTERM)"))
+    monkeypatch.setattr(rtrl_rl.training.sync_trainer, "train", stopped("interrupted (SIGTERM)"))
     result = run_one(spec, str(tmp_path))
     assert "interrupted (SIGTERM) at step 1280, before the budget" in result["error"]
-    monkeypatch.setattr(rtrl_rl.trainer, "train", stopped("budget"))
+    monkeypatch.setattr(rtrl_rl.training.sync_trainer, "train", stopped("budget"))
     assert "error" not in run_one(spec, str(tmp_path))
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rtrl_rl.agents.cores import elementwise_cores
-from rtrl_rl.gradcheck import random_resets, relative_error
+from rtrl_rl.agents.cores.verification import random_resets, relative_error
 from rtrl_rl.online import OnlineLearner
 from rtrl_rl.online.examples import henon, plant
 

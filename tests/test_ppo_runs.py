@@ -20,7 +20,7 @@ from rtrl_rl.run.checkpoint import load_checkpoint, save_checkpoint
 from rtrl_rl.run.payload import make_payload
 from rtrl_rl.run.resume import restore_run
 from rtrl_rl.runtime import train_with_actors
-from rtrl_rl.trainer import train
+from rtrl_rl.training.sync_trainer import train
 from tests.test_agent_learner import make_model, random_stream, segment_of, train_config
 from tests.test_ppo import ppo_config
 from tests.test_runtime_train import memory_config, policy_lags, scalar_tags

@@ -14,7 +14,8 @@ from rtrl_rl.cli import main
 from rtrl_rl.config import load_config
 from rtrl_rl.run.checkpoint import FORMAT_NAME, load_checkpoint
 from rtrl_rl.run.resume import restore_run, resume_config
-from rtrl_rl.trainer import build_agent, make_env, train
+from rtrl_rl.training.run_builder import build_agent, make_env
+from rtrl_rl.training.sync_trainer import train
 
 QUIET = ["log.progress=false", "log.tensorboard=false"]
 BASE = ["env.num_envs=16", "env.options.delay=3", "agent.hidden_size=8", "train.total_steps=3200",

@@ -9,12 +9,12 @@ import shutil
 import pytest
 import torch
 
-from rtrl_rl import trainer
 from rtrl_rl.cli import main
 from rtrl_rl.config import load_config
 from rtrl_rl.run.checkpoint import list_checkpoints, load_checkpoint
-from rtrl_rl.run_builder import env_seed, make_env
-from rtrl_rl.trainer import train
+from rtrl_rl.training import sync_trainer as trainer
+from rtrl_rl.training.run_builder import env_seed, make_env
+from rtrl_rl.training.sync_trainer import train
 from small_runs import QUIET, copy_run, train_small
 
 #: 16 streams x 10 steps = 160 steps per update, a checkpoint after every update, 3 kept

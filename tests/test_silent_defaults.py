@@ -15,9 +15,9 @@ from rtrl_rl.agents import ActorCritic
 from rtrl_rl.agents import learner as learner_module
 from rtrl_rl.agents.cores import make_core
 from rtrl_rl.config import load_config
-from rtrl_rl.rollout import MISSING_FINAL_OBS, Collector, allocate_segment
 from rtrl_rl.run.monitor import RunMonitor
-from rtrl_rl.trainer import train
+from rtrl_rl.training.rollout import MISSING_FINAL_OBS, Collector, allocate_segment
+from rtrl_rl.training.sync_trainer import train
 
 from tests.test_agent_learner import Learner, make_model, random_stream, segment_of, train_config
 

@@ -17,9 +17,9 @@ from rtrl_rl.agents.stream import (
     obgd_step,
     sparse_init_,
 )
+from rtrl_rl.agents.cores.verification import random_resets, relative_error
 from rtrl_rl.config import StreamConfig, build_config, load_config
-from rtrl_rl.gradcheck import random_resets, relative_error
-from rtrl_rl.stream_trainer import build_stream_agent
+from rtrl_rl.training.stream_trainer import build_stream_agent
 
 F64 = torch.float64
 
@@ -192,7 +192,7 @@ def test_one_stream_learns_a_small_memory_task_above_chance(tmp_path):
     # recall with 2 symbols and 2 blank steps: the cue is gone when the query comes, so
     # chance is 0.5. Measured: greedy success 1.00 over 200 episodes after 800 steps of
     # one stream in seeds 0, 1 and 2; asserted >= 0.8
-    from rtrl_rl.stream_trainer import train_stream
+    from rtrl_rl.training.stream_trainer import train_stream
 
     cfg = load_config(None, [
         "agent.algorithm=stream", "env.num_envs=1", "env.options.delay=2", "env.options.num_symbols=2",
@@ -207,7 +207,7 @@ def test_one_stream_learns_a_small_memory_task_above_chance(tmp_path):
                                    ["agent.learning=tbptt"],
                                    ["agent.core=none", "agent.learning=none"]])
 def test_every_core_and_the_baselines_run_with_several_streams(tmp_path, agent):
-    from rtrl_rl.stream_trainer import train_stream
+    from rtrl_rl.training.stream_trainer import train_stream
 
     cfg = load_config(None, ["agent.algorithm=stream", "env.num_envs=3", "env.options.delay=2",
                              "agent.hidden_size=8", "agent.encoder_size=8", "train.total_steps=60",
@@ -224,7 +224,7 @@ def test_evaluate_rebuilds_a_stream_run_as_it_learned(tmp_path, capsys):
     import json
 
     from rtrl_rl.cli import main
-    from rtrl_rl.stream_trainer import train_stream
+    from rtrl_rl.training.stream_trainer import train_stream
 
     cfg = load_config(None, [
         "agent.algorithm=stream", "env.num_envs=1", "env.options.delay=2", "env.options.num_symbols=2",
@@ -241,7 +241,7 @@ def test_evaluation_model_normalises_observations_by_the_saved_statistics(tmp_pa
     from rtrl_rl.commands.evaluate import evaluation_model
     from rtrl_rl.config import build_config
     from rtrl_rl.run.checkpoint import load_checkpoint
-    from rtrl_rl.stream_trainer import train_stream
+    from rtrl_rl.training.stream_trainer import train_stream
 
     cfg = load_config(None, ["agent.algorithm=stream", "env.id=gym:CartPole-v1", "env.num_envs=1",
                              "agent.hidden_size=8", "agent.encoder_size=8", "train.total_steps=200",

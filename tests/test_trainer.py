@@ -11,7 +11,7 @@ import yaml
 from rtrl_rl.cli import main
 from rtrl_rl.config import load_config
 from rtrl_rl.run.checkpoint import load_checkpoint
-from rtrl_rl.trainer import train
+from rtrl_rl.training.sync_trainer import train
 
 QUIET = ["log.progress=false", "log.tensorboard=false"]
 

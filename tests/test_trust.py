@@ -12,7 +12,7 @@ from rtrl_rl.config import ConfigError, load_config
 from rtrl_rl.run.checkpoint import load_checkpoint, save_checkpoint
 from rtrl_rl.run.resume import resume_config
 from rtrl_rl.run.trust import code_references
-from rtrl_rl.trainer import train
+from rtrl_rl.training.sync_trainer import train
 
 QUIET = ["log.progress=false", "log.tensorboard=false", "log.eval_episodes=0"]
 

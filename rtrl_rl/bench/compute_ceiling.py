@@ -38,8 +38,8 @@ def _flops(fn) -> int:
 def measure(config_name: str, overrides: list[str], repeats: int = 3) -> dict:
     """FLOPs per env step (acting, learning) and the learner's achieved GFLOP/s, one thread."""
     from rtrl_rl.config import load_config, resolve_config_path
-    from rtrl_rl.rollout import Collector, allocate_segment
-    from rtrl_rl.run_builder import build_agent, make_env, seed_everything
+    from rtrl_rl.training.rollout import Collector, allocate_segment
+    from rtrl_rl.training.run_builder import build_agent, make_env, seed_everything
 
     config = load_config(resolve_config_path(config_name), ["train.device=cpu", *overrides])
     torch.set_num_threads(1)

@@ -44,7 +44,7 @@ def train_cell(spec: dict, work_dir: str) -> dict:
     """
     from rtrl_rl.config import load_config, resolve_config_path
     from rtrl_rl.run.session import fresh_run_dir
-    from rtrl_rl.trainer import train
+    from rtrl_rl.training.sync_trainer import train
 
     run_dir = cell_dir(spec, work_dir)
     fresh_run_dir(run_dir)  # a rerun into the same work directory replaces that cell's run

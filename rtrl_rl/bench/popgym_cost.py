@@ -25,7 +25,7 @@ COST_STEPS, COST_ROUNDS = 100_000, 3
 def seconds_per_step(overrides: list[str], work_dir: Path) -> float:
     """Train one short run with ``overrides`` in this process; its wall seconds per environment step."""
     from rtrl_rl.config import load_config
-    from rtrl_rl.trainer import train
+    from rtrl_rl.training.sync_trainer import train
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         summary = train(load_config(None, [*overrides, f"run_dir={work_dir}"]))

@@ -73,8 +73,8 @@ class Side:
     def __init__(self, rule: str, overrides: list[str], clock: Clock) -> None:
         """``rule``: vtrace or ppo; ``overrides``: the rule's whole config (over the defaults)."""
         from rtrl_rl.config import load_config
-        from rtrl_rl.rollout import Collector, allocate_segment
-        from rtrl_rl.trainer import build_agent, make_env, seed_everything
+        from rtrl_rl.training.rollout import Collector, allocate_segment
+        from rtrl_rl.training.run_builder import build_agent, make_env, seed_everything
 
         self.rule, self.clock = rule, clock
         self.config = config = load_config(None, overrides)

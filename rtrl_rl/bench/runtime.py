@@ -104,7 +104,7 @@ def train_rate(args, mode: str, backend: str = "local") -> float:
 
 def raw_rate(args, seconds: float) -> float:
     """Env steps/s of the run's vectorised env alone, random actions, same stream count."""
-    from rtrl_rl.run_builder import make_env
+    from rtrl_rl.training.run_builder import make_env
 
     config = _config(args, "none", "")
     with make_env(config, seed=0, num_envs=args.num_envs) as venv:

@@ -120,9 +120,9 @@ def _train(overrides: list[str], run_dir: Path) -> dict:
 
     config = load_config(None, [*overrides, f"run_dir={run_dir}"])
     if config.agent.algorithm == "stream":
-        from rtrl_rl.stream_trainer import train_stream as train
+        from rtrl_rl.training.stream_trainer import train_stream as train
     else:
-        from rtrl_rl.trainer import train
+        from rtrl_rl.training.sync_trainer import train
     return train(config)
 
 

@@ -17,10 +17,10 @@ def measure_drift(overrides: list[str], lr: float, steps: int, seed: int = 0) ->
     (there both are the same-step gradient), at ``stream.lr = lr``."""
     import torch
 
+    from rtrl_rl.agents.cores.verification import relative_error
     from rtrl_rl.config import load_config
-    from rtrl_rl.gradcheck import relative_error
-    from rtrl_rl.stream_trainer import build_stream_agent
-    from rtrl_rl.run_builder import make_env, seed_everything
+    from rtrl_rl.training.run_builder import make_env, seed_everything
+    from rtrl_rl.training.stream_trainer import build_stream_agent
 
     torch.set_num_threads(1)
     config = load_config(None, [*overrides, f"stream.lr={lr}", f"train.seed={seed}"])

@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
 def evaluate_payload(payload: dict, config, args) -> dict:
     """Build env and model from a checkpoint and play the episodes; ValueError on mismatch."""
-    from rtrl_rl.evaluation import evaluation_seed, run_episodes
-    from rtrl_rl.run_builder import make_env
+    from rtrl_rl.training.episodes import evaluation_seed, run_episodes
+    from rtrl_rl.training.run_builder import make_env
 
     seed = evaluation_seed(config.train.seed) if args.seed is None else args.seed
     n = max(1, min(args.num_envs, args.episodes))
@@ -113,7 +113,7 @@ def evaluation_model(payload: dict, config, observation_space, action_space):
     from rtrl_rl.agents import ActorCritic
 
     if getattr(config.agent, "algorithm", "segment") == "stream":
-        from rtrl_rl.stream_trainer import build_stream_agent
+        from rtrl_rl.training.stream_trainer import build_stream_agent
 
         model, learner = build_stream_agent(config, observation_space, action_space)
         if learner.obs_stats is not None and (payload.get("learner") or {}).get("obs_stats") is not None:

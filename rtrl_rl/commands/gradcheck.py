@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the protocol and print one block per (core, path); return the exit code."""
     from rtrl_rl.agents.cores import DENSE_CORES, available_cores, elementwise_cores
-    from rtrl_rl.gradcheck import check_all, format_report
+    from rtrl_rl.agents.cores.verification import check_all, format_report
 
     checkable = elementwise_cores() + sorted(DENSE_CORES)
     cores = checkable if args.core is None else [args.core]

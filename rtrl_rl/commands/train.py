@@ -56,7 +56,7 @@ def preflight(config) -> None:
     from rtrl_rl.envs.spec import parse_spec
 
     if config.runtime.backend != "ray":  # with Ray the learner may run on another node: checked there
-        from rtrl_rl.run_builder import resolve_device
+        from rtrl_rl.training.run_builder import resolve_device
 
         resolve_device(config.train.device)
     parse_spec(config.env.id)
@@ -164,14 +164,14 @@ def _failure_line(err: Exception) -> str:
 
 def _dispatch(config, resume_dir):
     if config.agent.algorithm == "stream":
-        from rtrl_rl.stream_trainer import train_stream
+        from rtrl_rl.training.stream_trainer import train_stream
 
         return train_stream(config, resume_from=resume_dir)
     if config.runtime.actors > 0 or config.runtime.backend == "ray":
         from rtrl_rl.runtime import train_with_actors
 
         return train_with_actors(config, resume_from=resume_dir)
-    from rtrl_rl.trainer import train
+    from rtrl_rl.training.sync_trainer import train
 
     return train(config, resume_from=resume_dir) if resume_dir else train(config)
 

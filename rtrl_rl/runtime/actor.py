@@ -1,7 +1,7 @@
 """The actor process: act in its own group of streams and fill shared rollout slots.
 
 An actor builds its vectorised environment (seeded from the run seed, its index and its
-restart count), a CPU copy of the model, and a :class:`~rtrl_rl.rollout.Collector`. Then,
+restart count), a CPU copy of the model, and a :class:`~rtrl_rl.training.rollout.Collector`. Then,
 until told to stop: take one of its free slots, load newer parameters if the learner
 published any, collect one segment straight into the slot, record the acting parameter
 version and the segment number, and send the slot index down its pipe to the learner
@@ -32,10 +32,10 @@ import torch
 from rtrl_rl.config import Config
 from rtrl_rl.envs.third_party import quiet_here
 from rtrl_rl.envs.values import NonFiniteValue
-from rtrl_rl.rollout import Collector
 from rtrl_rl.runtime.batches import ERROR, READY, SEGMENT
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import ACTING, FULL, SlotPool
+from rtrl_rl.training.rollout import Collector
 
 #: seconds between checks of the stop flag and the parent while waiting for a free slot
 POLL_S = 0.2
@@ -122,7 +122,7 @@ def actor_main(spec: ActorSpec, channels: Channels) -> None:
 def run_actor(spec: ActorSpec, channels: Channels) -> None:
     """The actor loop (see the module docstring); returns when the run stops."""
     from rtrl_rl.agents import ActorCritic
-    from rtrl_rl.run_builder import make_env, seed_everything
+    from rtrl_rl.training.run_builder import make_env, seed_everything
 
     config, pool = spec.config, channels.pool
     torch.set_num_threads(1)  # many actors share few cores; the learner gets the rest

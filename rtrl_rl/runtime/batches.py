@@ -25,8 +25,8 @@ from multiprocessing.connection import Connection, wait
 
 import torch
 
-from rtrl_rl.rollout import Segment
 from rtrl_rl.runtime.slots import LEARNING, SlotPool
+from rtrl_rl.training.rollout import Segment
 
 #: messages an actor sends: ("ready",) once it has built its environments and model,
 #: then ("segment", slot, episodes) per segment, or ("error", report, fatal): the report of

@@ -1,5 +1,5 @@
 """How both actor-learner backends (processes and Ray) learn: the one loop of every trainer
-(``rtrl_rl.run_builder.drive``) with an ``advance`` that takes the actors' segments from a
+(``rtrl_rl.training.run_builder.drive``) with an ``advance`` that takes the actors' segments from a
 :class:`Transport`.
 
 Each update takes the next batch of segments that the actors delivered, admits each
@@ -17,8 +17,8 @@ import torch
 
 from rtrl_rl.agents import SegmentLearner
 from rtrl_rl.config import Config
-from rtrl_rl.run_builder import Advance
 from rtrl_rl.runtime.batches import OrderCheck
+from rtrl_rl.training.run_builder import Advance
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Transport(Protocol):
 
 
 def transport_advance(config: Config, learner: SegmentLearner, transport: Transport) -> Advance:
-    """The actor-learner backends' ``advance`` (see ``rtrl_rl.run_builder.drive``): take the
+    """The actor-learner backends' ``advance`` (see ``rtrl_rl.training.run_builder.drive``): take the
     transport's next batch (None after a short wait without one), admit each actor's segment
     in order (a restarted actor's streams start afresh), update on all streams, hand the batch
     back and report the policy lag (the parameter versions the segments were acted behind)."""

@@ -19,12 +19,12 @@ from contextlib import contextmanager
 import torch
 
 from rtrl_rl.config import Config
-from rtrl_rl.run_builder import build_run
 from rtrl_rl.runtime.batches import Batcher, gather
 from rtrl_rl.runtime.learn_loop import Delivery, transport_advance
 from rtrl_rl.runtime.params import SharedParams
 from rtrl_rl.runtime.slots import allocate_slots, slots_per_actor
 from rtrl_rl.runtime.supervisor import Supervisor
+from rtrl_rl.training.run_builder import build_run
 
 #: seconds the learner waits for slots before it checks signals and actor liveness again
 POLL_S = 0.2

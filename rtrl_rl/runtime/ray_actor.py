@@ -3,11 +3,11 @@
 The same work as the process actor (:mod:`rtrl_rl.runtime.actor`): a vectorised
 environment seeded from the run seed, the actor index, the restart count and the salt
 (:func:`~rtrl_rl.runtime.actor.actor_seed`), a CPU copy of the model and a
-:class:`~rtrl_rl.rollout.Collector`. Only the transport differs. Instead of free slots
+:class:`~rtrl_rl.training.rollout.Collector`. Only the transport differs. Instead of free slots
 and a pipe, the learner calls :meth:`StreamGroup.collect` once per segment it wants; a
 Ray actor runs its calls one at a time in the order they were submitted, so a stream's
 segments come out in collection order by construction. Each call returns one object
-in the object store: the segment as numpy arrays (in the ``rtrl_rl.rollout`` layout,
+in the object store: the segment as numpy arrays (in the ``rtrl_rl.training.rollout`` layout,
 read zero-copy by a learner on the same node) and a small record of its generation,
 segment number, acting parameter version and finished episodes.
 
@@ -86,8 +86,8 @@ class StreamGroup:
 
     def _start(self, generation: int) -> None:
         from rtrl_rl.agents import ActorCritic
-        from rtrl_rl.rollout import Collector, allocate_segment
-        from rtrl_rl.run_builder import make_env, seed_everything
+        from rtrl_rl.training.rollout import Collector, allocate_segment
+        from rtrl_rl.training.run_builder import make_env, seed_everything
 
         self.close()
         config = self.config

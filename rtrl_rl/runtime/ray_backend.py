@@ -30,12 +30,12 @@ import rtrl_rl
 from rtrl_rl.config import Config, ConfigError, check
 from rtrl_rl.envs.values import NonFiniteValue
 from rtrl_rl.run.stopping import StopSignals
-from rtrl_rl.run_builder import build_run
 from rtrl_rl.runtime import ActorFailure
 from rtrl_rl.runtime.learn_loop import Delivery, transport_advance
 from rtrl_rl.runtime.local_backend import POLL_S, START_S, silence_limit_s
 from rtrl_rl.runtime.ray_fleet import RayFleet, ray_options
 from rtrl_rl.runtime.ray_reaper import child_pids, start_reaper
+from rtrl_rl.training.run_builder import build_run
 
 EXTRA = 'runtime.backend=ray needs Ray: pip install "rtrl-rl[ray]"'
 

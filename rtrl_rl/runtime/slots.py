@@ -1,6 +1,6 @@
 """Preallocated shared-memory rollout slots; only their indices travel between processes.
 
-A slot is one rollout segment (``rtrl_rl.rollout`` layout) for the streams of one actor,
+A slot is one rollout segment (``rtrl_rl.training.rollout`` layout) for the streams of one actor,
 allocated once in shared memory before the actors start; only slot *indices* travel
 (TorchBeast's pattern). Each actor owns a fixed set of slots, gets free ones from its own
 free queue and reports full ones down its own pipe to the learner. Owning slots per actor keeps
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import torch
 
-from rtrl_rl.rollout import Segment, allocate_segment
+from rtrl_rl.training.rollout import Segment, allocate_segment
 
 # Slot states: where the slot is in its cycle (free -> acting -> full -> learning -> free).
 FREE, ACTING, FULL, LEARNING = 0, 1, 2, 3

@@ -1,6 +1,6 @@
 """The synchronous trainer: one process acts, collects segments and calls the learner.
 
-Read it top to bottom: build the run (``rtrl_rl.run_builder.build_run``: run directory,
+Read it top to bottom: build the run (``rtrl_rl.training.run_builder.build_run``: run directory,
 environments, model, learner, restored state, session); then repeat (collect one segment
 of T steps from every stream, update, report) until the step budget is spent, greedy
 evaluation reaches the target success rate, or a stop signal arrives (polled between
@@ -19,10 +19,8 @@ import torch
 
 from rtrl_rl.agents import ActorCritic
 from rtrl_rl.config import Config
-from rtrl_rl.rollout import Collector, allocate_segment
-# public here too: the experiment runners and benchmarks build environments and agents through this module
-from rtrl_rl.run_builder import Advance, Run, build_agent, build_run, make_env, seed_everything  # noqa: F401
-from rtrl_rl.run.stopping import TrainingInterrupted  # noqa: F401  (public here too)
+from rtrl_rl.training.rollout import Collector, allocate_segment
+from rtrl_rl.training.run_builder import Advance, Run, build_run
 
 
 def acting_model(model: ActorCritic) -> ActorCritic:
@@ -37,8 +35,8 @@ def train(config: Config, resume_from: str | Path | None = None) -> dict:
     Writes ``config.yaml``, TensorBoard events, checkpoints, ``model.pt`` and
     ``summary.json`` into ``config.run_dir`` (chosen and filled in when empty; see
     ``rtrl_rl.run.layout``). ``resume_from`` names a run directory whose latest checkpoint
-    to continue from, or a checkpoint file. Raises ConfigError for a config that breaks a rule or an unknown or
-    unavailable ``train.device``, ValueError when ``run_dir`` holds another run (see
+    to continue from, or a checkpoint file. Raises ConfigError for a config that breaks a
+    rule or an unknown or unavailable ``train.device``, ValueError when ``run_dir`` holds another run (see
     ``session.check_run_dir``). An exception during training (e.g. from the environment)
     propagates after a final checkpoint and ``summary.json`` (see ``RunSession.abort``).
     """

@@ -1,4 +1,5 @@
-"""The verification protocol (docs/rtrl.md, "Verification protocol"), for the CLI and the tests.
+"""The verification protocol of the RTRL cores (docs/rtrl.md, "Verification protocol"), for
+``rtrl-rl gradcheck`` and the tests.
 
 In float64: random parameters, inputs and start state; K segments of T steps with random
 resets (one at step 0, one at a segment boundary); a random loss of the outputs at every

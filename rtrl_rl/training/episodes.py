@@ -13,7 +13,7 @@ import statistics
 import numpy as np
 import torch
 
-from rtrl_rl.rollout import Collector, allocate_segment
+from rtrl_rl.training.rollout import Collector, allocate_segment
 
 
 def summarize_episodes(episodes: list) -> dict:

@@ -7,8 +7,8 @@ the model and its learner, the state restored from the latest checkpoint, and th
 :func:`drive`, the loop of every trainer: until the step budget is spent, the target is
 reached or a stop is requested, call ``advance()`` (one update from whatever produced
 segments), record it, checkpoint and evaluate. The trainers differ only in ``advance``:
-the synchronous trainer collects a segment in-process (``rtrl_rl.trainer``), the stream
-trainer takes one step (``rtrl_rl.stream_trainer``), the actor-learner backends take
+the synchronous trainer collects a segment in-process (``rtrl_rl.training.sync_trainer``), the stream
+trainer takes one step (``rtrl_rl.training.stream_trainer``), the actor-learner backends take
 the actors' segments from a transport (``rtrl_rl.runtime.learn_loop``).
 """
 
@@ -32,10 +32,10 @@ from rtrl_rl import envs
 from rtrl_rl.agents import ActorCritic, Learner, PPOLearner, SegmentLearner
 from rtrl_rl.config import Config, ConfigError, check, check_env_imports, device_problem
 from rtrl_rl.envs.values import MAX_ABS_REWARD, CheckedValues
-from rtrl_rl.evaluation import evaluation_options, evaluation_seed, run_episodes
 from rtrl_rl.run.layout import RunPaths
 from rtrl_rl.run.session import RunSession, check_run_dir
 from rtrl_rl.run.stopping import WatchedEnv
+from rtrl_rl.training.episodes import evaluation_options, evaluation_seed, run_episodes
 
 #: ``advance() -> (env steps, metrics, finished episodes)`` for one update, or None when
 #: nothing arrived yet (the loop then checks the budget and the stop signals again)

@@ -2,7 +2,7 @@
 
 Each environment step of the B = ``env.num_envs`` streams is followed at once by one
 update of :class:`rtrl_rl.agents.stream.StreamLearner` from that step (``docs/stream.md``).
-The run is built as every trainer's (``rtrl_rl.run_builder.build_run``: run directory,
+The run is built as every trainer's (``rtrl_rl.training.run_builder.build_run``: run directory,
 logs, evaluations, checkpoints and the summary of :class:`rtrl_rl.run.session.RunSession`);
 only ``advance`` is its own: one step and one update.
 """
@@ -17,8 +17,8 @@ import torch
 from rtrl_rl.agents import ActorCritic
 from rtrl_rl.agents.stream import StreamLearner, add_layer_norm, sparse_init_
 from rtrl_rl.config import Config
-from rtrl_rl.rollout import action_layout
-from rtrl_rl.run_builder import Advance, Run, build_run
+from rtrl_rl.training.rollout import action_layout
+from rtrl_rl.training.run_builder import Advance, Run, build_run
 
 
 def build_stream_agent(config: Config, observation_space, action_space,
@@ -57,7 +57,7 @@ def _value_obs(batch):
 
 
 def train_stream(config: Config, resume_from: str | Path | None = None) -> dict:
-    """Train with stream AC(λ) and return the run summary (files as :func:`rtrl_rl.trainer.train`).
+    """Train with stream AC(λ) and return the run summary (files as :func:`rtrl_rl.training.sync_trainer.train`).
 
     ``resume_from`` names a run directory (or a checkpoint file) to continue from: the
     parameters, the normalisers' statistics, the counters and the RNG states come back;
