@@ -7,10 +7,10 @@ life_lost, final_obs, episodes). Autoreset is same-step: after every step
 (ale_py, procgen, deepmind_lab, popgym, minigrid) are imported when a suite needs them.
 """
 
-from rtrl_rl.envs.base import EpisodeStats, StepBatch, VectorEnv, derive_seeds
 from rtrl_rl.envs.make import make_vector
-from rtrl_rl.envs.procgen import procgen_split
+from rtrl_rl.envs.procgen_suite import procgen_split
 from rtrl_rl.envs.spec import SUITES, SpecError, parse_spec
+from rtrl_rl.envs.vector_env import EpisodeStats, StepBatch, VectorEnv, derive_seeds
 
 #: the suites a spec may name (plus entry points ``package.module:Class`` / ``file.py:Class``)
 available_suites = tuple(SUITES)

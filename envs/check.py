@@ -16,9 +16,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
-from rtrl_rl.envs.base import StepBatch, VectorEnv
 from rtrl_rl.envs.make import make_vector
 from rtrl_rl.envs.spec import ENTRY_POINT, SpaceError, SpecError, parse_spec
+from rtrl_rl.envs.vector_env import StepBatch, VectorEnv
 
 
 class Problems:
@@ -44,7 +44,7 @@ class Problems:
 def _single_env(spec: str, options: dict[str, Any]) -> gym.Env | None:
     """One plain gymnasium.Env for the spec, for gymnasium's checker (None: native suite)."""
     from rtrl_rl.envs.gym_suite import EnvFactory, gym_factory
-    from rtrl_rl.envs.minatar import GymnasiumSeeding
+    from rtrl_rl.envs.minatar_suite import GymnasiumSeeding
 
     parsed = parse_spec(spec)
     env_opts = {k: v for k, v in options.items()

@@ -64,7 +64,7 @@ def resolve_id(suite: str, name: str, imports: list[str]) -> str:
     for module in imports:
         importlib.import_module(module)
     if suite == "popgym":  # its own names, and a clear refusal of the Labyrinths without mazelib
-        from rtrl_rl.envs.popgym import resolve_popgym
+        from rtrl_rl.envs.popgym_suite import resolve_popgym
         return resolve_popgym(name)
     if suite in OPTIONAL:
         package, pattern = OPTIONAL[suite]
@@ -141,13 +141,13 @@ class EnvFactory:
         for module in self.imports:
             importlib.import_module(module)
         if self.kind == "minatar":  # registers MinAtar's ids in this process first
-            from rtrl_rl.envs.minatar import make_game
+            from rtrl_rl.envs.minatar_suite import make_game
             return make_game(self.target, self.kwargs)
         if self.kind == "memory":
-            from rtrl_rl.envs.memory import MemoryEnv
+            from rtrl_rl.envs.memory_suite import MemoryEnv
             return MemoryEnv(self.target, **self.kwargs)
         if self.kind == "dmlab":
-            from rtrl_rl.envs.dmlab import DmLabEnv
+            from rtrl_rl.envs.dmlab_suite import DmLabEnv
             return DmLabEnv(self.target, **self.kwargs)
         env = gym.make(self.target, **self.kwargs) if self.kind == "gym" else load_class(self.target)(**self.kwargs)
         if self.suite_package:  # the suite's code, not the user's: its warnings are noted once
@@ -163,7 +163,7 @@ class EnvFactory:
         (its spaces are static and its steps are known to be slow).
         """
         if self.kind == "dmlab":
-            from rtrl_rl.envs.dmlab import dmlab_spaces
+            from rtrl_rl.envs.dmlab_suite import dmlab_spaces
             return (*dmlab_spaces(self.kwargs), float("inf"))
         env = self()
         try:
@@ -195,9 +195,9 @@ def _sample(space: gym.Space) -> Any:
 
 def gym_factory(suite: str, name: str, options: dict[str, Any]) -> EnvFactory:
     """Factory for ``gym:``/``popgym:``/``minigrid:`` ids (``imports=`` consumed here) and
-    ``minatar:`` games (MinAtar's options and defaults: :mod:`rtrl_rl.envs.minatar`)."""
+    ``minatar:`` games (MinAtar's options and defaults: :mod:`rtrl_rl.envs.minatar_suite`)."""
     if suite == "minatar":
-        from rtrl_rl.envs.minatar import game_options, register, resolve_game
+        from rtrl_rl.envs.minatar_suite import game_options, register, resolve_game
         game = resolve_game(name)
         register()  # fail here with the extra's name, not later inside every worker
         return EnvFactory("minatar", game, game_options(options))

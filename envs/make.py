@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rtrl_rl.envs.base import VectorEnv, derive_seeds
 from rtrl_rl.envs.gym_suite import EnvFactory, gym_factory, load_class
 from rtrl_rl.envs.spec import ENTRY_POINT, closest, parse_spec
+from rtrl_rl.envs.vector_env import VectorEnv, derive_seeds
 
 #: options consumed by the Python-env runner, with their defaults
 RUNNER_DEFAULTS: dict[str, Any] = {"workers": None, "start_method": "forkserver",
@@ -58,7 +58,7 @@ def make_vector(spec: str, num_envs: int = 1, seed: int | None = 0,
     stepped 20 times here decides: in-process below IN_PROCESS_BELOW_S per step, else
     one worker per core), ``start_method``, ``poll_s`` and ``step_timeout``. Autoreset
     is same-step:
-    ``first == terminated | truncated`` after every step (see :mod:`rtrl_rl.envs.base`).
+    ``first == terminated | truncated`` after every step (see :mod:`rtrl_rl.envs.vector_env`).
     Raises SpecError (a ValueError) for unknown suites, games, tasks or ids.
     """
     if num_envs < 1:
@@ -66,15 +66,15 @@ def make_vector(spec: str, num_envs: int = 1, seed: int | None = 0,
     parsed = parse_spec(spec)
     suite, name = parsed.suite, parsed.name
     if suite == "atari":
-        from rtrl_rl.envs.atari import AtariVector
+        from rtrl_rl.envs.atari_suite import AtariVector
         venv: VectorEnv = AtariVector(name, num_envs, seed, **options)
     elif suite == "procgen":
-        from rtrl_rl.envs.procgen import ProcgenVector
+        from rtrl_rl.envs.procgen_suite import ProcgenVector
         venv = ProcgenVector(name, num_envs, seed, **options)
     elif suite == "memory":
         venv = _memory(name, num_envs, seed, options)
     elif suite == "dmlab":
-        from rtrl_rl.envs.dmlab import check_level, import_lab
+        from rtrl_rl.envs.dmlab_suite import check_level, import_lab
         level = check_level(name)
         # fail here with the build instructions, not later inside every worker
         import_lab(options.get("dmlab_module", "deepmind_lab"), options.get("dmlab_path"))
@@ -96,7 +96,7 @@ def make_vector(spec: str, num_envs: int = 1, seed: int | None = 0,
 
 def _memory(name: str, num_envs: int, seed: int | None, options: dict) -> VectorEnv:
     """Native numpy vector by default; ``workers=N`` runs MemoryEnv copies in workers."""
-    from rtrl_rl.envs.memory import TASKS
+    from rtrl_rl.envs.memory_suite import TASKS
 
     if name not in TASKS:
         raise closest(name, list(TASKS), "memory task")

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from rtrl_rl.envs.base import EpisodeTracker, StepBatch, VectorEnv, reset_batch
+from rtrl_rl.envs.vector_env import EpisodeTracker, StepBatch, VectorEnv, reset_batch
 from rtrl_rl.envs.workers import (EnvGroup, WorkerError, buffer_layout, buffer_nbytes, buffer_views, split,
                                   worker_main)
 

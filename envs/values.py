@@ -1,7 +1,7 @@
 """Values from environments: every observation and reward is checked where it enters.
 
-:class:`CheckedValues` wraps a :class:`~rtrl_rl.envs.base.VectorEnv` and checks each
-:class:`~rtrl_rl.envs.base.StepBatch` that ``reset`` and ``step`` return, for all streams
+:class:`CheckedValues` wraps a :class:`~rtrl_rl.envs.vector_env.VectorEnv` and checks each
+:class:`~rtrl_rl.envs.vector_env.StepBatch` that ``reset`` and ``step`` return, for all streams
 at once (a few vectorised numpy reductions per step): rewards must be finite and, where a
 limit is set, no larger in magnitude than it; float observations, the final observations
 of ended episodes included, must be finite. The first bad value raises
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rtrl_rl.envs.base import StepBatch, VectorEnvWrapper
+from rtrl_rl.envs.vector_env import StepBatch, VectorEnvWrapper
 
 #: the largest reward magnitude the segment learners take without ``train.reward_clip``:
 #: a discounted return of 1e15 / (1 - γ) squares to about 1e34 (γ = 0.99), within two

@@ -22,8 +22,8 @@ from rtrl_rl.agents.divergence import Diverged
 from rtrl_rl.cli import main
 from rtrl_rl.config import build_config
 from rtrl_rl.envs import derive_seeds
-from rtrl_rl.envs.base import StepBatch, reset_batch
 from rtrl_rl.envs.values import MAX_ABS_REWARD, CheckedValues, NonFiniteValue
+from rtrl_rl.envs.vector_env import StepBatch, reset_batch
 from rtrl_rl.run import checkpoint as ck
 from rtrl_rl.run.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rtrl_rl.runtime.actor import actor_seed

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rtrl_rl import envs
-from rtrl_rl.envs.dmlab import ACTIONS
+from rtrl_rl.envs.dmlab_suite import ACTIONS
 
 DOUBLES = os.path.join(os.path.dirname(__file__), "doubles")
 DOUBLE = dict(dmlab_module="fake_deepmind_lab", dmlab_path=DOUBLES)

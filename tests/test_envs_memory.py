@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rtrl_rl import envs
-from rtrl_rl.envs.memory import MemoryEnv, RecallVector, TMazeVector
+from rtrl_rl.envs.memory_suite import MemoryEnv, RecallVector, TMazeVector
 
 
 def _answer(obs, k):

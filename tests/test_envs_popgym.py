@@ -10,7 +10,7 @@ from gymnasium import spaces  # noqa: E402
 
 from rtrl_rl import envs  # noqa: E402
 from rtrl_rl.config import load_config  # noqa: E402
-from rtrl_rl.envs.popgym import popgym_ids, resolve_popgym  # noqa: E402
+from rtrl_rl.envs.popgym_suite import popgym_ids, resolve_popgym  # noqa: E402
 from rtrl_rl.training.sync_trainer import train  # noqa: E402
 
 #: one env per POPGym family (Easy): together every observation/action space combination

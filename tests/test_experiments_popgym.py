@@ -61,7 +61,7 @@ def test_episode_lengths_match_popgym():
     pytest.importorskip("popgym", reason='popgym is not installed: pip install "rtrl-rl[popgym]"')
     import gymnasium as gym
 
-    from rtrl_rl.envs.popgym import resolve_popgym
+    from rtrl_rl.envs.popgym_suite import resolve_popgym
 
     for task in pg.TASKS.values():
         env = gym.make(resolve_popgym(task.name)).unwrapped

@@ -19,7 +19,7 @@ from rtrl_rl.bench import driver
 from rtrl_rl.bench.curves import training_curve
 from rtrl_rl.bench.grid import Block, Budget, Cell, Grid, plan
 from rtrl_rl.bench.pool import cell_dir, train_cell
-from rtrl_rl.envs.minatar import GAMES
+from rtrl_rl.envs.minatar_suite import GAMES
 
 
 class Rule(NamedTuple):

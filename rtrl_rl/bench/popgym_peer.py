@@ -2,7 +2,7 @@
 
 Optional: install with ``pip install "rtrl-rl[peers]"``. The adapter builds single gymnasium
 envs of the same ids the library trains on (``popgym:<Name>`` through the same resolver,
-``memory:recall`` as :class:`rtrl_rl.envs.memory.MemoryEnv`), vectorises them with SB3's
+``memory:recall`` as :class:`rtrl_rl.envs.memory_suite.MemoryEnv`), vectorises them with SB3's
 ``DummyVecEnv`` and trains RecurrentPPO with its defaults, except ``n_envs`` streams (SB3's
 default is one). It records the same training curve as the library's runs (per rollout, the
 mean return of the episodes that ended in it, with step and wall time), so MMER is computed
@@ -56,10 +56,10 @@ def make_env(spec: str, options: dict | None = None) -> gym.Env:
 
     parsed = parse_spec(spec)
     if parsed.suite == "popgym":
-        from rtrl_rl.envs.popgym import resolve_popgym
+        from rtrl_rl.envs.popgym_suite import resolve_popgym
         env = gym.make(resolve_popgym(parsed.name), **(options or {}))
     elif parsed.suite == "memory":
-        from rtrl_rl.envs.memory import MemoryEnv
+        from rtrl_rl.envs.memory_suite import MemoryEnv
         env = MemoryEnv(parsed.name, **(options or {}))
     else:
         raise ValueError(f"the peer adapter runs popgym: and memory: specs, got {spec!r}")

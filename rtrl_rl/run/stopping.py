@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from rtrl_rl.envs.base import VectorEnvWrapper
+from rtrl_rl.envs.vector_env import VectorEnvWrapper
 
 #: the signals that stop a run
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

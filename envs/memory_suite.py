@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rtrl_rl.envs.base import EpisodeTracker, StepBatch, VectorEnv, derive_seeds, reset_batch
+from rtrl_rl.envs.vector_env import EpisodeTracker, StepBatch, VectorEnv, derive_seeds, reset_batch
 
 
 class _Streams:

@@ -17,8 +17,8 @@ import re
 import numpy as np
 from gymnasium import spaces
 
-from rtrl_rl.envs.base import EpisodeTracker, StepBatch, VectorEnv, derive_seeds, reset_batch
 from rtrl_rl.envs.spec import closest
+from rtrl_rl.envs.vector_env import EpisodeTracker, StepBatch, VectorEnv, derive_seeds, reset_batch
 
 
 def _ale():

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rtrl_rl.envs.base import EpisodeTracker, StepBatch, VectorEnv, derive_seeds, reset_batch
 from rtrl_rl.envs.spec import closest
+from rtrl_rl.envs.vector_env import EpisodeTracker, StepBatch, VectorEnv, derive_seeds, reset_batch
 
 GAMES = ("bigfish", "bossfight", "caveflyer", "chaser", "climber", "coinrun", "dodgeball",
          "fruitbot", "heist", "jumper", "leaper", "maze", "miner", "ninja", "plunder",
