@@ -5,7 +5,7 @@ One :meth:`PPOLearner.update` consumes one segment of T steps for B streams (the
 
 1. **carry pass** (no gradient, the parameters before the update): the forward pass over
    the T steps from the streams' stored carries gives the values V_t, the bootstrap value
-   of row T, GAE(λ) advantages and returns (:mod:`rtrl_rl.agents.ppo`), and the carry that
+   of row T, GAE(λ) advantages and returns (:mod:`rtrl_rl.agents.ppo_objective`), and the carry that
    the streams' next segment starts from. This is the V-trace learner's rule (its carry
    also comes from the forward pass under the parameters before its step); in the
    synchronous trainer it is the state that the actors acted from.
@@ -32,14 +32,14 @@ from typing import Any
 import torch
 
 from rtrl_rl.agents.cores import Carry
-from rtrl_rl.agents.learner import SegmentLearner, segment_bootstrap, segment_rewards, unroll_segment
 from rtrl_rl.agents.model import ActorCritic
-from rtrl_rl.agents.ppo import Losses, Targets, explained_variance, gae, ppo_losses
+from rtrl_rl.agents.ppo_objective import Losses, Targets, explained_variance, gae, ppo_losses
+from rtrl_rl.agents.segment_learner import SegmentLearner, segment_bootstrap, segment_rewards, unroll_segment
 
 Segment = dict[str, torch.Tensor]
 
 #: the figures of one minibatch step, in the order :meth:`PPOLearner.step` returns them
-#: (the total loss, the fields of :class:`rtrl_rl.agents.ppo.Losses`, the gradient norm)
+#: (the total loss, the fields of :class:`rtrl_rl.agents.ppo_objective.Losses`, the gradient norm)
 RECORD = ("total", "policy", "value", "entropy", "clipfrac", "approx_kl", "old_approx_kl", "grad_norm")
 
 
@@ -70,7 +70,7 @@ class PPOLearner(SegmentLearner):
     def loss(self, segment: Segment, carry: Carry, targets: Targets) -> tuple[torch.Tensor, Losses]:
         """One minibatch replayed from its stored ``carry``: (total loss, its terms).
 
-        total = policy + baseline_cost * value - entropy_cost * entropy (:mod:`rtrl_rl.agents.ppo`).
+        total = policy + baseline_cost * value - entropy_cost * entropy (:mod:`rtrl_rl.agents.ppo_objective`).
         """
         cfg, model = self.config, self.model
         params, values, _ = unroll_segment(model, segment, carry)

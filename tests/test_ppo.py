@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from rtrl_rl.agents import Learner, PPOLearner
-from rtrl_rl.agents.learner import segment_bootstrap, unroll_segment
-from rtrl_rl.agents.ppo import explained_variance
+from rtrl_rl.agents.ppo_objective import explained_variance
+from rtrl_rl.agents.segment_learner import segment_bootstrap, unroll_segment
 from tests.test_agent_learner import make_model, random_stream, segment_of, train_config
 
 

@@ -15,8 +15,8 @@ from gymnasium import spaces
 
 from rtrl_rl.agents import ActorCritic, PPOLearner
 from rtrl_rl.agents.cores.verification import relative_error
-from rtrl_rl.agents.learner import segment_rewards
-from rtrl_rl.agents.ppo import gae, ppo_losses
+from rtrl_rl.agents.ppo_objective import gae, ppo_losses
+from rtrl_rl.agents.segment_learner import segment_rewards
 from tests.test_agent_learner import OBS, agent_config, core_grads, make_model, random_stream, segment_of, train_config
 from tests.test_cores_stack import layer_reference
 from tests.test_ppo import ppo_config

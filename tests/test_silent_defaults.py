@@ -12,7 +12,7 @@ import torch
 
 from rtrl_rl import envs
 from rtrl_rl.agents import ActorCritic
-from rtrl_rl.agents import learner as learner_module
+from rtrl_rl.agents import segment_learner as learner_module
 from rtrl_rl.agents.cores import make_core
 from rtrl_rl.config import load_config
 from rtrl_rl.run.monitor import RunMonitor

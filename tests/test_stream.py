@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from rtrl_rl.agents import ActorCritic
 from rtrl_rl.agents.cores import elementwise_cores
-from rtrl_rl.agents.stream import (
+from rtrl_rl.agents.stream_learner import (
     FlatTraces,
     RunningMeanVar,
     StreamLearner,

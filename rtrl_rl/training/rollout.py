@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rtrl_rl.agents.learner import OBS_PREFIX
+from rtrl_rl.agents.segment_learner import OBS_PREFIX
 
 Segment = dict[str, torch.Tensor]
 

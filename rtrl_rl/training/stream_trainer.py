@@ -1,7 +1,7 @@
 """The streaming trainer (``agent.algorithm=stream``): act, learn, repeat, one step at a time.
 
 Each environment step of the B = ``env.num_envs`` streams is followed at once by one
-update of :class:`rtrl_rl.agents.stream.StreamLearner` from that step (``docs/stream.md``).
+update of :class:`rtrl_rl.agents.stream_learner.StreamLearner` from that step (``docs/stream.md``).
 The run is built as every trainer's (``rtrl_rl.training.run_builder.build_run``: run directory,
 logs, evaluations, checkpoints and the summary of :class:`rtrl_rl.run.session.RunSession`);
 only ``advance`` is its own: one step and one update.
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from rtrl_rl.agents import ActorCritic
-from rtrl_rl.agents.stream import StreamLearner, add_layer_norm, sparse_init_
+from rtrl_rl.agents.stream_learner import StreamLearner, add_layer_norm, sparse_init_
 from rtrl_rl.config import Config
 from rtrl_rl.training.rollout import action_layout
 from rtrl_rl.training.run_builder import Advance, Run, build_run

@@ -19,7 +19,7 @@ minibatch when asked) and old values ``V_old`` (those GAE used):
     entropy = reduce( H[pi(.|x)] )
 
 ``reduce`` is ``train.loss_reduction`` over the steps of the minibatch (see
-:func:`rtrl_rl.agents.learner.reduce_steps`). Everything here but the losses' dependence on
+:func:`rtrl_rl.agents.segment_learner.reduce_steps`). Everything here but the losses' dependence on
 the new log-probabilities, values and entropies is a constant (no gradient).
 """
 
@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import torch
 
-from rtrl_rl.agents.learner import reduce_steps
+from rtrl_rl.agents.segment_learner import reduce_steps
 
 #: added to the advantages' standard deviation when normalising (CleanRL's value)
 NORM_EPS = 1e-8
