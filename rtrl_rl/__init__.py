@@ -2,7 +2,10 @@
 
 The public face of the library. ``make_core`` builds a recurrent core (see
 ``docs/cores.md``); the agents live in ``rtrl_rl.agents``, the environments in
-``rtrl_rl.envs``, and the trainer, evaluation and CLI in the other sub-modules.
+``rtrl_rl.envs``, the run configuration in ``rtrl_rl.config``, one run's directory and
+checkpoints in ``rtrl_rl.run``, the trainers in ``rtrl_rl.training`` and
+``rtrl_rl.runtime``, and the CLI in ``rtrl_rl.cli`` and ``rtrl_rl.commands`` (the layout:
+``docs/contracts.md``).
 
 The names below are imported on first use, not here: ``rtrl_rl.envs`` must stay importable
 without torch (environment worker processes import it and nothing else).
