@@ -24,6 +24,15 @@ def main(argv: list[str]) -> int:
     return cli.main(["bench", "memory", *argv])
 
 
+def test_bench_alone_lists_every_experiment(capsys):
+    from rtrl_rl.commands.bench import TARGETS
+
+    assert cli.main(["bench"]) == 2
+    listing = " ".join(capsys.readouterr().out.split())  # argparse wraps at the terminal's width
+    assert all(name in listing for name in TARGETS)
+    assert "95% greedy success" in listing  # a help text's percent sign is printed, not expanded
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     """One run of the tiny grid (two worker processes), without the cost benchmarks."""

@@ -45,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default docs/results) and the page beside it; --report-only rewrites a page from its JSON."))
     targets = parser.add_subparsers(dest="target", metavar="NAME")
     for name, (module_name, help_text) in TARGETS.items():
-        sub = targets.add_parser(name, help=help_text, description=help_text)
+        # argparse expands %-formats in help (not in descriptions): "95%" must reach it as "95%%"
+        sub = targets.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)
         try:
             module = importlib.import_module(module_name)
         except ImportError as error:
