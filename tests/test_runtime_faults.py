@@ -21,7 +21,7 @@ import pytest
 
 from rtrl_rl.config import load_config
 from rtrl_rl.run.checkpoint import load_checkpoint
-from rtrl_rl.runtime import ActorFailure, run
+from rtrl_rl.runtime import ActorFailure, local_backend
 
 ASSET = Path(__file__).parent / "assets" / "runtime_envs.py"
 ROOT = Path(__file__).parent.parent
@@ -153,7 +153,7 @@ def test_a_hung_actor_stops_the_run(tmp_path, unreachable, message):
                                          f"env.options={{workers: 0, hang_at: 30, unreachable: {unreachable}}}"))
     started = time.monotonic()
     with pytest.raises(ActorFailure, match=message):
-        run.train_with_actors(config)
+        local_backend.train_with_actors(config)
     assert time.monotonic() - started < 60
     assert json.loads((run_dir / "summary.json").read_text())["stopped"] == "interrupted (actor failure)"
     actors = [p for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
@@ -165,4 +165,4 @@ def test_slow_steps_within_the_timeout_are_no_hang(tmp_path):
     run_dir = tmp_path / "run"
     config = load_config(None, overrides(run_dir, "runtime.step_timeout_s=1", "train.total_steps=40",
                                          "env.options={workers: 0, step_s: 0.2}"))
-    assert run.train_with_actors(config)["stopped"] == "budget"
+    assert local_backend.train_with_actors(config)["stopped"] == "budget"
