@@ -8,7 +8,8 @@ import torch
 import yaml
 
 from rtrl_rl.config import (
-    Config, ConfigError, available_configs, build_config, config_dir, load_config, load_yaml, resolve_config_path, to_dict,
+    Config, ConfigError, available_configs, build_config, config_dir, load_config, load_yaml, resolve_config_path,
+    to_dict,
 )
 
 READY = ["default", "memory/recall", "memory/tmaze", "atari/pong", "atari/breakout",

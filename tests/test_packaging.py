@@ -85,6 +85,7 @@ def test_wheel_holds_the_namespaced_packages_and_configs(tmp_path: Path):
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = tmp_path.glob("rtrl_rl-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for path in ("rtrl_rl/agents/cores/elstm.py", "rtrl_rl/envs/memory_suite.py", "rtrl_rl/config/ready_yaml/default.yaml"):
+    shipped = ("rtrl_rl/agents/cores/elstm.py", "rtrl_rl/envs/memory_suite.py", "rtrl_rl/config/ready_yaml/default.yaml")
+    for path in shipped:
         assert path in names
     assert not any(n.startswith(("agents/", "envs/")) for n in names)
