@@ -3,11 +3,16 @@
 Source: Morad, Kortvelesy, Bettini, Liwicki, Prorok, "POPGym: Benchmarking Partially
 Observable Reinforcement Learning", ICLR 2023, Appendix B: MMER per task and memory model,
 mean over 3 trials, RLlib PPO (popgym's ``popgym/baselines/ppo.py``). The figures below come
-from a transcription of that table by a third party; **none is checked against the paper**
-(:data:`CHECKED` is empty): the paper's text as stored where this was prepared ends before
-its appendix. A figure moves into :data:`CHECKED` only once read in the paper itself.
-Tasks of the benchmark with no transcribed figure: ConcentrationEasy,
-VelocityOnlyCartpoleEasy, MineSweeperEasy, BattleshipEasy.
+from a transcription of that table by a third party; **none is checked against a primary
+source** (:data:`CHECKED` is empty). A figure moves into :data:`CHECKED`, with the source it was
+read in, only once read in the paper's table or in the authors' data. Looked for and not found
+in a readable form: the paper's appendix (the copies of the paper that could be read, on arXiv,
+ar5iv, OpenReview and as LaTeX, gave only its opening, not Appendix B); result or plotting data
+in ``proroklab/popgym`` (none: its README sends readers to the paperswithcode leaderboard, which
+could not be read) and in ``proroklab/ffm`` (its plotting code reads the runs from the wandb
+project ``popgym-public`` and holds no exported numbers). Tasks of the benchmark with no
+transcribed figure: ConcentrationEasy, VelocityOnlyCartpoleEasy, MineSweeperEasy,
+BattleshipEasy.
 
 How the paper's MMER is computed (``proroklab/ffm:plotting/plotlib.py``, the plotting code of
 POPGym's authors, which reads the runs of the paper's wandb project ``popgym-public``): per run,
@@ -55,12 +60,14 @@ PUBLISHED: dict[str, Published] = {
     "MultiarmedBanditEasy": Published(0.619, 0.631, "Elman"),
     "RepeatPreviousMedium": Published(-0.315, 0.789, "LMU"),
 }
-#: tasks whose figures were read in the paper itself (none yet)
-CHECKED: frozenset[str] = frozenset()
+#: task -> the primary source its figures were read in (the paper's table, or the authors' data,
+#: named exactly); only tasks of :data:`PUBLISHED`, none yet
+CHECKED: dict[str, str] = {}
 
 
 def status(task: str) -> str:
-    """"checked against the paper", "transcribed, not checked" or "no published figure"."""
+    """"checked against the paper", "transcribed, not checked" or "no published figure"
+    (:data:`CHECKED` names the source of a checked task)."""
     if task not in PUBLISHED:
         return "no published figure"
     return "checked against the paper" if task in CHECKED else "transcribed, not checked"
