@@ -181,7 +181,7 @@ def test_a_cost_block_gives_the_cost_table(tmp_path):
     write_page(data, tmp_path / "results" / "popgym_protocol.json", md)
     text = md.read_text()
     # 20 us per step x 15M = 300 s = 0.08 h; the faithful replica's 65,536 steps are one of its updates
-    assert "| replica, faithful (GRU) | 65,536 | 1 | 2,700.0 | 11.25 h | 135.00 |" in text
+    assert "| replica, faithful (GRU) | 65,536 | 1 | 2,700.0 | 11.25 h | 135.00 | 219.4 h |" in text
     assert "| best RTRL costs no more per step than the cpu replica (side by side) | met |" in text
     # the grid (39 runs of each rule) from the cost alone: 39 x 15M x (20 + 160 + 2700 + 200 + 30) us / 2 runs at a time
     assert "195 runs): about 252.7 h with 2 runs at a time" in text.split("## Reproduce")[1]

@@ -22,6 +22,10 @@ from rtrl_rl.bench.popgym_targets import BEST_RTRL, PEER
 #: the chart's bars, in order; the two published ones are not rules of the grid
 PUBLISHED_GRU, PUBLISHED_BEST = "published-gru", "published-best"
 LEAD = (BEST_RTRL, targets.REPLICA, PUBLISHED_GRU, PUBLISHED_BEST, "tbptt-lstm", PEER)
+#: the chart's legend (short: six entries must fit under it)
+CHART_LABELS = {BEST_RTRL: "best RTRL", targets.REPLICA: "replica, cpu GRU", PUBLISHED_GRU: "POPGym GRU (published)",
+                PUBLISHED_BEST: "best POPGym (published)", "tbptt-lstm": "TBPTT LSTM, T = 10",
+                PEER: "SB3 RecurrentPPO"}
 #: marks of the published figures' statuses, in the order the statuses first appear
 MARKS = ("†", "‡", "§", "¶")
 
@@ -162,19 +166,24 @@ def cost_section(data: dict) -> list[str]:
     if cost:
         rules, (task, cell), = cost["rules"], next(iter(cost["tasks"].items()))
         base = statistics.median(cell[rules[0]])
+        full, jobs = g["plans"]["full"], _jobs(data)
+        n_runs = len(full["tasks"]) * len(full["seeds"])
         rows = []
         for r in rules:
             per = statistics.median(cell[r])
             batch = g["rules"][r].get("batch")
             rows.append([names.get(r, r), f"{batch:,}" if batch else "–", f"{cost['steps'] / batch:g}" if batch else "–",
-                         f"{1e6 * per:,.1f}", f"{per * steps / 3600:.2f} h", f"{per / base:.2f}"])
-        lines += [f"Measured side by side in one process by `--cost` on {task}: {cost['rounds']} alternating "
-                  f"round{'s' if cost['rounds'] > 1 else ''} of {cost['steps']:,} environment steps per rule (the "
-                  "whole training loop, acting and learning, one torch thread, no evaluation), median microseconds "
-                  f"per step. The time per {steps:,}-step run is extrapolated from those steps (time per step × "
-                  f"{steps:,}), so each rule's measured steps should hold whole updates: the column says how many.",
+                         f"{1e6 * per:,.1f}", f"{per * steps / 3600:.2f} h", f"{per / base:.2f}",
+                         duration(per * steps * n_runs / jobs)])
+        lines += [f"Measured side by side in one process by `--cost` on {task}: {cost['rounds']} "
+                  f"round{'s' if cost['rounds'] > 1 else ''} (the rules in turn within each) of {cost['steps']:,} "
+                  "environment steps per rule (the whole training loop, acting and learning, one torch thread, no "
+                  "evaluation), median microseconds per step. The time per run is extrapolated from those steps "
+                  f"(time per step × {steps:,}), so each rule's measured steps should hold whole updates: the column "
+                  f"says how many. The last column is the full grid's {n_runs} runs of the rule, {jobs} at a time.",
                   "", *table(["rule", "steps per update", "updates measured", "µs per step",
-                              f"per {steps:,}-step run", f"× {names.get(rules[0], rules[0])}"], rows)]
+                              f"per {steps:,}-step run", f"× {names.get(rules[0], rules[0])}",
+                              f"{n_runs} runs, {jobs} at a time"], rows)]
     else:
         lines += ["Not measured side by side yet (`--cost`).", ""]
     walls: dict[str, list[float]] = {}
@@ -267,9 +276,15 @@ def _cost_rows(data: dict) -> list[dict]:
             for r in cost["rules"]]
 
 
+def _jobs(data: dict) -> int:
+    """Runs at a time of the result's first invocation (the page's estimates assume as many)."""
+    history = data["meta"].get("history")
+    return history[0]["jobs"] if history else 2
+
+
 def _reproduce(data: dict, json_path: Path, md_path: Path) -> list[str]:
     meta, g = data["meta"], data["grid"]
-    jobs = meta["history"][0]["jobs"] if meta.get("history") else 2
+    jobs = _jobs(data)
     ran = {r["rule"] for r in data["runs"] if "error" not in r}
     runs = [*data["runs"], *(row for row in _cost_rows(data) if row["rule"] not in ran)]
     full = estimate(g["plans"]["full"], runs, jobs)
@@ -309,7 +324,7 @@ def write_page(data: dict, json_path: Path, md_path: Path) -> list[Path]:
             chart[t][PUBLISHED_GRU] = {"mmer": {"mean": p["gru"], "std": None}}
             chart[t][PUBLISHED_BEST] = {"mmer": {"mean": p["best"], "std": None}}
     ran = {r for cells in chart.values() for r in cells}
-    pngs = [plot_tasks(chart, list(LEAD), names, out / "popgym_protocol_tasks.png"),
+    pngs = [plot_tasks(chart, list(LEAD), CHART_LABELS, out / "popgym_protocol_tasks.png"),
             plot_curves(data, [r for r in g["rules"] if any(r in c for c in agg.values())], names,
                         out / "popgym_protocol_steps.png", "steps")]
     link = {p.stem: os.path.relpath(p, md_path.parent) for p in pngs}
