@@ -353,12 +353,17 @@ def _refused(args: argparse.Namespace) -> str | None:
     return driver.check(args, EXPERIMENT)
 
 
+def narrowed(g: Grid, args: argparse.Namespace, rule_names: list[str] | None = None) -> Grid:
+    """``g`` as --tasks, --rules (or ``rule_names``), --seeds and --steps narrow it."""
+    b = g.blocks[0]
+    chosen = rule_names if rule_names is not None else args.rules or list(b.rules)
+    return grid(g.name, args.tasks or list(b.tasks), chosen, args.seeds or g.seeds,
+                args.steps or b.budget.total_steps, b.budget.eval_episodes, g.extra)
+
+
 def build_grid(args: argparse.Namespace) -> Grid:
     """The grid the arguments ask for: the named one, then --tasks, --rules, --seeds, --steps."""
-    g = GRIDS[args.grid](args.rtrl_cores)
-    b = g.blocks[0]
-    return grid(g.name, args.tasks or list(b.tasks), args.rules or list(b.rules), args.seeds or g.seeds,
-                args.steps or b.budget.total_steps, b.budget.eval_episodes, g.extra)
+    return narrowed(GRIDS[args.grid](args.rtrl_cores), args)
 
 
 def run(args: argparse.Namespace) -> int:

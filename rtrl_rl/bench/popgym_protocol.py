@@ -186,10 +186,7 @@ def _refused(args: argparse.Namespace) -> str | None:
 def build_grid(args: argparse.Namespace) -> Grid:
     """The training cells the arguments ask for: the named grid, then --tasks, --rules, --seeds, --steps."""
     g = GRIDS[args.grid]()
-    b = g.blocks[0]
-    chosen = [r for r in (args.rules or b.rules) if r != PEER]
-    return popgym.grid(g.name, args.tasks or list(b.tasks), chosen, args.seeds or g.seeds,
-                       args.steps or b.budget.total_steps, b.budget.eval_episodes, g.extra)
+    return popgym.narrowed(g, args, [r for r in (args.rules or g.rules) if r != PEER])
 
 
 def run(args: argparse.Namespace) -> int:
