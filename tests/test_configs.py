@@ -14,7 +14,8 @@ from rtrl_rl.config import (
 
 READY = ["default", "memory/recall", "memory/tmaze", "atari/pong", "atari/breakout",
          "procgen/coinrun", "procgen/starpilot", "dmlab/rooms_watermaze",
-         "dmlab/rooms_select_nonmatching_object", "popgym/easy", "minatar/segment", "minatar/stream"]
+         "dmlab/rooms_select_nonmatching_object", "popgym/easy", "popgym/replica_faithful", "popgym/replica_cpu",
+         "minatar/segment", "minatar/stream"]
 #: suites that use the reference implementation's hyperparameters (Irie et al., ICLR 2024)
 REFERENCE = [n for n in READY if n.split("/")[0] in ("atari", "procgen", "dmlab")]
 
@@ -126,16 +127,24 @@ def test_changing_the_env_drops_the_memory_task_options():
 
 #: config -> the optional package its suite needs (skipped where it is not installed)
 _NEEDS = {"atari": "ale_py", "procgen": "procgen", "dmlab": "deepmind_lab", "popgym": "popgym"}
-@pytest.mark.parametrize("name", READY)
-def test_every_config_trains_for_a_few_steps(name, tmp_path):
+#: configs whose two updates take about a minute (30 PPO epochs of 1024-step BPTT): their fast test
+#: below shrinks the epochs too
+_SLOW_TO_TRAIN = {"popgym/replica_faithful"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in _SLOW_TO_TRAIN else n
+                                  for n in READY])
+def test_every_config_trains_for_a_few_steps(name, tmp_path, extra=()):
     """Two updates of each ready config as written (segment length, core, encoder,
-    optimizer), shrunk only in streams and budget, on the synchronous trainer."""
+    optimizer), shrunk only in streams and budget (and PPO's minibatches, which split the
+    streams), on the synchronous trainer."""
     if name.split("/")[0] in _NEEDS:
         pytest.importorskip(_NEEDS[name.split("/")[0]])
     from rtrl_rl.training.sync_trainer import train
 
+    minibatches = min(load_config(resolve_config_path(name)).ppo.minibatches, 2)
     config = load_config(resolve_config_path(name), [
-        "env.num_envs=2", "runtime.actors=0", "train.device=cpu", "log.progress=false",
+        "env.num_envs=2", f"ppo.minibatches={minibatches}", *extra, "runtime.actors=0", "train.device=cpu", "log.progress=false",
         "log.eval_episodes=0", f"run_dir={tmp_path}"])
     config.train.total_steps = 2 * 2 * config.train.segment_length
     config.train.threads = 1  # tiny batches: more threads only contend on a shared 2-core box
@@ -147,6 +156,12 @@ def test_every_config_trains_for_a_few_steps(name, tmp_path):
     assert summary["steps"] == config.train.total_steps and summary["updates"] == 2
     assert load_yaml(tmp_path / "config.yaml") == to_dict(config)
     assert list(tmp_path.glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("name", sorted(_SLOW_TO_TRAIN))
+def test_slow_configs_train_with_one_epoch(name, tmp_path):
+    """The configs of :data:`_SLOW_TO_TRAIN` as the test above runs them, with one PPO epoch."""
+    test_every_config_trains_for_a_few_steps(name, tmp_path, extra=("ppo.epochs=1",))
 
 
 def test_numbers_in_exponent_form_and_integral_floats():
@@ -228,3 +243,25 @@ def test_the_popgym_config_is_the_benchmarks_rtrl_rule():
     assert to_dict(ready)["agent"] == to_dict(bench)["agent"]
     for key in ("entropy_cost", "segment_length", "total_steps", "lr"):
         assert getattr(ready.train, key) == getattr(bench.train, key), key
+
+
+def test_the_popgym_replicas_are_popgyms_baseline_settings():
+    # configs/popgym/replica_faithful: POPGym's PPO script and RLlib's defaults (its header says which)
+    f = load_config(resolve_config_path("popgym/replica_faithful"))
+    a, t, p = f.agent, f.train, f.ppo
+    assert (a.algorithm, a.core, a.learning, a.hidden_size, a.encoder, a.encoder_size, a.heads) == \
+        ("ppo", "gru", "tbptt", 256, "popgym", 128, "popgym")
+    assert (a.prev_action, a.start_flag, a.prev_reward) == (True, True, False)
+    batch = f.env.num_envs * t.segment_length
+    assert (batch, batch // p.minibatches, p.epochs, t.lr, t.gamma, p.gae_lambda) == (65_536, 8_192, 30, 5e-5, 0.99, 1.0)
+    # RLlib's value loss is vf_loss_coeff (1.0) x (V - R)^2; this library's is baseline_cost x 0.5 (V - R)^2
+    assert (t.baseline_cost, p.clip, t.entropy_cost, t.max_grad_norm, p.value_clip, p.target_kl) == \
+        (2.0, 0.3, 0.0, 0.0, 0.0, 0.0)
+    assert (t.total_steps, t.truncation_bootstrap, t.target_success) == (15_000_000, False, 0.0)
+    # configs/popgym/replica_cpu: the same run but for the batch, the epochs and the learning rate
+    cpu = to_dict(load_config(resolve_config_path("popgym/replica_cpu")))
+    faithful = to_dict(f)
+    differs = {(section, key) for section, values in faithful.items() if isinstance(values, dict)
+               for key, value in values.items() if cpu[section][key] != value}
+    assert differs == {("env", "num_envs"), ("ppo", "epochs"), ("ppo", "minibatches"), ("train", "lr")}
+    assert cpu["env"]["num_envs"] * cpu["train"]["segment_length"] < batch and cpu["ppo"]["epochs"] < p.epochs

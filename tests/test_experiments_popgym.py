@@ -175,7 +175,7 @@ def test_the_tiny_grid_runs_end_to_end(tmp_path):
     assert {r["rule"] for r in data["runs"]} == {"rtrl-elstm", "tbptt-lstm-episode"}
     for run in data["runs"]:
         assert run["curve"] and run["mmer"] == mmer(run["curve"]) and run["final_return"] is not None
-    assert (tmp_path / "results_popgym.md").is_file()
+    assert (tmp_path / "results_popgym_3m.md").is_file()
 
 
 def test_peer_adapter_on_a_few_hundred_steps():
@@ -304,7 +304,7 @@ def test_cost_measurement_alternates_the_rules_in_one_process():
 
     lines = []
     g = pg.grid("cost", ["RepeatPreviousEasy"], list(COST_RULES), [0], 640, 0, ["env.num_envs=16", "log.tensorboard=false"])
-    runs = {"RepeatPreviousEasy": {s["rule"]: s["overrides"] for s in pg.specs(g)}}
+    runs = {"RepeatPreviousEasy": {s["rule"]: s for s in pg.specs(g)}}
     cost = measure(runs, steps=640, rounds=2, log=lines.append)
     cell = cost["tasks"]["RepeatPreviousEasy"]
     assert cost["rules"] == [BEST, "tbptt-lstm-episode"] and len(cell[BEST]) == 2
@@ -315,9 +315,9 @@ def test_cost_measurement_alternates_the_rules_in_one_process():
 
 
 def test_committed_page_is_regenerated_from_its_json(tmp_path):
-    """docs/results_popgym.md is exactly what the page code makes of docs/results/popgym.json."""
+    """docs/results_popgym_3m.md is exactly what the page code makes of docs/results/popgym.json."""
     docs = Path(__file__).resolve().parents[1] / "docs"
     data = json.loads((docs / "results" / "popgym.json").read_text())
-    write_page(data, tmp_path / "results" / "popgym.json", tmp_path / "results_popgym.md")
-    assert (tmp_path / "results_popgym.md").read_text() == (docs / "results_popgym.md").read_text()
+    write_page(data, tmp_path / "results" / "popgym.json", tmp_path / "results_popgym_3m.md")
+    assert (tmp_path / "results_popgym_3m.md").read_text() == (docs / "results_popgym_3m.md").read_text()
     assert "/work/" not in json.dumps(data) and "run_dir" not in data["runs"][0], "no local paths in the JSON"

@@ -9,11 +9,13 @@ from pathlib import Path
 WINDOW_STEPS = 100_000
 
 
-def training_curve(run_dir: str | Path) -> list[tuple[int, float, float]]:
+def training_curve(run_dir: str | Path, from_start: bool = False) -> list[tuple[int, float, float]]:
     """(step, wall time in s since the first logged point, mean return) from TensorBoard.
 
     Each point is one update's ``charts/episodic_return``: the mean return of the episodes
-    that ended during that update's segment. Empty when no episode ended.
+    that ended during that update's segment. Empty when no episode ended. ``from_start``:
+    wall times since the event file was opened (the run's start: what an equal-wall-time
+    comparison reads) instead of since the first point.
     """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -22,7 +24,7 @@ def training_curve(run_dir: str | Path) -> list[tuple[int, float, float]]:
     if "charts/episodic_return" not in acc.Tags()["scalars"]:
         return []
     events = acc.Scalars("charts/episodic_return")
-    t0 = events[0].wall_time
+    t0 = acc.FirstEventTimestamp() if from_start else events[0].wall_time
     return [(int(e.step), round(e.wall_time - t0, 3), float(e.value)) for e in events]
 
 
@@ -45,3 +47,9 @@ def mmer(curve: list, window: int = WINDOW_STEPS) -> float | None:
     """
     means = window_means(curve, window)
     return max(v for _, v in means) if means else None
+
+
+def mmer_within(curve: list, wall_s: float, window: int = WINDOW_STEPS) -> float | None:
+    """MMER of the part of a (step, wall, value) curve logged within ``wall_s`` seconds: the
+    equal-wall-time reading of a run (its last window may be partial). None when no point is."""
+    return mmer([p for p in curve if p[1] <= wall_s], window)

@@ -1,11 +1,15 @@
-"""``rtrl-rl bench popgym``: the library's learning rules side by side on POPGym's memory tasks.
+"""``rtrl-rl bench popgym``: the library's learning rules side by side on POPGym's memory tasks, 3M steps.
 
 The grid: (task, rule, seed), each cell a plain ``rtrl-rl train`` run with the same budget
 of environment steps, TensorBoard on (the training curve) and one greedy evaluation at
 the end; the metric is POPGym's MMER plus that final return. ``--peer`` adds SB3-contrib
 RecurrentPPO on the same tasks, ``--recall`` the wall time to 95 % greedy success on the
 default task, ``--cost`` the wall time per step of the best RTRL rule against the
-episode-long BPTT baseline measured side by side. The page is ``docs/results_popgym.md``.
+episode-long BPTT baseline measured side by side. The page is ``docs/results_popgym_3m.md``.
+
+The tasks, the rules' settings, a cell's spec and its run (:func:`spec`, :func:`measure_cell`)
+are also those of ``rtrl-rl bench popgym-protocol`` (:mod:`rtrl_rl.bench.popgym_protocol`),
+the paper's 15M-step protocol.
 """
 
 from __future__ import annotations
@@ -57,11 +61,17 @@ TASKS: dict[str, Task] = {t.name: t for t in [
 
 class Rule(NamedTuple):
     """A learning rule of the grid: its label, its overrides and its segment length (an
-    int, or ``"episode"``: the task's longest episode)."""
+    int, or ``"episode"``: the task's longest episode).
+
+    A rule with a ``config`` (a ready config's name, ``popgym/replica_cpu``) runs that config
+    as written, its segment and its settings, under the rule's overrides: neither
+    :data:`SHARED` nor ``segment`` applies to it. The others run the library's defaults under
+    :data:`SHARED`, the segment and the overrides."""
 
     label: str
     overrides: list[str]
     segment: int | str = SEGMENT_LENGTH
+    config: str | None = None
 
 
 #: the RTRL cores of the grid, one rule each (``rtrl-<core>``); another exact core joins with
@@ -170,11 +180,16 @@ GRIDS = {
     "tiny": lambda cores=None: grid("tiny", ["RepeatPreviousEasy", "MineSweeperEasy"],
                                     ["rtrl-elstm", "tbptt-lstm-episode"], [0], 2_560, 8, ["env.num_envs=16"]),
 }
-EXPERIMENT = driver.Experiment("popgym", "popgym.json", "results_popgym.md", tuple(GRIDS), compact=True)
+EXPERIMENT = driver.Experiment("popgym", "popgym.json", "results_popgym_3m.md", tuple(GRIDS), compact=True)
 
 
 def segment(rule: Rule, task: str) -> int:
-    """The segment length of ``rule`` on ``task``."""
+    """The segment length of ``rule`` on ``task`` (a config rule's: its config's)."""
+    if rule.config is not None:
+        from rtrl_rl.config import load_config
+        from rtrl_rl.config import resolve_config_path
+
+        return load_config(resolve_config_path(rule.config), rule.overrides).train.segment_length
     return TASKS[task].episode if rule.segment == "episode" else int(rule.segment)
 
 
@@ -182,10 +197,12 @@ def spec(cell: Cell, catalog: dict[str, Rule], extra: list[str]) -> dict:
     """One training run (env.id first: it resets env.options)."""
     rule = catalog[cell.rule]
     T = segment(rule, cell.task)
-    overrides = [f"env.id=popgym:{TASKS[cell.task].name}", f"train.segment_length={T}", *SHARED, *rule.overrides,
-                 *cell.block.budget.overrides(cell.seed), *extra]
-    return {"task": cell.task, "rule": cell.rule, "seed": cell.seed, "length": T,
-            "total_steps": cell.block.budget.total_steps, "overrides": overrides}
+    env = f"env.id=popgym:{TASKS[cell.task].name}"
+    settings = [env, *rule.overrides] if rule.config else [env, f"train.segment_length={T}", *SHARED, *rule.overrides]
+    out = {"task": cell.task, "rule": cell.rule, "seed": cell.seed, "length": T,
+           "total_steps": cell.block.budget.total_steps,
+           "overrides": [*settings, *cell.block.budget.overrides(cell.seed), *extra]}
+    return out | ({"config": rule.config} if rule.config else {})
 
 
 def specs(g: Grid, catalog: dict[str, Rule] | None = None) -> list[dict]:
@@ -210,7 +227,14 @@ def recall_specs(peer_steps: int, seeds: list[int]) -> list[dict]:
 
 
 def run_task(spec: dict, work_dir: str) -> dict:
-    """One cell: a training run (then its curve, MMER and final return) or a peer run."""
+    """One cell of this grid (see :func:`measure_cell`)."""
+    return measure_cell(spec, work_dir)
+
+
+def measure_cell(spec: dict, work_dir: str, window: int = WINDOW_STEPS, from_start: bool = False) -> dict:
+    """One cell: a training run (then its curve, MMER over windows of ``window`` steps and final
+    return) or a peer run. ``from_start``: the curve's wall times count from the run's start
+    (its event file's opening) rather than from its first point."""
     started = time.time()
     result = train_cell(spec, work_dir) if spec.get("kind", "train") == "train" else _peer_cell(spec, work_dir)
     result["started_unix"] = round(started, 1)
@@ -220,10 +244,10 @@ def run_task(spec: dict, work_dir: str) -> dict:
         result["time_to_target_s"] = next((e["wall_s"] for e in result.get("evaluations", [])
                                            if (e.get("success_rate") or 0.0) >= RECALL["target"]), None)
         return result
-    curve = result["curve"] if "curve" in result else training_curve(cell_dir(spec, work_dir))
+    curve = result["curve"] if "curve" in result else training_curve(cell_dir(spec, work_dir), from_start)
     # wall times to 3 and returns to 5 decimals: the saved grid stays small, and MMER comes from what is saved
     result["curve"] = [[step, round(wall, 3), round(ret, 5)] for step, wall, ret in curve]
-    result["mmer"] = mmer(result["curve"])
+    result["mmer"] = mmer(result["curve"], window)
     result["final_return"] = (result["evaluations"][-1] if result.get("evaluations") else {}).get("mean_return")
     return result
 
@@ -242,7 +266,7 @@ def _peer_cell(spec: dict, work_dir: str) -> dict:
     from rtrl_rl.bench.popgym_peer import run_recurrent_ppo
 
     result = {k: spec[k] for k in ("task", "rule", "seed")}
-    result["command"] = peer_command(spec)
+    result["command"] = spec.get("command") or peer_command(spec)
     log = Path(work_dir) / f"{spec['task'].replace(':', '-')}-{spec['rule']}-s{spec['seed']}.log"
     with open(log, "w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
@@ -280,10 +304,7 @@ def measure_cost(g: Grid, catalog: dict[str, Rule], steps: int) -> dict:
     tasks = [t for t in LONG_TASKS if t in g.tasks] or g.tasks
     cost_grid = grid("cost", tasks, list(popgym_cost.COST_RULES), [0], steps, eval_episodes=0,
                      extra=["log.tensorboard=false", *g.extra])
-    runs: dict = {}
-    for s in specs(cost_grid, catalog):
-        runs.setdefault(s["task"], {})[s["rule"]] = s["overrides"]
-    return popgym_cost.measure(runs, steps)
+    return popgym_cost.measure(popgym_cost.by_task(specs(cost_grid, catalog)), steps)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -332,12 +353,17 @@ def _refused(args: argparse.Namespace) -> str | None:
     return driver.check(args, EXPERIMENT)
 
 
+def narrowed(g: Grid, args: argparse.Namespace, rule_names: list[str] | None = None) -> Grid:
+    """``g`` as --tasks, --rules (or ``rule_names``), --seeds and --steps narrow it."""
+    b = g.blocks[0]
+    chosen = rule_names if rule_names is not None else args.rules or list(b.rules)
+    return grid(g.name, args.tasks or list(b.tasks), chosen, args.seeds or g.seeds,
+                args.steps or b.budget.total_steps, b.budget.eval_episodes, g.extra)
+
+
 def build_grid(args: argparse.Namespace) -> Grid:
     """The grid the arguments ask for: the named one, then --tasks, --rules, --seeds, --steps."""
-    g = GRIDS[args.grid](args.rtrl_cores)
-    b = g.blocks[0]
-    return grid(g.name, args.tasks or list(b.tasks), args.rules or list(b.rules), args.seeds or g.seeds,
-                args.steps or b.budget.total_steps, b.budget.eval_episodes, g.extra)
+    return narrowed(GRIDS[args.grid](args.rtrl_cores), args)
 
 
 def run(args: argparse.Namespace) -> int:

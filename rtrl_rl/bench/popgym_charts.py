@@ -10,7 +10,8 @@ from rtrl_rl.bench.curves import window_means
 
 def plot_tasks(agg: dict, rules: list[str], labels: dict[str, str], path: Path) -> Path:
     """One group of bars per task: the MMER of each of ``rules`` (mean over seeds, the seeds'
-    spread as a line), a gap where a rule did not run."""
+    spread as a line), a gap where a rule did not run; a rule with no bar at all keeps its
+    colour and place but has no legend entry."""
     plt = charts.pyplot()
     tasks = list(agg)
     fig, ax = plt.subplots(figsize=(11, 3.8))
@@ -18,6 +19,8 @@ def plot_tasks(agg: dict, rules: list[str], labels: dict[str, str], path: Path) 
     for k, rule in enumerate(rules):
         xs = [i + (k - (len(rules) - 1) / 2) * width for i in range(len(tasks))]
         cells = [agg[t].get(rule) for t in tasks]
+        if not any(cells):
+            continue
         ax.bar([x for x, c in zip(xs, cells) if c], [c["mmer"]["mean"] for c in cells if c], width,
                yerr=[c["mmer"]["std"] or 0.0 for c in cells if c], capsize=2, color=f"C{k}", label=labels[rule])
     ax.axhline(0.0, color="black", lw=0.6)

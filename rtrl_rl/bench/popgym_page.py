@@ -1,4 +1,4 @@
-"""``docs/results_popgym.md`` and its charts, from ``popgym.json`` alone.
+"""``docs/results_popgym_3m.md`` (the 3M-step grid) and its charts, from ``popgym.json`` alone.
 
 The finding first (MMER per task of the best RTRL rule, TBPTT LSTM and the peer, and the
 targets), then every rule's table, the cost, the levers, the curves, the default task, the
@@ -77,10 +77,12 @@ def _peer_budget(data: dict, peer: str) -> str:
 
 def _lead(data: dict, png: str) -> list[str]:
     g = data["grid"]
-    return ["# POPGym: the learning rules on POPGym's memory tasks", "",
+    return ["# POPGym at 3M steps: the learning rules on POPGym's memory tasks", "",
             f"MMER (POPGym's max-mean episodic return, below) on {len(g['tasks'])} POPGym tasks after "
             f"{g['total_steps']:,} environment steps per run, mean and std over seeds: the best RTRL rule, TBPTT LSTM "
-            "with the same segment, and a peer library's recurrent PPO.", "", f"![MMER per task]({png})", ""]
+            "with the same segment, and a peer library's recurrent PPO. The paper's protocol (15M steps, beside the "
+            "published figures and a replica of POPGym's baseline) is [results_popgym.md](results_popgym.md).", "",
+            f"![MMER per task]({png})", ""]
 
 
 def _results(data: dict, agg: dict, rules: list[str]) -> list[str]:

@@ -15,8 +15,11 @@ import importlib
 TARGETS = {
     "memory": ("rtrl_rl.bench.memory", "memory tasks: RTRL against truncated BPTT and feed-forward as the memory "
                                        "span grows past the segment (docs/results.md)"),
-    "popgym": ("rtrl_rl.bench.popgym", "the learning rules on POPGym's memory tasks, and a peer library "
-                                       "(docs/results_popgym.md)"),
+    "popgym": ("rtrl_rl.bench.popgym", "the learning rules on POPGym's memory tasks at 3M steps, and a peer "
+                                       "library (docs/results_popgym_3m.md)"),
+    "popgym-protocol": ("rtrl_rl.bench.popgym_protocol", "POPGym's protocol: 15M steps, the best RTRL rule beside "
+                                                         "the published baselines and a replica of them "
+                                                         "(docs/results_popgym.md)"),
     "stream": ("rtrl_rl.bench.stream", "the streaming actor-critic: learning, gradient drift, memory "
                                        "(docs/results_stream.md)"),
     "suites": ("rtrl_rl.bench.suites", "short RTRL and feed-forward runs on Atari and ProcGen (docs/results_suites.md)"),

@@ -1,0 +1,137 @@
+"""The targets of the POPGym protocol, judged from a saved result alone.
+
+Each target compares MMER means over seeds, per task (:func:`per_task`), and says one of
+three things (:func:`verdict`): **met**, **not met** (the cells measured so far already
+rule it out) or **not measured** (missing cells could still decide it either way). A
+target is never met on missing cells.
+
+- the best RTRL rule is at least the published GRU − :data:`NEAR_GRU` on every task with a
+  published figure, and at least the best published model on :data:`ABOVE_BEST` of them;
+- it is at least the cpu replica (``replica-gru``) at equal steps on :data:`ABOVE_REPLICA`
+  of the tasks, and at equal wall time (:func:`equal_wall`) on every task;
+- the cpu replica is within :data:`REPRODUCE` of the published GRU on :data:`REPRODUCED`
+  of the tasks with a published figure (the check that the protocol runs faithfully here);
+- no run ends non-finite (:func:`non_finite`);
+- measured side by side (``--cost``), the best RTRL rule costs no more per step than the
+  cpu replica.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from rtrl_rl.bench.curves import mmer_within
+from rtrl_rl.bench.popgym_targets import BEST_RTRL
+
+#: the replica the targets judge against: POPGym's baseline at a CPU's budget
+REPLICA = "replica-gru"
+NEAR_GRU, ABOVE_BEST, ABOVE_REPLICA, REPRODUCE, REPRODUCED = 0.05, 3, 10, 0.1, 6
+MET, NOT_MET, NOT_MEASURED = "met", "**not met**", "not measured"
+
+
+def _mean(cells: dict, rule: str) -> float | None:
+    cell = cells.get(rule)
+    return None if cell is None else cell["mmer"]["mean"]
+
+
+def _check(a: float | None, b: float | None, test) -> bool | None:
+    return None if a is None or b is None else bool(test(a, b))
+
+
+def equal_wall(runs: list[dict], tasks: list[str], window: int, rule: str = REPLICA) -> dict[str, dict]:
+    """task -> {"wall_s": W, "mmer": mean over seeds or None, "seeds": how many}: ``rule``'s MMER
+    over the part of each run's curve within W, the best RTRL rule's mean wall time per run on
+    that task (its finished runs). Tasks without such runs of both are left out."""
+    out = {}
+    for task in tasks:
+        best = [r["wall_s"] for r in runs if r["task"] == task and r["rule"] == BEST_RTRL and "error" not in r]
+        other = [r for r in runs if r["task"] == task and r["rule"] == rule and "error" not in r and r.get("curve")]
+        if not best or not other:
+            continue
+        wall = statistics.fmean(best)
+        values = [v for v in (mmer_within(r["curve"], wall, window) for r in other) if v is not None]
+        out[task] = {"wall_s": wall, "mmer": statistics.fmean(values) if values else None, "seeds": len(values)}
+    return out
+
+
+def per_task(agg: dict, walls: dict, published: dict, tasks: list[str]) -> dict[str, dict[str, bool | None]]:
+    """target -> task -> True (met), False (not) or None (a cell missing): ``near_gru``,
+    ``above_best``, ``reproduces`` on the tasks with a published figure; ``above_replica`` (equal
+    steps) and ``above_replica_wall`` (equal wall time, ``walls`` from :func:`equal_wall`) on all."""
+    out: dict[str, dict] = {k: {} for k in ("near_gru", "above_best", "above_replica", "above_replica_wall",
+                                            "reproduces")}
+    for task in tasks:
+        cells = agg.get(task, {})
+        rtrl, replica = _mean(cells, BEST_RTRL), _mean(cells, REPLICA)
+        out["above_replica"][task] = _check(rtrl, replica, lambda a, b: a >= b)
+        out["above_replica_wall"][task] = _check(rtrl, walls.get(task, {}).get("mmer"), lambda a, b: a >= b)
+        if task in published:
+            gru, best = published[task]["gru"], published[task]["best"]
+            out["near_gru"][task] = _check(rtrl, gru, lambda a, b: a >= b - NEAR_GRU)
+            out["above_best"][task] = _check(rtrl, best, lambda a, b: a >= b)
+            out["reproduces"][task] = _check(replica, gru, lambda a, b: abs(a - b) <= REPRODUCE)
+    return out
+
+
+def verdict(checks: dict[str, bool | None], need: int | None = None) -> tuple[str, str]:
+    """(status, detail) of "met on at least ``need`` of these tasks" (None: on every one)."""
+    met = sum(v is True for v in checks.values())
+    missing = sum(v is None for v in checks.values())
+    n = len(checks)
+    need = n if need is None else need
+    status = MET if met >= need else NOT_MET if met + missing < need else NOT_MEASURED
+    return status, f"{met} of {n} tasks" + (f" ({missing} not measured)" if missing else "")
+
+
+def non_finite(row: dict) -> bool:
+    """A run that stopped on a non-finite loss or gradient, or whose curve holds a non-finite value."""
+    error = row.get("error", "")
+    if "non-finite" in error or error.startswith("FloatingPointError"):
+        return True
+    return any(not math.isfinite(p[-1]) for p in row.get("curve") or [])
+
+
+def finite_verdict(runs: list[dict], expected: set[tuple]) -> tuple[str, str]:
+    """(status, detail) of "no run ends non-finite": not met by any non-finite run; met once
+    every cell of ``expected`` (task, rule, seed) has finished."""
+    bad = [r for r in runs if non_finite(r)]
+    done = {(r["task"], r["rule"], r["seed"]) for r in runs if "error" not in r}
+    lacking = len(expected - done)
+    if bad:
+        return NOT_MET, f"{len(bad)} of {len(runs)} runs non-finite"
+    if lacking:
+        return NOT_MEASURED, f"none of {len(runs)} runs non-finite; {lacking} of {len(expected)} cells not finished"
+    return MET, f"none of {len(runs)} runs non-finite"
+
+
+def cost_verdict(cost: dict | None) -> tuple[str, str]:
+    """(status, detail) of "the best RTRL rule costs no more per step than the replica", from a
+    side-by-side measurement whose first two rules are those two."""
+    if not cost or cost.get("rules", [])[:2] != [BEST_RTRL, REPLICA]:
+        return NOT_MEASURED, "no side-by-side measurement of the two"
+    ratios = {task: cell["ratio"] for task, cell in cost["tasks"].items()}
+    ok = all(r <= 1.0 for r in ratios.values())
+    return (MET if ok else NOT_MET), ", ".join(f"{task}: {r:.2f}x the replica's time per step"
+                                               for task, r in ratios.items())
+
+
+def targets(agg: dict, walls: dict, published: dict, tasks: list[str], runs: list[dict], expected: set[tuple],
+            cost: dict | None) -> list[tuple[str, str, str]]:
+    """The page's targets: (what, status, detail), one per target, in the issue's order."""
+    checks = per_task(agg, walls, published, tasks)
+    with_figure = len(checks["near_gru"])
+    return [
+        (f"best RTRL ≥ published GRU − {NEAR_GRU} on every task with a published figure ({with_figure})",
+         *verdict(checks["near_gru"])),
+        (f"best RTRL ≥ the best published model on at least {ABOVE_BEST} of them", *verdict(checks["above_best"],
+                                                                                             ABOVE_BEST)),
+        (f"best RTRL ≥ the cpu replica at equal steps on at least {ABOVE_REPLICA} of {len(tasks)} tasks",
+         *verdict(checks["above_replica"], ABOVE_REPLICA)),
+        (f"best RTRL ≥ the cpu replica at equal wall time on every task ({len(tasks)})",
+         *verdict(checks["above_replica_wall"])),
+        (f"the cpu replica within {REPRODUCE} of the published GRU on at least {REPRODUCED} of {with_figure} tasks",
+         *verdict(checks["reproduces"], REPRODUCED)),
+        ("no run ends non-finite", *finite_verdict(runs, expected)),
+        ("best RTRL costs no more per step than the cpu replica (side by side)", *cost_verdict(cost)),
+    ]
