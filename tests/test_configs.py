@@ -232,17 +232,18 @@ def test_an_unavailable_device_exits_2_in_both_trainers(tmp_path, capsys, actors
     assert not run_dir.exists()
 
 
-def test_the_popgym_config_is_the_benchmarks_rtrl_rule():
-    # configs/popgym/easy is what the POPGym page measured as RTRL lru: the two must not drift apart
-    from rtrl_rl.bench import popgym as pg
-    from rtrl_rl.bench.popgym_targets import BEST_RTRL
+def test_the_popgym_config_is_the_protocols_best_rtrl_rule():
+    # configs/popgym/easy is what the 15M-step POPGym page measures as its best RTRL rule: the two must not drift apart
+    from rtrl_rl.bench import popgym, popgym_protocol as protocol
 
     ready = load_config(resolve_config_path("popgym/easy"), ["env.id=popgym:RepeatFirstEasy"])
-    run = next(s for s in pg.specs(pg.GRIDS["full"]()) if s["task"] == "RepeatFirstEasy" and s["rule"] == BEST_RTRL)
+    run = next(s for s in popgym.specs(protocol.GRIDS["full"](), protocol.rules())
+               if s["task"] == "RepeatFirstEasy" and s["rule"] == protocol.BEST_RTRL)
     bench = load_config(None, run["overrides"])
     assert to_dict(ready)["agent"] == to_dict(bench)["agent"]
-    for key in ("entropy_cost", "segment_length", "total_steps", "lr"):
+    for key in ("entropy_cost", "segment_length", "total_steps", "lr", "truncation_bootstrap"):
         assert getattr(ready.train, key) == getattr(bench.train, key), key
+    assert ready.train.total_steps == 15_000_000 and ready.train.truncation_bootstrap is False
 
 
 def test_the_popgym_replicas_are_popgyms_baseline_settings():
