@@ -55,6 +55,9 @@ def test_the_grid_runs_the_replica_configs_as_written_and_the_rest_as_the_3m_gri
     described = pp.describe(full, pp.rules())["rules"]
     assert (described["replica-faithful"]["batch"], described["replica-gru"]["batch"], described[BEST]["batch"]) == \
         (65_536, 32_768, 1_280)
+    # optimiser steps per update: 30 epochs x 8 minibatches, 2 x 1, one V-trace step
+    assert (described["replica-faithful"]["optimizer_steps"], described["replica-gru"]["optimizer_steps"],
+            described[BEST]["optimizer_steps"]) == (240, 2, 1)
 
 
 def test_narrowed_grids_and_the_peer_specs():
@@ -180,8 +183,10 @@ def test_a_cost_block_gives_the_cost_table(tmp_path):
     md = tmp_path / "p.md"
     write_page(data, tmp_path / "results" / "popgym_protocol.json", md)
     text = md.read_text()
-    # 20 us per step x 15M = 300 s = 0.08 h; the faithful replica's 65,536 steps are one of its updates
-    assert "| replica, faithful (GRU) | 65,536 | 1 | 2,700.0 | 11.25 h | 135.00 | 219.4 h |" in text
+    # 20 us per step x 15M = 300 s = 0.08 h; the faithful replica's 65,536 steps are one of its updates, and
+    # its run takes 15M / 65,536 x 30 epochs x 8 minibatches optimiser steps, the cpu replica's 15M / 32,768 x 2
+    assert "| replica, cpu (GRU) | 32,768 | 2 | 916 |" in text
+    assert "| replica, faithful (GRU) | 65,536 | 1 | 54,932 | 2,700.0 | 11.25 h | 135.00 | 219.4 h |" in text
     assert "| best RTRL costs no more per step than the cpu replica (side by side) | met |" in text
     # the grid (39 runs of each rule) from the cost alone: 39 x 15M x (20 + 160 + 2700 + 200 + 30) us / 2 runs at a time
     assert "195 runs): about 252.7 h with 2 runs at a time" in text.split("## Reproduce")[1]
@@ -270,3 +275,4 @@ def test_committed_page_is_regenerated_from_its_json(tmp_path):
     write_page(data, tmp_path / "results" / "popgym_protocol.json", tmp_path / "results_popgym.md")
     assert (tmp_path / "results_popgym.md").read_text() == (docs / "results_popgym.md").read_text()
     assert "/work/" not in json.dumps(data), "no local paths in the JSON"
+

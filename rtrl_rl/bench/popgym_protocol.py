@@ -107,14 +107,16 @@ def best_wall_s(data: dict | None) -> float | None:
     return statistics.fmean(walls) if walls else None
 
 
-def batch_steps(rule: Rule) -> int:
-    """Environment steps per update of ``rule`` (streams x segment)."""
+def update_shape(rule: Rule) -> tuple[int, int]:
+    """``rule``'s environment steps per update (streams x segment) and optimiser steps per update
+    (PPO: epochs x minibatches; V-trace: one)."""
     from rtrl_rl.config import load_config
     from rtrl_rl.config import resolve_config_path
 
     config = resolve_config_path(rule.config) if rule.config else None
     c = load_config(config, rule.overrides)
-    return c.env.num_envs * (c.train.segment_length if rule.config else int(rule.segment))
+    batch = c.env.num_envs * (c.train.segment_length if rule.config else int(rule.segment))
+    return batch, (c.ppo.epochs * c.ppo.minibatches if c.agent.algorithm == "ppo" else 1)
 
 
 def describe(g: Grid, catalog: dict[str, Rule]) -> dict:
@@ -124,7 +126,8 @@ def describe(g: Grid, catalog: dict[str, Rule]) -> dict:
 
     full, quick = GRIDS["full"](), GRIDS["quick"]()
     described = {r: {"label": rule.label, "overrides": rule.overrides, "segment": rule.segment,
-                     "config": rule.config, "batch": batch_steps(rule)} for r, rule in catalog.items()}
+                     "config": rule.config, **dict(zip(("batch", "optimizer_steps"), update_shape(rule)))}
+                 for r, rule in catalog.items()}
     budget = g.blocks[0].budget.total_steps if g.blocks else STEPS
     return {"name": g.name, "tasks": g.tasks, "seeds": g.seeds, "total_steps": budget,
             "segment_length": SEGMENT_LENGTH, "window_steps": WINDOW_STEPS, "shared": SHARED,

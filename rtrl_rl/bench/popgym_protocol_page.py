@@ -171,8 +171,9 @@ def cost_section(data: dict) -> list[str]:
         rows = []
         for r in rules:
             per = statistics.median(cell[r])
-            batch = g["rules"][r].get("batch")
+            batch, opt = g["rules"][r].get("batch"), g["rules"][r].get("optimizer_steps")
             rows.append([names.get(r, r), f"{batch:,}" if batch else "–", f"{cost['steps'] / batch:g}" if batch else "–",
+                         f"{steps / batch * opt:,.0f}" if batch and opt else "–",
                          f"{1e6 * per:,.1f}", f"{per * steps / 3600:.2f} h", f"{per / base:.2f}",
                          duration(per * steps * n_runs / jobs)])
         lines += [f"Measured side by side in one process by `--cost` on {task}: {cost['rounds']} "
@@ -180,8 +181,10 @@ def cost_section(data: dict) -> list[str]:
                   "environment steps per rule (the whole training loop, acting and learning, one torch thread, no "
                   "evaluation), median microseconds per step. The time per run is extrapolated from those steps "
                   f"(time per step × {steps:,}), so each rule's measured steps should hold whole updates: the column "
-                  f"says how many. The last column is the full grid's {n_runs} runs of the rule, {jobs} at a time.",
-                  "", *table(["rule", "steps per update", "updates measured", "µs per step",
+                  f"says how many. Optimiser steps: the gradient steps one run takes (updates × PPO's epochs × "
+                  "minibatches; one per update for V-trace). The last column is the full grid's "
+                  f"{n_runs} runs of the rule, {jobs} at a time.",
+                  "", *table(["rule", "steps per update", "updates measured", "optimiser steps per run", "µs per step",
                               f"per {steps:,}-step run", f"× {names.get(rules[0], rules[0])}",
                               f"{n_runs} runs, {jobs} at a time"], rows)]
     else:
