@@ -16,6 +16,7 @@ from rtrl_rl.bench import popgym_protocol_targets as targets
 from rtrl_rl.bench.page import (duration, estimate, fmt, machine_line, machines_line, mean_std, reproduce, table,
                                 write)
 from rtrl_rl.bench.popgym_charts import plot_curves, plot_tasks
+from rtrl_rl.bench import popgym_page
 from rtrl_rl.bench.popgym_page import aggregate
 from rtrl_rl.bench.popgym_targets import BEST_RTRL, PEER
 
@@ -31,7 +32,8 @@ MARKS = ("†", "‡", "§", "¶")
 
 
 def labels(data: dict) -> dict[str, str]:
-    return {r: v["label"] for r, v in data["grid"]["rules"].items()} | {
+    """The 3M page's rule labels, and the two published columns."""
+    return popgym_page.labels(data) | {
         PUBLISHED_GRU: "POPGym GRU (published)", PUBLISHED_BEST: "best POPGym model (published)"}
 
 

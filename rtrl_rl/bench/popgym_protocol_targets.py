@@ -22,17 +22,12 @@ import math
 import statistics
 
 from rtrl_rl.bench.curves import mmer_within
-from rtrl_rl.bench.popgym_targets import BEST_RTRL
+from rtrl_rl.bench.popgym_targets import BEST_RTRL, mmer_mean
 
 #: the replica the targets judge against: POPGym's baseline at a CPU's budget
 REPLICA = "replica-gru"
 NEAR_GRU, ABOVE_BEST, ABOVE_REPLICA, REPRODUCE, REPRODUCED = 0.05, 3, 10, 0.1, 6
 MET, NOT_MET, NOT_MEASURED = "met", "**not met**", "not measured"
-
-
-def _mean(cells: dict, rule: str) -> float | None:
-    cell = cells.get(rule)
-    return None if cell is None else cell["mmer"]["mean"]
 
 
 def _check(a: float | None, b: float | None, test) -> bool | None:
@@ -63,7 +58,7 @@ def per_task(agg: dict, walls: dict, published: dict, tasks: list[str]) -> dict[
                                             "reproduces")}
     for task in tasks:
         cells = agg.get(task, {})
-        rtrl, replica = _mean(cells, BEST_RTRL), _mean(cells, REPLICA)
+        rtrl, replica = mmer_mean(cells, BEST_RTRL), mmer_mean(cells, REPLICA)
         out["above_replica"][task] = _check(rtrl, replica, lambda a, b: a >= b)
         out["above_replica_wall"][task] = _check(rtrl, walls.get(task, {}).get("mmer"), lambda a, b: a >= b)
         if task in published:

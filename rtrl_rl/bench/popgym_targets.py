@@ -30,7 +30,8 @@ TOLERANCE, MARGIN, SOLVED, PEER_WINS = 0.05, 0.1, 0.9, 10
 PEER = "sb3-recurrentppo"
 
 
-def _mean(cells: dict, rule: str) -> float | None:
+def mmer_mean(cells: dict, rule: str) -> float | None:
+    """The MMER mean over seeds of ``rule`` in a task's aggregated ``cells`` (None: not run)."""
     cell = cells.get(rule)
     return None if cell is None else cell["mmer"]["mean"]
 
@@ -45,8 +46,8 @@ def verdicts(agg: dict, best: str = BEST_RTRL, peer: str = PEER, cost: dict | No
     side_by_side = _side_by_side(cost, best)
     out: dict = {}
     for task, cells in agg.items():
-        rtrl, lstm = _mean(cells, best), _mean(cells, "tbptt-lstm")
-        episode, peer_mmer = _mean(cells, "tbptt-lstm-episode"), _mean(cells, peer)
+        rtrl, lstm = mmer_mean(cells, best), mmer_mean(cells, "tbptt-lstm")
+        episode, peer_mmer = mmer_mean(cells, "tbptt-lstm-episode"), mmer_mean(cells, peer)
         row = {"rtrl": rtrl, "lstm": lstm, "episode": episode, "peer": peer_mmer,
                "near_lstm": None, "beyond_segment": None, "matches_episode": None, "cheaper_than_episode": None,
                "beats_peer": None}
