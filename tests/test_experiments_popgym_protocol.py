@@ -275,4 +275,3 @@ def test_committed_page_is_regenerated_from_its_json(tmp_path):
     write_page(data, tmp_path / "results" / "popgym_protocol.json", tmp_path / "results_popgym.md")
     assert (tmp_path / "results_popgym.md").read_text() == (docs / "results_popgym.md").read_text()
     assert "/work/" not in json.dumps(data), "no local paths in the JSON"
-

@@ -16,8 +16,8 @@ from rtrl_rl.bench import popgym_protocol_targets as targets
 from rtrl_rl.bench.page import (duration, estimate, fmt, machine_line, machines_line, mean_std, reproduce, table,
                                 write)
 from rtrl_rl.bench.popgym_charts import plot_curves, plot_tasks
-from rtrl_rl.bench import popgym_page
 from rtrl_rl.bench.popgym_page import aggregate
+from rtrl_rl.bench.popgym_page import labels as rule_labels
 from rtrl_rl.bench.popgym_targets import BEST_RTRL, PEER
 
 #: the chart's bars, in order; the two published ones are not rules of the grid
@@ -33,7 +33,7 @@ MARKS = ("†", "‡", "§", "¶")
 
 def labels(data: dict) -> dict[str, str]:
     """The 3M page's rule labels, and the two published columns."""
-    return popgym_page.labels(data) | {
+    return rule_labels(data) | {
         PUBLISHED_GRU: "POPGym GRU (published)", PUBLISHED_BEST: "best POPGym model (published)"}
 
 
