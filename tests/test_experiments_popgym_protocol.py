@@ -113,6 +113,10 @@ def test_targets_on_synthetic_aggregates_say_met_not_met_and_not_measured():
     assert checks["reproduces"] == {"A": True, "B": False}
     assert checks["above_replica"] == {"A": False, "B": True, "C": None}
     assert checks["above_replica_wall"] == {"A": True, "B": False, "C": None}
+    # a mean compares at the published precision: 0.99996 prints as 1.000, 0.9994 as 0.999
+    near = tg.per_task({"D": {BEST: _cell(0.99996)}, "E": {BEST: _cell(0.9994)}}, {},
+                       {"D": {"gru": 1.0, "best": 1.0}, "E": {"gru": 1.0, "best": 1.0}}, ["D", "E"])
+    assert near["above_best"] == {"D": True, "E": False}
     rows = tg.targets(agg, walls, published, ["A", "B", "C"], [], set(), None)
     status = [r[1] for r in rows]
     assert status[0] == tg.MET and status[1] == tg.NOT_MET  # 1 of 2 above the best, 3 needed, none missing
