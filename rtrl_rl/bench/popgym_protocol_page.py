@@ -151,7 +151,8 @@ def targets_section(data: dict, agg: dict, walls: dict) -> list[str]:
     return ["## Targets", "",
             *table(["target", "result", "detail"], [[what, status, detail] for what, status, detail in rows]),
             "A target is met only on measured cells: \"not measured\" where missing cells could still decide it, "
-            "\"not met\" where the measured ones already rule it out. A mean is compared with a published figure "
+            "\"not met\" where the measured ones already rule it out; \"so far\" while seeds are unfinished, "
+            "the means being over the finished ones. A mean is compared with a published figure "
             f"at the {targets.PUBLISHED_DECIMALS} decimals the paper prints (0.99998 counts as 1.000). "
             "MMER means over seeds per task:", "",
             *table(["task", names[BEST_RTRL], names[targets.REPLICA],
