@@ -50,7 +50,7 @@ def marks(published: dict) -> dict[str, str]:
 
 def missing_cells(data: dict) -> dict[str, dict[str, list[int]]]:
     """rule -> task -> the seeds of the full grid (the peer's included) without a finished run."""
-    done = {(r["task"], r["rule"], r["seed"]) for r in data["runs"] if "error" not in r}
+    done = targets.finished(data["runs"])
     out: dict = {}
     for name in ("full", "peer"):
         p = data["grid"]["plans"][name]

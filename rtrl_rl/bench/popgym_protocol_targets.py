@@ -100,11 +100,16 @@ def non_finite(row: dict) -> bool:
     return any(not math.isfinite(p[-1]) for p in row.get("curve") or [])
 
 
+def finished(runs: list[dict]) -> set[tuple]:
+    """The (task, rule, seed) cells with a finished run."""
+    return {(r["task"], r["rule"], r["seed"]) for r in runs if "error" not in r}
+
+
 def finite_verdict(runs: list[dict], expected: set[tuple]) -> tuple[str, str]:
     """(status, detail) of "no run ends non-finite": not met by any non-finite run; met once
     every cell of ``expected`` (task, rule, seed) has finished."""
     bad = [r for r in runs if non_finite(r)]
-    done = {(r["task"], r["rule"], r["seed"]) for r in runs if "error" not in r}
+    done = finished(runs)
     lacking = len(expected - done)
     if bad:
         return NOT_MET, f"{len(bad)} of {len(runs)} runs non-finite"
@@ -127,7 +132,7 @@ def cost_verdict(cost: dict | None) -> tuple[str, str]:
 def so_far(judged: tuple[str, str], runs: list[dict], expected: set[tuple], rules: tuple[str, ...]) -> tuple[str, str]:
     """``judged`` (status, detail) marked "so far" while cells of ``rules`` in ``expected`` (task,
     rule, seed) are unfinished: its means are over the seeds finished, and the rest may move them."""
-    done = {(r["task"], r["rule"], r["seed"]) for r in runs if "error" not in r}
+    done = finished(runs)
     lacking = sum(cell[1] in rules and cell not in done for cell in expected)
     status, detail = judged
     if not lacking or status == NOT_MEASURED:
