@@ -126,11 +126,17 @@ def test_targets_on_synthetic_aggregates_say_met_not_met_and_not_measured():
     finite = {"task": "A", "rule": BEST, "seed": 0}
     # a verdict on means over part of the seeds says so
     half = {("A", BEST, 0), ("A", BEST, 1), ("A", tg.REPLICA, 0)}
-    assert tg.so_far((tg.MET, "1 of 1 tasks"), [finite], half, (BEST,)) == \
+    assert tg.so_far((tg.MET, "1 of 1 tasks"), [finite], half, (BEST,), ["A"]) == \
         ("met so far", f"1 of 1 tasks; 1 cells of {BEST} not finished")
-    assert tg.so_far((tg.NOT_MET, "0 of 1 tasks"), [finite], half, (BEST,))[0] == "**not met** so far"
-    assert tg.so_far((tg.MET, "d"), [finite], {("A", BEST, 0), ("A", tg.REPLICA, 0)}, (BEST,)) == (tg.MET, "d")
-    assert tg.so_far((tg.NOT_MEASURED, "d"), [], half, (BEST,)) == (tg.NOT_MEASURED, "d")
+    assert tg.so_far((tg.NOT_MET, "0 of 1 tasks"), [finite], half, (BEST,), ["A"])[0] == "**not met** so far"
+    assert tg.so_far((tg.MET, "d"), [finite], {("A", BEST, 0), ("A", tg.REPLICA, 0)}, (BEST,), ["A"]) == \
+        (tg.MET, "d")
+    assert tg.so_far((tg.NOT_MEASURED, "d"), [], half, (BEST,), ["A"]) == (tg.NOT_MEASURED, "d")
+    # an unfinished cell of a task the target does not judge (no published figure) does not count
+    unjudged = half | {("Z", BEST, 0), ("Z", BEST, 1)}
+    assert tg.so_far((tg.MET, "1 of 1 tasks"), [finite], unjudged, (BEST,), ["A"])[1].endswith(
+        f"1 cells of {BEST} not finished")
+    assert tg.so_far((tg.MET, "d"), [finite, {**finite, "seed": 1}], unjudged, (BEST,), ["A"]) == (tg.MET, "d")
     assert tg.finite_verdict([finite], {("A", BEST, 0)})[0] == tg.MET
     assert tg.finite_verdict([finite], {("A", BEST, 0), ("A", BEST, 1)})[0] == tg.NOT_MEASURED
     diverged = {**finite, "seed": 1, "error": "FloatingPointError: non-finite gradient norm at update 3"}

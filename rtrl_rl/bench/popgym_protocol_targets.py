@@ -22,6 +22,7 @@ means are over the finished seeds and its status says "so far" (:func:`so_far`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 import statistics
 
 from rtrl_rl.bench.curves import mmer_within
@@ -129,11 +130,13 @@ def cost_verdict(cost: dict | None) -> tuple[str, str]:
                                                for task, r in ratios.items())
 
 
-def so_far(judged: tuple[str, str], runs: list[dict], expected: set[tuple], rules: tuple[str, ...]) -> tuple[str, str]:
-    """``judged`` (status, detail) marked "so far" while cells of ``rules`` in ``expected`` (task,
-    rule, seed) are unfinished: its means are over the seeds finished, and the rest may move them."""
-    done = finished(runs)
-    lacking = sum(cell[1] in rules and cell not in done for cell in expected)
+def so_far(judged: tuple[str, str], runs: list[dict], expected: set[tuple], rules: tuple[str, ...],
+           tasks: Iterable[str]) -> tuple[str, str]:
+    """``judged`` (status, detail) marked "so far" while cells of ``rules`` on ``tasks`` (those the
+    target judges) in ``expected`` (task, rule, seed) are unfinished: its means are over the seeds
+    finished, and the rest may move them. Cells of tasks the target does not judge never count."""
+    done, judged_tasks = finished(runs), set(tasks)
+    lacking = sum(cell[0] in judged_tasks and cell[1] in rules and cell not in done for cell in expected)
     status, detail = judged
     if not lacking or status == NOT_MEASURED:
         return judged
@@ -147,7 +150,7 @@ def targets(agg: dict, walls: dict, published: dict, tasks: list[str], runs: lis
     with_figure = len(checks["near_gru"])
 
     def judged(name: str, need: int | None, rules: tuple[str, ...]) -> tuple[str, str]:
-        return so_far(verdict(checks[name], need), runs, expected, rules)
+        return so_far(verdict(checks[name], need), runs, expected, rules, checks[name])
 
     return [
         (f"best RTRL ≥ published GRU − {NEAR_GRU} on every task with a published figure ({with_figure})",
