@@ -301,7 +301,7 @@ def test_an_interrupted_run_is_an_error_not_a_result(tmp_path, monkeypatch):
     from rtrl_rl.bench.pool import train_cell as run_one
 
     def stopped(summary_stopped):
-        def fake_train(config):
+        def fake_train(config, resume_from=None):
             return {"steps": 1280, "wall_s": 1.0, "sps": 1280.0, "stopped": summary_stopped, "mean_return": 0.1,
                     "evaluations": []}
         return fake_train
@@ -312,6 +312,64 @@ def test_an_interrupted_run_is_an_error_not_a_result(tmp_path, monkeypatch):
     assert "interrupted (SIGTERM) at step 1280, before the budget" in result["error"]
     monkeypatch.setattr(rtrl_rl.training.sync_trainer, "train", stopped("budget"))
     assert "error" not in run_one(spec, str(tmp_path))
+
+
+def _stop_at(step: int):
+    """A RunSession.stop_requested that reports a SIGTERM once the run reaches ``step``."""
+    def stop_requested(session):
+        return "interrupted (SIGTERM)" if session.monitor.step >= step else None
+    return stop_requested
+
+
+def test_a_cell_its_grid_stopped_continues_from_its_checkpoint(tmp_path, monkeypatch):
+    # a grid stopped mid-cell (a signal, a session's end) must not throw the cell's training away:
+    # the same cell, resumed in the same work directory, trains on from its last checkpoint
+    from rtrl_rl.bench.curves import training_curve
+    from rtrl_rl.bench.memory import GRIDS as MEMORY_GRIDS
+    from rtrl_rl.bench.pool import cell_dir, train_cell
+    from rtrl_rl.run.session import RunSession
+
+    spec = specs(MEMORY_GRIDS["tiny"])[0]
+    budget = 6_400
+    spec["overrides"] = [o for o in spec["overrides"] if not o.startswith(("train.total_steps", "log.tensorboard"))]
+    spec["overrides"] += [f"train.total_steps={budget}", "log.tensorboard=true", "log.eval_interval_steps=100000"]
+    with monkeypatch.context() as patch:
+        patch.setattr(RunSession, "stop_requested", _stop_at(3_000))
+        first = train_cell(spec, str(tmp_path))
+    assert "interrupted (SIGTERM)" in first["error"] and first["steps"] < budget
+    second = train_cell(spec, str(tmp_path))
+    assert "error" not in second, second.get("error")
+    assert second["resumed_at_step"] == first["steps"]  # the final checkpoint of the stopped session
+    assert second["steps"] >= budget and second["wall_s"] > first["wall_s"]
+    steps = [step for step, _, _ in training_curve(cell_dir(spec, tmp_path))]
+    assert steps == sorted(steps) and steps[0] < first["steps"] < steps[-1]  # one curve over both sessions
+    # a cell that reached its budget is a result: running it again starts from step 0
+    third = train_cell(spec, str(tmp_path))
+    assert "resumed_at_step" not in third and third["steps"] >= budget
+
+
+def test_a_stopped_cell_of_another_config_starts_again(tmp_path, monkeypatch):
+    from rtrl_rl.bench.memory import GRIDS as MEMORY_GRIDS
+    from rtrl_rl.bench.pool import cell_dir, train_cell
+    from rtrl_rl.run.session import RunSession, interrupted_step
+
+    spec = specs(MEMORY_GRIDS["tiny"])[0]
+    with monkeypatch.context() as patch:
+        patch.setattr(RunSession, "stop_requested", _stop_at(1_000))
+        stopped = train_cell(spec, str(tmp_path))
+    run_dir = cell_dir(spec, tmp_path)
+    same = load_config(None, [*spec["overrides"], f"run_dir={run_dir}"])
+    other = load_config(None, [*spec["overrides"], "train.lr=0.001", f"run_dir={run_dir}"])
+    assert interrupted_step(run_dir, same) == stopped["steps"] and interrupted_step(run_dir, other) is None
+    summary = run_dir / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "stopped": "error: non-finite loss"}))
+    assert interrupted_step(run_dir, same) is None  # a run that ended on its own is a result, not resumed
+    summary.write_text("{not json")
+    assert interrupted_step(run_dir, same) is None
+    summary.unlink()  # killed before its summary: its last checkpoint still counts
+    assert interrupted_step(run_dir, same) == stopped["steps"]
+    spec["overrides"] = [*spec["overrides"], "train.lr=0.001"]
+    assert "resumed_at_step" not in train_cell(spec, str(tmp_path))
 
 
 def test_another_grid_is_not_written_over_a_result(tiny: Path, capsys):

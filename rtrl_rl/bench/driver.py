@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser, exp: Experiment) -> None:
     parser.add_argument("--page", default=None, help=f"the page to write (default {exp.page_name} beside --out)")
     parser.add_argument("--work-dir", default=None, help="keep the runs' directories here (default: a temporary one)")
     parser.add_argument("--resume", action="store_true", help="keep the runs of the saved JSON and run only the "
-                        "cells it lacks (an interrupted grid continues; another grid's cells join the same page)")
+                        "cells it lacks (an interrupted grid continues; another grid's cells join the same page; "
+                        "with the same --work-dir, a cell stopped mid-run continues from its last checkpoint)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the page from the saved JSON; run nothing")
 
 

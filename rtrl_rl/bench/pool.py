@@ -40,25 +40,41 @@ def train_cell(spec: dict, work_dir: str) -> dict:
     """Train one cell in this process; return the spec's fields with its measured figures.
 
     Its terminal output goes to ``train.log`` in its run directory; a failure is returned
-    as an ``error`` instead of raised, so one broken run cannot stop the grid.
+    as an ``error`` instead of raised, so one broken run cannot stop the grid. A run of the
+    same config that its grid stopped before the budget (a signal, or a kill) continues from
+    its last checkpoint (``resumed_at_step``); its ``wall_s`` counts every session's training
+    time, its ``evaluations`` are those after the resume, and its training curve's wall times
+    include the pause.
     """
     from rtrl_rl.config import load_config, resolve_config_path
-    from rtrl_rl.run.session import fresh_run_dir
+    from rtrl_rl.run.session import fresh_run_dir, interrupted_step
     from rtrl_rl.training.sync_trainer import train
 
     run_dir = cell_dir(spec, work_dir)
-    fresh_run_dir(run_dir)  # a rerun into the same work directory replaces that cell's run
     result = {k: spec[k] for k in ("task", "length", "rule", "seed", "family", "config") if k in spec}
-    config = spec.get("config")  # a ready config under the overrides, or the library's defaults
-    result["command"] = train_command(spec["overrides"], config)
-    start = time.perf_counter()
-    with open(run_dir / "train.log", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    ready = spec.get("config")  # a ready config under the overrides, or the library's defaults
+    result["command"] = train_command(spec["overrides"], ready)
+    config, bad_config = None, None
+    try:
+        config = load_config(resolve_config_path(ready) if ready else None, [*spec["overrides"], f"run_dir={run_dir}"])
+    except Exception as error:  # noqa: BLE001 - raised again below, inside the cell's log
+        bad_config = error
+    # a run of this very config that its grid stopped continues from its last checkpoint;
+    # anything else in the cell's directory is replaced
+    resumed = interrupted_step(run_dir, config) if config is not None and run_dir.is_dir() else None
+    if resumed is None:
+        fresh_run_dir(run_dir)
+    else:
+        result["resumed_at_step"] = resumed
+    start, summary = time.perf_counter(), None
+    with open(run_dir / "train.log", "a" if resumed is not None else "w") as log, \
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
-            path = resolve_config_path(config) if config else None
-            summary = train(load_config(path, [*spec["overrides"], f"run_dir={run_dir}"]))
+            if bad_config is not None:
+                raise bad_config
+            summary = train(config, resume_from=run_dir if resumed is not None else None)
         except Exception as error:  # noqa: BLE001 - reported in the results, never hidden
             result["error"] = failure(error)
-            summary = None
     result["process_wall_s"] = round(time.perf_counter() - start, 2)
     if summary is not None:
         result.update({k: summary.get(k) for k in SUMMARY_KEYS})

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from typing import Callable
 
-from rtrl_rl.config import Config, save_config, to_dict
+from rtrl_rl.config import Config, dump_config, save_config, to_dict
 from rtrl_rl.run import checkpoint as ckpt
 from rtrl_rl.run.layout import RunPaths, run_dir_of
 from rtrl_rl.run.monitor import RunMonitor
@@ -61,6 +61,30 @@ def has_config_only(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a run's ``config.yaml`` but no checkpoint to resume from
     (the run stopped, e.g. was killed, before its first checkpoint)."""
     return RunPaths(run_dir).config.is_file() and ckpt.latest_checkpoint(run_dir) is None
+
+
+def interrupted_step(run_dir: Path, config: Config) -> int | None:
+    """The step to continue from when ``run_dir`` holds an interrupted run of exactly
+    ``config``: a checkpoint, a ``config.yaml`` equal to ``config``'s, and no summary of a run
+    that ended any other way (budget, target, an error). None otherwise.
+
+    For the experiment runners, which continue a cell stopped with its grid (a signal, or a
+    kill before its summary) instead of training it again from step 0. A run that ended on
+    its own, diverged included, is a result and is never continued.
+    """
+    paths = RunPaths(run_dir)
+    latest = ckpt.latest_checkpoint(run_dir) if paths.config.is_file() else None
+    if latest is None or paths.config.read_text() != dump_config(config):
+        return None
+    if paths.summary.is_file():
+        try:
+            stopped = str(json.loads(paths.summary.read_text()).get("stopped", ""))
+        except (OSError, ValueError, AttributeError):
+            return None
+        if not stopped.startswith("interrupted"):
+            return None
+    entries = ckpt.list_checkpoints(run_dir)
+    return int(entries[-1]["step"]) if entries else None
 
 
 def fresh_run_dir(run_dir: Path) -> bool:
