@@ -372,6 +372,27 @@ def test_a_stopped_cell_of_another_config_starts_again(tmp_path, monkeypatch):
     assert "resumed_at_step" not in train_cell(spec, str(tmp_path))
 
 
+def test_a_stream_cell_trains_with_the_stream_trainer(tmp_path, monkeypatch):
+    # agent.algorithm=stream must reach stream AC(lambda), never a segment learner under its name
+    import rtrl_rl.training.stream_trainer as stream_trainer
+    from rtrl_rl.bench.pool import train_cell
+    from rtrl_rl.training.run_builder import build_agent
+
+    calls = []
+    real = stream_trainer.train_stream
+    monkeypatch.setattr(stream_trainer, "train_stream", lambda config, resume_from=None: calls.append(config)
+                        or real(config, resume_from=resume_from))
+    spec = {"task": "recall", "rule": "stream", "seed": 0, "overrides": [
+        "env.id=memory:recall", "env.num_envs=1", "agent.algorithm=stream", "train.total_steps=64",
+        "train.target_success=0", "train.threads=1", "log.eval_episodes=0", "log.progress=false",
+        "log.tensorboard=false"]}
+    result = train_cell(spec, str(tmp_path))
+    assert "error" not in result, result.get("error")
+    assert len(calls) == 1 and result["steps"] >= 64
+    with pytest.raises(ValueError, match="stream trainer"):
+        build_agent(calls[0], None, None)
+
+
 def test_another_grid_is_not_written_over_a_result(tiny: Path, capsys):
     """The tiny grid's result stays: the quick grid must go to a folder of its own."""
     out = tiny / "results"

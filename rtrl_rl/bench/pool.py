@@ -48,7 +48,7 @@ def train_cell(spec: dict, work_dir: str) -> dict:
     """
     from rtrl_rl.config import load_config, resolve_config_path
     from rtrl_rl.run.session import fresh_run_dir, interrupted_step
-    from rtrl_rl.training.sync_trainer import train
+    from rtrl_rl.runtime import train_run
 
     run_dir = cell_dir(spec, work_dir)
     result = {k: spec[k] for k in ("task", "length", "rule", "seed", "family", "config") if k in spec}
@@ -72,7 +72,7 @@ def train_cell(spec: dict, work_dir: str) -> dict:
         try:
             if bad_config is not None:
                 raise bad_config
-            summary = train(config, resume_from=run_dir if resumed is not None else None)
+            summary = train_run(config, resume_from=run_dir if resumed is not None else None)
         except Exception as error:  # noqa: BLE001 - reported in the results, never hidden
             result["error"] = failure(error)
     result["process_wall_s"] = round(time.perf_counter() - start, 2)

@@ -28,11 +28,11 @@ def seconds_per_step(overrides: list[str], work_dir: Path, config: str | None = 
     process; its wall seconds per environment step."""
     from rtrl_rl.config import load_config
     from rtrl_rl.config import resolve_config_path
-    from rtrl_rl.training.sync_trainer import train
+    from rtrl_rl.runtime import train_run
 
     path = resolve_config_path(config) if config else None
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        summary = train(load_config(path, [*overrides, f"run_dir={work_dir}"]))
+        summary = train_run(load_config(path, [*overrides, f"run_dir={work_dir}"]))
     return 1.0 / summary["sps"]
 
 

@@ -117,13 +117,9 @@ def run_cell(spec: dict, work_dir: str) -> dict:
 def _train(overrides: list[str], run_dir: Path) -> dict:
     """``rtrl-rl train`` in this process, the stream trainer where the config asks for it."""
     from rtrl_rl.config import load_config
+    from rtrl_rl.runtime import train_run
 
-    config = load_config(None, [*overrides, f"run_dir={run_dir}"])
-    if config.agent.algorithm == "stream":
-        from rtrl_rl.training.stream_trainer import train_stream as train
-    else:
-        from rtrl_rl.training.sync_trainer import train
-    return train(config)
+    return train_run(load_config(None, [*overrides, f"run_dir={run_dir}"]))
 
 
 def _learn(spec: dict, work_dir: str) -> dict:

@@ -127,10 +127,11 @@ def run(args: argparse.Namespace) -> int:
         _say(str(err))
         return 2
     from rtrl_rl.run.stopping import exit_quietly, quiet_after_stop
+    from rtrl_rl.runtime import train_run
 
     exit_quietly()
     try:
-        summary = _dispatch(config, resume)
+        summary = train_run(config, resume)
     except KeyboardInterrupt:  # a Ctrl-C before the run had started: nothing was trained
         _say("interrupted before training started")
         return 130
@@ -160,20 +161,6 @@ def _failure_line(err: Exception) -> str:
              else "no final checkpoint (the latest periodic one is kept)")
     first = (str(err).strip().splitlines() or [type(err).__name__])[0]
     return f"{first} ({where}; summary.json in {summary['run_dir']})"
-
-
-def _dispatch(config, resume_dir):
-    if config.agent.algorithm == "stream":
-        from rtrl_rl.training.stream_trainer import train_stream
-
-        return train_stream(config, resume_from=resume_dir)
-    if config.runtime.actors > 0 or config.runtime.backend == "ray":
-        from rtrl_rl.runtime import train_with_actors
-
-        return train_with_actors(config, resume_from=resume_dir)
-    from rtrl_rl.training.sync_trainer import train
-
-    return train(config, resume_from=resume_dir) if resume_dir else train(config)
 
 
 def print_summary(summary: dict) -> None:

@@ -1,7 +1,7 @@
 """The actor-learner runtime: actor processes fill shared-memory slots, one learner trains.
 
 See ``docs/runtime.md``. ``train_with_actors(config)`` is what ``rtrl-rl train`` runs when
-``runtime.actors > 0``. The heavy modules load on first use, so importing this package
+``runtime.actors > 0``; :func:`train_run` picks the trainer a config asks for. The heavy modules load on first use, so importing this package
 (e.g. for :class:`ActorFailure`) stays cheap.
 """
 
@@ -59,3 +59,18 @@ def train_with_actors(config, resume_from: str | None = None) -> dict:
 
 
 __all__ = ["ActorFailure", "describe_failure", "train_with_actors"]
+
+
+def train_run(config, resume_from: str | None = None) -> dict:
+    """Train with the trainer ``config`` asks for and return the run summary: stream AC(λ)
+    for ``agent.algorithm=stream``, actors for ``runtime.actors > 0`` or the Ray backend, else
+    the synchronous trainer. What ``rtrl-rl train`` runs, and every experiment's training cell."""
+    if config.agent.algorithm == "stream":
+        from rtrl_rl.training.stream_trainer import train_stream
+
+        return train_stream(config, resume_from=resume_from)
+    if config.runtime.actors > 0 or config.runtime.backend == "ray":
+        return train_with_actors(config, resume_from=resume_from)
+    from rtrl_rl.training.sync_trainer import train
+
+    return train(config, resume_from=resume_from)

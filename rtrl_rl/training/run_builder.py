@@ -132,7 +132,12 @@ def learner_device(config: Config) -> torch.device:
 def build_agent(config: Config, observation_space: spaces.Space, action_space: spaces.Space,
                 device: torch.device | str = "cpu") -> tuple[ActorCritic, SegmentLearner]:
     """The model (on ``device``) and its learner for the spaces of the run's environment:
-    :class:`PPOLearner` for ``agent.algorithm=ppo``, else the V-trace :class:`Learner`."""
+    :class:`PPOLearner` for ``agent.algorithm=ppo``, else the V-trace :class:`Learner`.
+    Raises ValueError for ``agent.algorithm=stream``, whose agent is the stream trainer's: a
+    segment learner in its place would train another algorithm under its name."""
+    if config.agent.algorithm == "stream":
+        raise ValueError("agent.algorithm=stream is trained by the stream trainer "
+                         "(rtrl_rl.runtime.train_run picks it), not by a segment learner")
     model = ActorCritic(observation_space, action_space, config.agent).to(device)
     if config.agent.algorithm == "ppo":
         return model, PPOLearner(model, config.train, config.ppo, num_streams=config.env.num_envs)
