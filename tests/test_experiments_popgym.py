@@ -261,6 +261,29 @@ def test_resume_runs_only_what_the_saved_json_lacks(tmp_path, monkeypatch):
         "rtrl-rl bench popgym --grid tiny --resume --seeds 0 1 --tasks RepeatPreviousEasy"
 
 
+def test_a_resume_with_nothing_to_run_leaves_the_history_as_it_was(tmp_path, monkeypatch, capsys):
+    from rtrl_rl.bench import driver
+
+    out = tmp_path / "results"
+    out.mkdir()
+    saved = _tiny_result()  # holds RepeatPreviousEasy rtrl-elstm seeds 0 and 1
+    saved["grid"] = pg.describe(pg.GRIDS["tiny"](), pg.rules())
+    saved["runs"] = [{**r, "length": SEGMENT_LENGTH} for r in saved["runs"][:2]]
+    (out / "popgym.json").write_text(json.dumps(saved))
+    monkeypatch.setattr(driver, "run_grid", lambda specs, *a, **k: pytest.fail(f"ran {specs}") if specs else None)
+    assert bench(["--grid", "tiny", "--resume", "--seeds", "0", "--tasks", "RepeatPreviousEasy", "--rules",
+                  "rtrl-elstm", "--out", str(out)]) == 0
+    assert "nothing to run" in capsys.readouterr().out
+    assert json.loads((out / "popgym.json").read_text())["meta"] == saved["meta"]
+    # a resume that runs something is recorded
+    asked: list[dict] = []
+    monkeypatch.setattr(driver, "run_grid", lambda specs, *a, **k: asked.extend(specs))
+    assert bench(["--grid", "tiny", "--resume", "--seeds", "2", "--tasks", "RepeatPreviousEasy", "--rules",
+                  "rtrl-elstm", "--out", str(out)]) == 0
+    assert asked and len(json.loads((out / "popgym.json").read_text())["meta"]["history"]) == \
+        len(saved["meta"]["history"]) + 1
+
+
 def test_a_peer_run_names_a_command_that_runs_it():
     spec = pg.peer_specs(["RepeatFirstEasy"], [1], 3_000_000, 270.0)[0]
     assert pg.peer_command(spec) == "rtrl-rl bench popgym --no-grid --peer --peer-wall-s 270 --tasks " \

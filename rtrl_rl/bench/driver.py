@@ -11,6 +11,8 @@ pool saving the JSON after every one, then write the page from the JSON alone.
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 import os
 import shutil
 import sys
@@ -105,6 +107,9 @@ def drive(exp: Experiment, args: argparse.Namespace, *, describe: dict, specs: l
     if args.report_only:
         print("wrote", *map(str, write_page(saved, json_path, page_path)))
         return 0
+    # a resumed result that this invocation leaves as it was (no cell due, no hook adding
+    # anything) keeps its history as it was too: the history lists what produced the result
+    baseline = (_measured(saved), copy.deepcopy(saved["meta"])) if args.resume else None
     if args.resume:
         data = saved
         try:
@@ -152,6 +157,9 @@ def drive(exp: Experiment, args: argparse.Namespace, *, describe: dict, specs: l
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
         record.finish(data["meta"], entry)
+        if baseline is not None and not todo and baseline[0] == _measured(data):
+            data["meta"] = baseline[1]
+            print(f"nothing to run: {json_path.name} already holds every cell asked for", flush=True)
         record.save(json_path, data, exp.compact)
     files = write_page(data, json_path, page_path)
     print(f"done in {entry['wall_s']:.0f} s; wrote {json_path}", *map(str, files))
@@ -161,6 +169,11 @@ def drive(exp: Experiment, args: argparse.Namespace, *, describe: dict, specs: l
 def command(args: argparse.Namespace, exp: Experiment) -> str:
     """The invocation as typed (``rtrl-rl`` puts its arguments in ``args.argv``), places left out."""
     return record.command_line("rtrl-rl", getattr(args, "argv", None) or ["bench", exp.name])
+
+
+def _measured(data: dict) -> str:
+    """Everything of a result but its ``meta``, comparable (what an invocation may change)."""
+    return json.dumps({k: v for k, v in data.items() if k != "meta"}, sort_keys=True, default=str)
 
 
 def _in(row: dict, name: str) -> dict:
