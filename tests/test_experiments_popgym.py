@@ -284,6 +284,19 @@ def test_a_resume_with_nothing_to_run_leaves_the_history_as_it_was(tmp_path, mon
         len(saved["meta"]["history"]) + 1
 
 
+def test_the_peer_versions_are_read_without_importing_the_old_gym():
+    # stable-baselines3 imports the old gym, whose banner opened every bench invocation's output
+    import subprocess
+    import sys
+
+    pytest.importorskip("sb3_contrib", reason='sb3-contrib is not installed: pip install "rtrl-rl[peers]"')
+    code = ("import sys; from rtrl_rl.bench.popgym_peer import peer_versions, sb3_missing; "
+            "v = peer_versions(); print(sorted(v), sb3_missing(), 'gym' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split("\n")[0] == "['sb3_contrib', 'stable_baselines3'] None False"
+    assert "unmaintained" not in out.stderr
+
+
 def test_a_peer_run_names_a_command_that_runs_it():
     spec = pg.peer_specs(["RepeatFirstEasy"], [1], 3_000_000, 270.0)[0]
     assert pg.peer_command(spec) == "rtrl-rl bench popgym --no-grid --peer --peer-wall-s 270 --tasks " \

@@ -12,8 +12,10 @@ by the same function, plus a greedy evaluation: at the end, and on the memory ta
 
 from __future__ import annotations
 
+import importlib.util
 import statistics
 import time
+from importlib import metadata
 from typing import Any
 
 import gymnasium as gym
@@ -24,21 +26,20 @@ N_ENVS = 8
 
 
 def peer_versions() -> dict:
-    """The versions of the peer's libraries, where installed."""
+    """The versions of the peer's libraries, where installed. Read from the installed
+    packages' metadata, not by importing them: stable-baselines3 imports the old ``gym``,
+    whose banner would otherwise open every invocation's output."""
     try:
-        import sb3_contrib
-        import stable_baselines3
-    except ImportError:
+        return {name: metadata.version(dist) for name, dist in
+                (("sb3_contrib", "sb3-contrib"), ("stable_baselines3", "stable-baselines3"))}
+    except metadata.PackageNotFoundError:
         return {}
-    return {"sb3_contrib": sb3_contrib.__version__, "stable_baselines3": stable_baselines3.__version__}
 
 
 def sb3_missing() -> str | None:
     """Why the peer cannot run here (None when it can): the extra to install."""
-    try:
-        import sb3_contrib  # noqa: F401
-    except ImportError as err:
-        return f"sb3-contrib is not installed ({err}); install it with pip install \"rtrl-rl[peers]\""
+    if importlib.util.find_spec("sb3_contrib") is None:
+        return "sb3-contrib is not installed; install it with pip install \"rtrl-rl[peers]\""
     return None
 
 
