@@ -151,8 +151,17 @@ class FlatTraces:
         # ℓ1 per parameter, summed in parameter order: the same float sums as obgd_step's
         step = obgd_scale(sum(part.sum(1) for part in self.flat.abs().split(self.sizes, dim=1)), delta, lr, kappa)
         with torch.no_grad():
-            torch.mean(delta.view(self.B, 1) * self.flat, 0, out=self.update)
+            if self.B == 1:  # the mean of one row is the row: one pass instead of a product and a mean
+                torch.mul(self.flat[0], delta[0], out=self.update)
+            else:
+                torch.mean(delta.view(self.B, 1) * self.flat, 0, out=self.update)
         return step
+
+    def update_is_finite(self) -> bool:
+        """Whether every entry of :attr:`update` is finite. One sum instead of an elementwise
+        test (about 25x cheaper on a CPU): NaN and ±inf entries make the sum NaN or ±inf; so
+        does a sum beyond the float range, which needs entries far beyond any sane step."""
+        return bool(torch.isfinite(self.update.sum()))
 
     def apply(self, step: float) -> None:
         """θ += α_eff · :attr:`update` (after :meth:`prepare`)."""
@@ -235,7 +244,7 @@ class StreamLearner:
         step_v = self.traces_value.prepare(delta, self.cfg.lr, self.cfg.kappa_value)
         step_pi = self.traces_policy.prepare(delta, self.cfg.lr, self.cfg.kappa_policy)
         for kind, traces in (("value", self.traces_value), ("policy", self.traces_policy)):
-            if not torch.isfinite(traces.update).all():
+            if not traces.update_is_finite():
                 self.restart_episodes()  # the traces hold the overflow; the parameters stay as they were
                 raise Diverged(self._report(f"the {kind} update is not finite", reward, value, next_value, delta))
         self.traces_value.apply(step_v)

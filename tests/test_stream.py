@@ -72,6 +72,21 @@ def test_flat_traces_give_the_per_parameter_update_bit_for_bit(streams):
         assert all(torch.equal(z, r) for z, r in zip(flat.views, ref_traces))
 
 
+def test_the_flat_update_check_finds_any_entry_that_is_not_finite():
+    params = [torch.zeros(4, 3), torch.zeros(5)]
+    flat = FlatTraces(params, 1)
+    flat.accumulate([[torch.ones(4, 3), torch.ones(5)]], 0.5)
+    flat.prepare(torch.tensor([2.0]), 1.0, 1.0)
+    assert flat.update_is_finite() and torch.equal(flat.update, torch.full((17,), 2.0))
+    for bad in ([math.nan], [math.inf], [-math.inf], [math.inf, -math.inf]):  # the last: inf - inf is NaN
+        update = flat.update.clone()
+        update[torch.arange(len(bad)) * 5] = torch.tensor(bad)
+        flat.update.copy_(update)
+        assert not flat.update_is_finite(), bad
+        flat.update.fill_(1.0)
+        assert flat.update_is_finite()
+
+
 def _tiny(core="elstm", learning="rtrl", **stream):
     space, actions = spaces.Box(-1.0, 1.0, (2,)), spaces.Discrete(2)
     agent = {"core": core, "learning": learning, "hidden_size": 3, "encoder": "identity", "prev_action": False,
