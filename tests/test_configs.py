@@ -140,7 +140,7 @@ def test_every_config_trains_for_a_few_steps(name, tmp_path, extra=()):
     streams), on the synchronous trainer."""
     if name.split("/")[0] in _NEEDS:
         pytest.importorskip(_NEEDS[name.split("/")[0]])
-    from rtrl_rl.training.sync_trainer import train
+    from rtrl_rl.runtime import train_run
 
     minibatches = min(load_config(resolve_config_path(name)).ppo.minibatches, 2)
     config = load_config(resolve_config_path(name), [
@@ -150,10 +150,12 @@ def test_every_config_trains_for_a_few_steps(name, tmp_path, extra=()):
     config.train.threads = 1  # tiny batches: more threads only contend on a shared 2-core box
     threads = torch.get_num_threads()
     try:
-        summary = train(config)
+        summary = train_run(config)  # the stream trainer for agent.algorithm=stream
     finally:
         torch.set_num_threads(threads)
-    assert summary["steps"] == config.train.total_steps and summary["updates"] == 2
+    # two segments of every stream, or, for the stream learner, one update per step of both streams
+    updates = config.train.total_steps // 2 if config.agent.algorithm == "stream" else 2
+    assert summary["steps"] == config.train.total_steps and summary["updates"] == updates
     assert load_yaml(tmp_path / "config.yaml") == to_dict(config)
     assert list(tmp_path.glob("events.out.tfevents.*"))
 
