@@ -242,15 +242,21 @@ def test_resume_joins_grids_and_refuses_another_budget():
         join_grids(saved, {**fresh, "shared": []})
 
 
+def _saved_tiny(out: Path) -> dict:
+    """The tiny grid's result with RepeatPreviousEasy rtrl-elstm seeds 0 and 1, saved in ``out``."""
+    out.mkdir()
+    saved = _tiny_result()
+    saved["grid"] = pg.describe(pg.GRIDS["tiny"](), pg.rules())
+    saved["runs"] = [{**r, "length": SEGMENT_LENGTH} for r in saved["runs"][:2]]
+    (out / "popgym.json").write_text(json.dumps(saved))
+    return saved
+
+
 def test_resume_runs_only_what_the_saved_json_lacks(tmp_path, monkeypatch):
     from rtrl_rl.bench import driver
 
     out = tmp_path / "results"
-    out.mkdir()
-    saved = _tiny_result()  # holds RepeatPreviousEasy rtrl-elstm seeds 0 and 1
-    saved["grid"] = pg.describe(pg.GRIDS["tiny"](), pg.rules())
-    saved["runs"] = [{**r, "length": SEGMENT_LENGTH} for r in saved["runs"][:2]]
-    (out / "popgym.json").write_text(json.dumps(saved))
+    saved = _saved_tiny(out)
     asked: list[dict] = []
     monkeypatch.setattr(driver, "run_grid", lambda specs, *a, **k: asked.extend(specs))
     assert bench(["--grid", "tiny", "--resume", "--seeds", "0", "1", "--tasks", "RepeatPreviousEasy", "--out",
@@ -265,11 +271,7 @@ def test_a_resume_with_nothing_to_run_leaves_the_history_as_it_was(tmp_path, mon
     from rtrl_rl.bench import driver
 
     out = tmp_path / "results"
-    out.mkdir()
-    saved = _tiny_result()  # holds RepeatPreviousEasy rtrl-elstm seeds 0 and 1
-    saved["grid"] = pg.describe(pg.GRIDS["tiny"](), pg.rules())
-    saved["runs"] = [{**r, "length": SEGMENT_LENGTH} for r in saved["runs"][:2]]
-    (out / "popgym.json").write_text(json.dumps(saved))
+    saved = _saved_tiny(out)
     monkeypatch.setattr(driver, "run_grid", lambda specs, *a, **k: pytest.fail(f"ran {specs}") if specs else None)
     assert bench(["--grid", "tiny", "--resume", "--seeds", "0", "--tasks", "RepeatPreviousEasy", "--rules",
                   "rtrl-elstm", "--out", str(out)]) == 0

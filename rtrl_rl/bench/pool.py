@@ -47,7 +47,7 @@ def train_cell(spec: dict, work_dir: str) -> dict:
     include the pause.
     """
     from rtrl_rl.config import load_config, resolve_config_path
-    from rtrl_rl.run.session import fresh_run_dir, interrupted_step
+    from rtrl_rl.run.session import fresh_run_dir, interrupted, interrupted_step
     from rtrl_rl.runtime import train_run
 
     run_dir = cell_dir(spec, work_dir)
@@ -79,7 +79,7 @@ def train_cell(spec: dict, work_dir: str) -> dict:
     if summary is not None:
         result.update({k: summary.get(k) for k in SUMMARY_KEYS})
         result["evaluations"] = [{k: e.get(k) for k in EVALUATION_KEYS} for e in summary["evaluations"]]
-        if str(summary.get("stopped", "")).startswith("interrupted"):
+        if interrupted(summary):
             # a stopped run is not a measurement at the grid's budget: an error, so pages leave it
             # out and a resumed grid runs it again
             result["error"] = f"{summary['stopped']} at step {summary.get('steps')}, before the budget"

@@ -22,8 +22,8 @@ means are over the finished seeds and its status says "so far" (:func:`so_far`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 import statistics
+from collections.abc import Iterable
 
 from rtrl_rl.bench.curves import mmer_within
 from rtrl_rl.bench.popgym_targets import BEST_RTRL, mmer_mean

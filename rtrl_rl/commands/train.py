@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:  # ConfigError, CheckpointError, an unknown env suite
         _say(str(err))
         return 2
+    from rtrl_rl.run.session import interrupted
     from rtrl_rl.run.stopping import exit_quietly, quiet_after_stop
     from rtrl_rl.runtime import train_run
 
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         quiet_after_stop()  # a late Ctrl-C must not kill the exit that follows
     print_summary(summary)
-    return 130 if summary.get("stopped", "").startswith("interrupted") else 0
+    return 130 if interrupted(summary) else 0
 
 
 def _failure_line(err: Exception) -> str:

@@ -73,18 +73,23 @@ def interrupted_step(run_dir: Path, config: Config) -> int | None:
     its own, diverged included, is a result and is never continued.
     """
     paths = RunPaths(run_dir)
-    latest = ckpt.latest_checkpoint(run_dir) if paths.config.is_file() else None
-    if latest is None or paths.config.read_text() != dump_config(config):
+    entries = ckpt.list_checkpoints(run_dir)  # oldest first
+    if not entries or not paths.config.is_file() or paths.config.read_text() != dump_config(config):
         return None
     if paths.summary.is_file():
         try:
-            stopped = str(json.loads(paths.summary.read_text()).get("stopped", ""))
-        except (OSError, ValueError, AttributeError):
+            summary = json.loads(paths.summary.read_text())
+        except (OSError, ValueError):
             return None
-        if not stopped.startswith("interrupted"):
+        if not isinstance(summary, dict) or not interrupted(summary):
             return None
-    entries = ckpt.list_checkpoints(run_dir)
-    return int(entries[-1]["step"]) if entries else None
+    return int(entries[-1]["step"])
+
+
+def interrupted(summary: dict) -> bool:
+    """Whether a run's summary says it was stopped before its budget (a signal, an actor's
+    failure): ``stopped`` reads ``interrupted (...)``."""
+    return str(summary.get("stopped", "")).startswith("interrupted")
 
 
 def fresh_run_dir(run_dir: Path) -> bool:

@@ -1,8 +1,9 @@
 """The actor-learner runtime: actor processes fill shared-memory slots, one learner trains.
 
 See ``docs/runtime.md``. ``train_with_actors(config)`` is what ``rtrl-rl train`` runs when
-``runtime.actors > 0``; :func:`train_run` picks the trainer a config asks for. The heavy modules load on first use, so importing this package
-(e.g. for :class:`ActorFailure`) stays cheap.
+``runtime.actors > 0``; :func:`train_run` picks the trainer a config asks for. The heavy
+modules load on first use, so importing this package (e.g. for :class:`ActorFailure`) stays
+cheap.
 """
 
 from __future__ import annotations
@@ -58,9 +59,6 @@ def train_with_actors(config, resume_from: str | None = None) -> dict:
     return run(config, resume_from=resume_from)
 
 
-__all__ = ["ActorFailure", "describe_failure", "train_with_actors"]
-
-
 def train_run(config, resume_from: str | None = None) -> dict:
     """Train with the trainer ``config`` asks for and return the run summary: stream AC(λ)
     for ``agent.algorithm=stream``, actors for ``runtime.actors > 0`` or the Ray backend, else
@@ -74,3 +72,6 @@ def train_run(config, resume_from: str | None = None) -> dict:
     from rtrl_rl.training.sync_trainer import train
 
     return train(config, resume_from=resume_from)
+
+
+__all__ = ["ActorFailure", "describe_failure", "train_run", "train_with_actors"]
